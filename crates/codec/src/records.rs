@@ -1,0 +1,418 @@
+//! The Rust side of the Avro contracts in `schemas/`, one type per record.
+//!
+//! Field documentation lives in the `.avsc` files; these types mirror them and are also
+//! (de)serialisable as JSON, for topics configured for JSON and for `switchboard simulate`.
+
+use std::collections::BTreeMap;
+
+use apache_avro::types::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::CodecError;
+use crate::fields::{Fields, as_string, optional, record, shape, strings, unwrap_union};
+
+/// A record with a schema in `schemas/`.
+pub trait AvroRecord: Sized {
+    /// Full Avro name, e.g. `io.switchboard.ChannelEvent`.
+    const NAME: &'static str;
+    fn to_value(&self) -> Value;
+    fn from_value(value: Value) -> Result<Self, CodecError>;
+}
+
+/// One identifier a channel knows for a customer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Identifier {
+    pub kind: String,
+    pub value: String,
+}
+
+impl Identifier {
+    pub fn new(kind: impl Into<String>, value: impl Into<String>) -> Self {
+        Self { kind: kind.into(), value: value.into() }
+    }
+}
+
+/// A typed event attribute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttrValue {
+    Null,
+    Bool(bool),
+    Long(i64),
+    Double(f64),
+    String(String),
+}
+
+impl AttrValue {
+    fn to_value(&self) -> Value {
+        let (index, v) = match self {
+            Self::Null => (0, Value::Null),
+            Self::Bool(b) => (1, Value::Boolean(*b)),
+            Self::Long(i) => (2, Value::Long(*i)),
+            Self::Double(d) => (3, Value::Double(*d)),
+            Self::String(s) => (4, Value::String(s.clone())),
+        };
+        Value::Union(index, Box::new(v))
+    }
+
+    fn from_value(record: &'static str, field: &str, v: Value) -> Result<Self, CodecError> {
+        match unwrap_union(v) {
+            Value::Null => Ok(Self::Null),
+            Value::Boolean(b) => Ok(Self::Bool(b)),
+            Value::Int(i) => Ok(Self::Long(i64::from(i))),
+            Value::Long(i) => Ok(Self::Long(i)),
+            Value::Float(f) => Ok(Self::Double(f64::from(f))),
+            Value::Double(d) => Ok(Self::Double(d)),
+            Value::String(s) => Ok(Self::String(s)),
+            other => Err(shape(record, field, format!("unsupported attribute value {other:?}"))),
+        }
+    }
+}
+
+/// What a channel system reports, on `events.<channel>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelEvent {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub channel: String,
+    /// Milliseconds since the Unix epoch.
+    pub occurred_at: i64,
+    pub identifiers: Vec<Identifier>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, AttrValue>,
+    #[serde(default)]
+    pub locale: Option<String>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+fn identifiers_to_value(ids: &[Identifier]) -> Value {
+    Value::Array(
+        ids.iter()
+            .map(|i| record(vec![("kind", Value::String(i.kind.clone())), ("value", Value::String(i.value.clone()))]))
+            .collect(),
+    )
+}
+
+fn identifiers_from_value(items: Vec<Value>) -> Result<Vec<Identifier>, CodecError> {
+    items
+        .into_iter()
+        .map(|v| {
+            let mut f = Fields::new("Identifier", v)?;
+            Ok(Identifier { kind: f.string("kind")?, value: f.string("value")? })
+        })
+        .collect()
+}
+
+impl AvroRecord for ChannelEvent {
+    const NAME: &'static str = "io.switchboard.ChannelEvent";
+
+    fn to_value(&self) -> Value {
+        record(vec![
+            ("event_id", Value::String(self.event_id.clone())),
+            ("type", Value::String(self.event_type.clone())),
+            ("channel", Value::String(self.channel.clone())),
+            ("occurred_at", Value::TimestampMillis(self.occurred_at)),
+            ("identifiers", identifiers_to_value(&self.identifiers)),
+            ("attributes", Value::Map(self.attributes.iter().map(|(k, v)| (k.clone(), v.to_value())).collect())),
+            ("locale", optional(self.locale.clone().map(Value::String))),
+            ("timezone", optional(self.timezone.clone().map(Value::String))),
+        ])
+    }
+
+    fn from_value(value: Value) -> Result<Self, CodecError> {
+        const R: &str = "ChannelEvent";
+        let mut f = Fields::new(R, value)?;
+        let attributes = f
+            .map("attributes")?
+            .into_iter()
+            .map(|(k, v)| AttrValue::from_value(R, &k, v).map(|v| (k, v)))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            event_id: f.string("event_id")?,
+            event_type: f.string("type")?,
+            channel: f.string("channel")?,
+            occurred_at: f.long("occurred_at")?,
+            identifiers: identifiers_from_value(f.array("identifiers")?)?,
+            attributes,
+            locale: f.optional_string("locale")?,
+            timezone: f.optional_string("timezone")?,
+        })
+    }
+}
+
+/// Where an event was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcePosition {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Two profiles linked by an event; the loser's state folds into the survivor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileMerged {
+    pub survivor: String,
+    pub loser: String,
+    pub fold: Vec<String>,
+    pub cause_event_id: String,
+}
+
+/// What a [`CustomerEvent`] carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CustomerPayload {
+    Event(ChannelEvent),
+    Merged(ProfileMerged),
+}
+
+/// A stitched event on `customer.events`, keyed by profile id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerEvent {
+    pub profile_id: String,
+    pub stitched_at: i64,
+    pub source: SourcePosition,
+    pub payload: CustomerPayload,
+    pub identifiers: Vec<Identifier>,
+}
+
+impl AvroRecord for CustomerEvent {
+    const NAME: &'static str = "io.switchboard.CustomerEvent";
+
+    fn to_value(&self) -> Value {
+        let payload = match &self.payload {
+            CustomerPayload::Event(e) => Value::Union(0, Box::new(e.to_value())),
+            CustomerPayload::Merged(m) => Value::Union(
+                1,
+                Box::new(record(vec![
+                    ("survivor", Value::String(m.survivor.clone())),
+                    ("loser", Value::String(m.loser.clone())),
+                    ("fold", strings(&m.fold)),
+                    ("cause_event_id", Value::String(m.cause_event_id.clone())),
+                ])),
+            ),
+        };
+        record(vec![
+            ("profile_id", Value::String(self.profile_id.clone())),
+            ("stitched_at", Value::TimestampMillis(self.stitched_at)),
+            (
+                "source",
+                record(vec![
+                    ("topic", Value::String(self.source.topic.clone())),
+                    ("partition", Value::Int(self.source.partition)),
+                    ("offset", Value::Long(self.source.offset)),
+                ]),
+            ),
+            ("payload", payload),
+            ("identifiers", identifiers_to_value(&self.identifiers)),
+        ])
+    }
+
+    fn from_value(value: Value) -> Result<Self, CodecError> {
+        const R: &str = "CustomerEvent";
+        let mut f = Fields::new(R, value)?;
+        let mut source = Fields::new("SourcePosition", f.value("source")?)?;
+        let payload = match f.value("payload")? {
+            Value::Union(0, v) => CustomerPayload::Event(ChannelEvent::from_value(*v)?),
+            Value::Union(1, v) => {
+                let mut m = Fields::new("ProfileMerged", *v)?;
+                CustomerPayload::Merged(ProfileMerged {
+                    survivor: m.string("survivor")?,
+                    loser: m.string("loser")?,
+                    fold: m.strings("fold")?,
+                    cause_event_id: m.string("cause_event_id")?,
+                })
+            }
+            other => return Err(shape(R, "payload", format!("unexpected payload {other:?}"))),
+        };
+        Ok(Self {
+            profile_id: f.string("profile_id")?,
+            stitched_at: f.long("stitched_at")?,
+            source: SourcePosition {
+                topic: source.string("topic")?,
+                partition: source.int("partition")?,
+                offset: source.long("offset")?,
+            },
+            payload,
+            identifiers: identifiers_from_value(f.array("identifiers")?)?,
+        })
+    }
+}
+
+/// Why a command was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SendReason {
+    pub trigger: String,
+    pub path: Vec<String>,
+    pub fallback_from: Vec<String>,
+}
+
+/// An instruction to a channel system, on `commands.<channel>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendCommand {
+    pub command_id: String,
+    pub profile_id: String,
+    pub channel: String,
+    pub address: String,
+    pub template: String,
+    pub locale: String,
+    pub vars: BTreeMap<String, String>,
+    pub journey: String,
+    pub version: i32,
+    pub step: String,
+    pub variant: Option<String>,
+    pub not_after: Option<i64>,
+    pub reason: SendReason,
+    pub created_at: i64,
+}
+
+impl AvroRecord for SendCommand {
+    const NAME: &'static str = "io.switchboard.SendCommand";
+
+    fn to_value(&self) -> Value {
+        record(vec![
+            ("command_id", Value::String(self.command_id.clone())),
+            ("profile_id", Value::String(self.profile_id.clone())),
+            ("channel", Value::String(self.channel.clone())),
+            ("address", Value::String(self.address.clone())),
+            ("template", Value::String(self.template.clone())),
+            ("locale", Value::String(self.locale.clone())),
+            ("vars", Value::Map(self.vars.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())),
+            ("journey", Value::String(self.journey.clone())),
+            ("version", Value::Int(self.version)),
+            ("step", Value::String(self.step.clone())),
+            ("variant", optional(self.variant.clone().map(Value::String))),
+            ("not_after", optional(self.not_after.map(Value::TimestampMillis))),
+            (
+                "reason",
+                record(vec![
+                    ("trigger", Value::String(self.reason.trigger.clone())),
+                    ("path", strings(&self.reason.path)),
+                    ("fallback_from", strings(&self.reason.fallback_from)),
+                ]),
+            ),
+            ("created_at", Value::TimestampMillis(self.created_at)),
+        ])
+    }
+
+    fn from_value(value: Value) -> Result<Self, CodecError> {
+        const R: &str = "SendCommand";
+        let mut f = Fields::new(R, value)?;
+        let vars = f
+            .map("vars")?
+            .into_iter()
+            .map(|(k, v)| as_string(R, "vars", v).map(|v| (k, v)))
+            .collect::<Result<_, _>>()?;
+        let mut reason = Fields::new("SendReason", f.value("reason")?)?;
+        Ok(Self {
+            command_id: f.string("command_id")?,
+            profile_id: f.string("profile_id")?,
+            channel: f.string("channel")?,
+            address: f.string("address")?,
+            template: f.string("template")?,
+            locale: f.string("locale")?,
+            vars,
+            journey: f.string("journey")?,
+            version: f.int("version")?,
+            step: f.string("step")?,
+            variant: f.optional_string("variant")?,
+            not_after: f.optional_long("not_after")?,
+            reason: SendReason {
+                trigger: reason.string("trigger")?,
+                path: reason.strings("path")?,
+                fallback_from: reason.strings("fallback_from")?,
+            },
+            created_at: f.long("created_at")?,
+        })
+    }
+}
+
+/// What happened in a customer's journey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitionKind {
+    Entered,
+    Step,
+    Exited,
+    Goal,
+    Holdout,
+    Suppressed,
+    Forgotten,
+    /// A symbol written by a newer producer that this reader does not know.
+    Unknown,
+}
+
+impl TransitionKind {
+    const SYMBOLS: [(Self, &'static str); 8] = [
+        (Self::Entered, "entered"),
+        (Self::Step, "step"),
+        (Self::Exited, "exited"),
+        (Self::Goal, "goal"),
+        (Self::Holdout, "holdout"),
+        (Self::Suppressed, "suppressed"),
+        (Self::Forgotten, "forgotten"),
+        (Self::Unknown, "unknown"),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::SYMBOLS.iter().find(|(k, _)| *k == self).map_or("unknown", |(_, s)| s)
+    }
+}
+
+/// One record of `journeys.transitions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JourneyTransition {
+    pub transition_id: String,
+    pub profile_id: String,
+    pub journey: String,
+    pub version: i32,
+    pub kind: TransitionKind,
+    pub step: Option<String>,
+    pub reason: Option<String>,
+    pub trigger: String,
+    pub at: i64,
+}
+
+impl AvroRecord for JourneyTransition {
+    const NAME: &'static str = "io.switchboard.JourneyTransition";
+
+    fn to_value(&self) -> Value {
+        let index = TransitionKind::SYMBOLS.iter().position(|(k, _)| *k == self.kind).unwrap_or(7);
+        let index = u32::try_from(index).unwrap_or(7);
+        record(vec![
+            ("transition_id", Value::String(self.transition_id.clone())),
+            ("profile_id", Value::String(self.profile_id.clone())),
+            ("journey", Value::String(self.journey.clone())),
+            ("version", Value::Int(self.version)),
+            ("kind", Value::Enum(index, self.kind.as_str().to_owned())),
+            ("step", optional(self.step.clone().map(Value::String))),
+            ("reason", optional(self.reason.clone().map(Value::String))),
+            ("trigger", Value::String(self.trigger.clone())),
+            ("at", Value::TimestampMillis(self.at)),
+        ])
+    }
+
+    fn from_value(value: Value) -> Result<Self, CodecError> {
+        const R: &str = "JourneyTransition";
+        let mut f = Fields::new(R, value)?;
+        let kind = match f.value("kind")? {
+            Value::Enum(_, symbol) => TransitionKind::SYMBOLS
+                .iter()
+                .find(|(_, s)| *s == symbol)
+                .map_or(TransitionKind::Unknown, |(k, _)| *k),
+            other => return Err(shape(R, "kind", format!("expected enum, found {other:?}"))),
+        };
+        Ok(Self {
+            transition_id: f.string("transition_id")?,
+            profile_id: f.string("profile_id")?,
+            journey: f.string("journey")?,
+            version: f.int("version")?,
+            kind,
+            step: f.optional_string("step")?,
+            reason: f.optional_string("reason")?,
+            trigger: f.string("trigger")?,
+            at: f.long("at")?,
+        })
+    }
+}
