@@ -1,1 +1,28 @@
-//! placeholder
+//! Real servers for tests: a `redis-server` and a tansu Kafka-protocol broker, each started
+//! on a free loopback port in its own temporary folder and killed when dropped, plus helpers
+//! for librdkafka's in-process mock cluster (transactions and fault injection).
+//!
+//! A test that cannot start a server fails with a message saying how to install it
+//! (`scripts/setup.sh`); it never skips silently.
+#![allow(clippy::panic, clippy::expect_used)] // test infrastructure: failing loudly is the point
+
+mod binaries;
+mod mock;
+mod redis_server;
+mod tansu;
+
+pub use binaries::find_binary;
+pub use mock::{MockKafka, mock_cluster};
+pub use redis_server::RedisServer;
+pub use tansu::TansuBroker;
+
+/// A name no other test uses, for topics, groups and key prefixes: `prefix-<uuid>`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
