@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what is missing, then runs every test
+# against a real redis-server and a real tansu broker started by the tests themselves.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+start=$(date +%s)
+scripts/setup.sh
+export SWITCHBOARD_TOOLS_DIR="${SWITCHBOARD_TOOLS_DIR:-$HOME/.cache/switchboard-tools}"
+
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked --no-fail-fast
+echo "test.sh: done in $(( $(date +%s) - start )) s"
