@@ -1,1 +1,23 @@
-fn main() {}
+//! `switchboard`: parses arguments, loads configuration, starts logs and hands over to the
+//! library that does the work.
+
+mod args;
+mod tools;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command, ConfigCommand, TopicsCommand};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = switchboard_config::load(cli.global.config.as_deref(), &cli.global.overrides())?;
+    switchboard_telemetry::init_logs(&config.log)?;
+    match cli.command {
+        Command::Config { command: ConfigCommand::Check } => tools::config_check(&config),
+        Command::Schemas { dir } => tools::schemas(dir.as_deref()),
+        Command::Topics { command: TopicsCommand::Create } => tools::topics_create(&config).await,
+        Command::Produce { topic, file, key_by, framing } => tools::produce(&config, &topic, &file, key_by.as_deref(), framing.into()).await,
+        Command::Tail { topic, from_beginning, limit } => tools::tail(&config, &topic, from_beginning, limit).await,
+    }
+}

@@ -1,0 +1,123 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use switchboard_codec::Framing;
+use switchboard_config::Overrides;
+
+/// Switchboard: an event-streaming omnichannel journey orchestrator on Kafka and Redis.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes; each overrides the config file and `SWITCHBOARD_*`.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// TOML configuration file (see deploy/switchboard.toml).
+    #[arg(long, short = 'c', global = true, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Kafka bootstrap servers (kafka.bootstrap_servers).
+    #[arg(long, global = true)]
+    pub kafka_bootstrap: Option<String>,
+    /// Redis URL (redis.url).
+    #[arg(long, global = true)]
+    pub redis_url: Option<String>,
+    /// Admin server address (admin.listen).
+    #[arg(long, global = true)]
+    pub admin_listen: Option<String>,
+    /// Log format: human or json (log.format).
+    #[arg(long, global = true)]
+    pub log_format: Option<String>,
+    /// Log filter, e.g. info or switchboard=debug (log.level).
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+}
+
+impl Global {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            kafka_bootstrap: self.kafka_bootstrap.clone(),
+            redis_url: self.redis_url.clone(),
+            admin_listen: self.admin_listen.clone(),
+            log_format: self.log_format.clone(),
+            log_level: self.log_level.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// List the Avro schemas with their ids and single-object fingerprints.
+    Schemas {
+        /// A schemas folder with a manifest.toml; by default the schemas built into this binary.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Manage the pipeline's Kafka topics.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+    /// Encode JSON ChannelEvents (one per line) as Avro and produce them to a topic.
+    Produce {
+        #[arg(long)]
+        topic: String,
+        /// JSON lines file; `-` for standard input.
+        #[arg(long)]
+        file: PathBuf,
+        /// Key each record by the value of this identifier kind (default: no key).
+        #[arg(long)]
+        key_by: Option<String>,
+        #[arg(long, value_enum, default_value_t = FramingArg::Confluent)]
+        framing: FramingArg,
+    },
+    /// Print the records of a topic as JSON lines, decoding any Switchboard record.
+    Tail {
+        #[arg(long)]
+        topic: String,
+        /// Start at the earliest offset instead of the end.
+        #[arg(long)]
+        from_beginning: bool,
+        /// Stop after this many records.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the configuration, then print it with secrets hidden.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Create every topic with the configured partitions; existing topics are left alone.
+    Create,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FramingArg {
+    Confluent,
+    SingleObject,
+}
+
+impl From<FramingArg> for Framing {
+    fn from(f: FramingArg) -> Self {
+        match f {
+            FramingArg::Confluent => Framing::Confluent,
+            FramingArg::SingleObject => Framing::SingleObject,
+        }
+    }
+}
