@@ -16,6 +16,7 @@ mod fields;
 mod framing;
 mod local;
 mod records;
+#[cfg(feature = "registry")]
 mod registry;
 mod resolver;
 
@@ -27,6 +28,7 @@ pub use records::{
     AttrValue, AvroRecord, ChannelEvent, CustomerEvent, CustomerPayload, Identifier,
     JourneyTransition, ProfileMerged, SendCommand, SendReason, SourcePosition, TransitionKind,
 };
+#[cfg(feature = "registry")]
 pub use registry::{RegistryAuth, RegistrySchemas};
 pub use resolver::{RegisteredSchema, SchemaResolver};
 

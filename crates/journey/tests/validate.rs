@@ -1,0 +1,57 @@
+//! A journey designer's mistakes are named with file, line and state.
+
+use switchboard_journey::*;
+
+fn channels() -> Vec<String> {
+    ["web", "app", "email", "sms", "push", "pos"].map(String::from).to_vec()
+}
+
+fn errors(yaml: &str) -> Vec<String> {
+    compile("j.yaml", yaml, &channels()).unwrap_err().into_iter().map(|e| e.to_string()).collect()
+}
+
+const GOOD: &str = r#"journey: cart
+version: 1
+trigger:
+  event: cart.updated
+  if: event.cart_value > 0
+start: pause
+steps:
+  pause:
+    wait: 1h
+    next: remind
+  remind:
+    send: { channels: [push, email], template: cart-reminder, vars: { value: "string(event.cart_value)" } }
+    next: done
+  done:
+    exit: gave-up
+"#;
+
+#[test]
+fn a_good_journey_compiles() {
+    let j = compile("j.yaml", GOOD, &channels()).unwrap();
+    assert_eq!(j.states.len(), 3);
+    let remind = j.state(j.state_id("remind").unwrap()).unwrap();
+    assert_eq!(remind.line, 12, "the line of the state body");
+}
+
+#[test]
+fn an_unknown_next_names_the_line_of_the_reference() {
+    let e = errors(&GOOD.replace("next: done", "next: finish"));
+    assert_eq!(e, vec!["j.yaml:13: state `remind`: `next` names unknown state `finish`".to_owned()], "{e:?}");
+}
+
+#[test]
+fn invalid_cel_is_named_with_its_line() {
+    let e = errors(&GOOD.replace("event.cart_value > 0", "event.cart_value >"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("j.yaml:5: invalid CEL"), "{e:?}");
+}
+
+#[test]
+fn cel_compares_floats_with_ints() {
+    use std::collections::HashMap;
+    let c = condition::Condition::compile("event.cart_value > 0").unwrap();
+    let event = condition::map(HashMap::from([("cart_value".to_owned(), cel::Value::Float(12.5))]));
+    assert!(c.holds(&event, &condition::map(HashMap::new())).unwrap());
+}
