@@ -1,15 +1,28 @@
 //! The journey language and its pure interpreter.
 //!
 //! Journey designers write journeys as YAML ([`model`]); [`compile`] validates them into a
-//! [`Journey`] or lists every error with file, line and state. The interpreter is a pure
-//! function: `(customer, input, now) -> (customer', effects)` with no I/O, so the engine,
-//! `switchboard simulate` and the tests run the same code.
+//! [`Journey`] or lists every error with file, line and state. [`apply`] is a pure function,
+//! `(journeys, policies, customer, input, now) -> (customer', effects)`, with no I/O, so the
+//! engine, `switchboard simulate` and the tests run the same code.
 
 pub mod compile;
 pub mod condition;
+mod context;
+pub mod graph;
+mod ids;
+mod interpret;
 pub mod journey;
 pub mod model;
+pub mod policy;
+pub mod set;
+pub mod simulate;
+pub mod state;
+mod steps;
 pub mod time;
 
 pub use compile::{JourneyError, compile, load_dir};
+pub use interpret::apply;
 pub use journey::{Journey, Reentry, State, StateId, StepKind};
+pub use policy::Policies;
+pub use set::JourneySet;
+pub use state::{Customer, Effect, Input, Instance, Profile, Transition};

@@ -1,0 +1,264 @@
+//! The pure interpreter: `apply(journeys, policies, customer, input, now)` returns the
+//! customer's new state and the effects the engine must carry out. No I/O, no clock, no
+//! randomness: the same arguments always give the same result.
+//!
+//! Order for an event: the profile learns from it (addresses, locale, consent); live
+//! instances see it (goal, exit, awaited event), highest journey priority first; then
+//! journeys it triggers are entered, highest priority first, so caps favour them.
+
+use switchboard_codec::{ChannelEvent, TransitionKind};
+
+use crate::context::{event_value, profile_value};
+use crate::ids;
+use crate::policy::Policies;
+use crate::set::JourneySet;
+use crate::state::{Customer, Effect, Entry, Input, Instance, Transition};
+use crate::steps::{self, Flow};
+use crate::{Journey, Reentry};
+
+/// Most states one input may run through for one instance; validation already rejects
+/// cycles without a wait, so this only guards against a bug.
+const STEP_BUDGET: usize = 1_000;
+
+/// Applies one input to one customer.
+pub fn apply(journeys: &JourneySet, policies: &Policies, customer: Customer, input: &Input, now: i64) -> (Customer, Vec<Effect>) {
+    let mut run = Run { journeys, policies, customer, effects: Vec::new(), now, trigger: input.trigger() };
+    run.prune_sends();
+    match input {
+        Input::Event(e) => run.on_event(e),
+        Input::Timer { journey, due } => run.on_timer(journey, *due),
+    }
+    (run.customer, run.effects)
+}
+
+/// One application in progress.
+pub(crate) struct Run<'a> {
+    pub journeys: &'a JourneySet,
+    pub policies: &'a Policies,
+    pub customer: Customer,
+    pub effects: Vec<Effect>,
+    pub now: i64,
+    pub trigger: String,
+}
+
+impl<'a> Run<'a> {
+    pub(crate) fn transition(&mut self, inst: &Instance, kind: TransitionKind, step: Option<&str>, reason: Option<String>) {
+        self.effects.push(Effect::Transition(Transition {
+            journey: inst.journey.clone(),
+            version: inst.version,
+            kind,
+            step: step.map(str::to_owned),
+            reason,
+            trigger: self.trigger.clone(),
+            at: self.now,
+        }));
+    }
+
+    fn prune_sends(&mut self) {
+        let horizon = self.now.saturating_sub(self.policies.longest_window());
+        self.customer.profile.sends.retain(|s| s.at > horizon);
+    }
+
+    fn observe(&mut self, e: &ChannelEvent) {
+        let p = &mut self.customer.profile;
+        for id in &e.identifiers {
+            if let Some(channel) = self.policies.address_kinds.get(&id.kind) {
+                p.addresses.insert(channel.clone(), id.value.clone());
+            }
+        }
+        if e.locale.is_some() {
+            p.locale.clone_from(&e.locale);
+        }
+        if e.timezone.is_some() {
+            p.timezone.clone_from(&e.timezone);
+        }
+        p.last_channel = Some(e.channel.clone());
+        if e.event_type == "consent.changed" {
+            let channel = e.attributes.get("channel");
+            let granted = e.attributes.get("granted");
+            if let (Some(switchboard_codec::AttrValue::String(c)), Some(switchboard_codec::AttrValue::Bool(g))) = (channel, granted) {
+                p.consent.insert(c.clone(), *g);
+            }
+        } else if let Some((channel, what)) = e.event_type.split_once('.')
+            && self.policies.channels.iter().any(|c| c == channel)
+        {
+            match what {
+                "unsubscribed" => {
+                    p.consent.insert(channel.to_owned(), false);
+                }
+                "subscribed" => {
+                    p.consent.insert(channel.to_owned(), true);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn live_by_priority(&self) -> Vec<String> {
+        let mut ids: Vec<(i32, String)> = self
+            .customer
+            .instances
+            .values()
+            .map(|i| (self.journeys.get(&i.journey, i.version).map_or(0, |j| j.priority), i.journey.clone()))
+            .collect();
+        ids.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        ids.into_iter().map(|(_, id)| id).collect()
+    }
+
+    fn on_event(&mut self, e: &ChannelEvent) {
+        self.observe(e);
+        for id in self.live_by_priority() {
+            let Some(mut inst) = self.customer.instances.remove(&id) else { continue };
+            let Some(j) = self.migrate(&mut inst) else { continue };
+            if let Some((goal, window)) = &j.goal
+                && *goal == e.event_type
+                && self.now <= inst.entered_at.saturating_add(*window)
+            {
+                self.transition(&inst, TransitionKind::Goal, None, Some(goal.clone()));
+                self.end(&inst, format!("goal:{goal}"));
+                continue;
+            }
+            if j.exit_on.contains(&e.event_type) {
+                self.end(&inst, format!("exit_on:{}", e.event_type));
+                continue;
+            }
+            let awaited = j.state_id(&inst.state).and_then(|s| j.state(s)).and_then(|s| match &s.kind {
+                crate::StepKind::WaitFor { event, on_event, .. } if *event == e.event_type => Some(*on_event),
+                _ => None,
+            });
+            match awaited {
+                Some(next) => {
+                    if inst.wake_at.take().is_some() {
+                        self.effects.push(Effect::CancelTimer { journey: inst.journey.clone() });
+                    }
+                    self.advance(j, inst, Some(next), Some(e));
+                }
+                None => {
+                    self.customer.instances.insert(id, inst);
+                }
+            }
+        }
+        let journeys: &'a JourneySet = self.journeys;
+        let entering: Vec<&Journey> = journeys.newest().into_iter().filter(|j| j.trigger_event == e.event_type).collect();
+        for j in entering {
+            if !self.customer.instances.contains_key(&j.id) {
+                self.try_enter(j, e);
+            }
+        }
+    }
+
+    fn on_timer(&mut self, journey: &str, due: i64) {
+        let Some(mut inst) = self.customer.instances.remove(journey) else { return };
+        if inst.wake_at != Some(due) || self.now < due {
+            // A stale or early timer (the instance moved on, or was rescheduled): ignore it.
+            self.customer.instances.insert(journey.to_owned(), inst);
+            return;
+        }
+        inst.wake_at = None;
+        let Some(j) = self.migrate(&mut inst) else { return };
+        let Some(state) = j.state_id(&inst.state) else {
+            self.end(&inst, "unknown_state".into());
+            return;
+        };
+        match steps::resume(self, j, &mut inst, state) {
+            Flow::Next(next) => self.advance(j, inst, Some(next), None),
+            Flow::Suspend => {
+                self.customer.instances.insert(inst.journey.clone(), inst);
+            }
+            Flow::End(reason) => self.end(&inst, reason),
+        }
+    }
+
+    /// The journey an instance runs on, after moving it to a newer version that maps its
+    /// state. `None` (and the instance ended) when its version is gone.
+    fn migrate(&mut self, inst: &mut Instance) -> Option<&'a Journey> {
+        let journeys: &'a JourneySet = self.journeys;
+        if let Some(newest) = journeys.newest_of(&inst.journey)
+            && newest.version == inst.version + 1
+            && let Some(to) = newest.migrate_from_previous.get(&inst.state).and_then(|s| newest.state(*s))
+        {
+            let reason = format!("migrated from v{} state {}", inst.version, inst.state);
+            inst.version = newest.version;
+            inst.state = to.name.clone();
+            self.transition(inst, TransitionKind::Step, Some(&to.name), Some(reason));
+        }
+        match journeys.get(&inst.journey, inst.version) {
+            Some(j) => Some(j),
+            None => {
+                self.end(inst, "version_removed".into());
+                None
+            }
+        }
+    }
+
+    fn try_enter(&mut self, j: &Journey, e: &ChannelEvent) {
+        let history = self.customer.profile.history.get(&j.id).copied();
+        let allowed = match (j.reentry, history) {
+            (_, None) | (Reentry::Always, _) => true,
+            (Reentry::Never, Some(_)) => false,
+            (Reentry::AfterMs(ms), Some(h)) => self.now.saturating_sub(h.at) >= ms,
+        };
+        if !allowed {
+            return;
+        }
+        let (event, profile) = (event_value(e), profile_value(&self.customer.profile));
+        for c in [&j.trigger_if, &j.audience].into_iter().flatten() {
+            if !c.holds(&event, &profile).unwrap_or(false) {
+                return;
+            }
+        }
+        let profile_id = self.customer.profile.id.clone();
+        let inst = Instance {
+            journey: j.id.clone(),
+            version: j.version,
+            id: ids::uuid(&[&j.id, &j.version.to_string(), &e.event_id]),
+            state: j.state(j.start).map(|s| s.name.clone()).unwrap_or_default(),
+            entered_at: self.now,
+            variant: None,
+            wake_at: None,
+            trigger: e.clone(),
+        };
+        let holdout = ids::fraction(&[&profile_id, &j.id, "holdout"]) < j.holdout;
+        self.customer.profile.history.insert(j.id.clone(), Entry { at: self.now, holdout });
+        if holdout {
+            self.transition(&inst, TransitionKind::Holdout, None, Some(format!("control group {:.0}%", j.holdout * 100.0)));
+            return;
+        }
+        self.transition(&inst, TransitionKind::Entered, None, None);
+        self.advance(j, inst, Some(j.start), Some(e));
+    }
+
+    /// Runs `inst` from `from` until it waits or ends.
+    fn advance(&mut self, j: &Journey, mut inst: Instance, mut from: Option<crate::StateId>, event: Option<&ChannelEvent>) {
+        let mut path = Vec::new();
+        for _ in 0..STEP_BUDGET {
+            let Some(state) = from.and_then(|s| j.state(s)) else {
+                self.end(&inst, "unknown_state".into());
+                return;
+            };
+            inst.state.clone_from(&state.name);
+            path.push(state.name.clone());
+            let flow = steps::enter(self, j, &mut inst, state, event, &path);
+            match flow {
+                Flow::Next(next) => from = Some(next),
+                Flow::Suspend => {
+                    self.customer.instances.insert(inst.journey.clone(), inst);
+                    return;
+                }
+                Flow::End(reason) => {
+                    self.end(&inst, reason);
+                    return;
+                }
+            }
+        }
+        self.end(&inst, "step_budget_exceeded".into());
+    }
+
+    /// Ends an instance that is no longer in the map.
+    pub(crate) fn end(&mut self, inst: &Instance, reason: String) {
+        if inst.wake_at.is_some() {
+            self.effects.push(Effect::CancelTimer { journey: inst.journey.clone() });
+        }
+        self.transition(inst, TransitionKind::Exited, None, Some(reason));
+    }
+}

@@ -1,0 +1,108 @@
+//! What the interpreter reads and returns: a customer's profile and journey instances, the
+//! inputs that advance them, and the effects the engine carries out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use switchboard_codec::{AttrValue, ChannelEvent, SendCommand, TransitionKind};
+
+/// One customer's state, as stored per profile.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    pub profile: Profile,
+    /// Live instances by journey id: at most one per journey.
+    pub instances: BTreeMap<String, Instance>,
+}
+
+/// What Switchboard knows of a customer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub id: String,
+    /// Attributes set by `update` steps, visible to conditions as `profile.<name>`.
+    pub attributes: BTreeMap<String, AttrValue>,
+    pub tags: BTreeSet<String>,
+    /// Channel → consent; absent means the policies' default.
+    pub consent: BTreeMap<String, bool>,
+    /// Channel → address (email, E.164 phone, device token), from the identifiers seen.
+    pub addresses: BTreeMap<String, String>,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    /// The channel of the last event: the one the customer uses.
+    pub last_channel: Option<String>,
+    /// Sends inside the longest cap window, for frequency caps.
+    pub sends: Vec<Sent>,
+    /// Journey id → last entry, for re-entry rules and holdouts.
+    pub history: BTreeMap<String, Entry>,
+}
+
+/// A send, remembered for frequency caps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    pub channel: String,
+    pub at: i64,
+}
+
+/// The last time a customer entered (or was held out of) a journey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub at: i64,
+    pub holdout: bool,
+}
+
+/// A customer's place in one journey.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub journey: String,
+    pub version: u32,
+    /// Deterministic: journey, version and the entering event.
+    pub id: String,
+    /// State name (names survive version changes; indices do not).
+    pub state: String,
+    pub entered_at: i64,
+    pub variant: Option<String>,
+    /// When the pending timer of this instance fires, if one is pending.
+    pub wake_at: Option<i64>,
+    /// The event that started the journey: `event` in conditions and vars after a wait.
+    pub trigger: ChannelEvent,
+}
+
+/// What advances a customer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Event(ChannelEvent),
+    /// A timer of `journey` due at `due` (a wait ended, a timeout passed, quiet hours ended).
+    Timer { journey: String, due: i64 },
+}
+
+impl Input {
+    /// `event:<id>` or `timer:<journey>@<due>`, the trigger named in commands and transitions.
+    pub fn trigger(&self) -> String {
+        match self {
+            Self::Event(e) => format!("event:{}", e.event_id),
+            Self::Timer { journey, due } => format!("timer:{journey}@{due}"),
+        }
+    }
+}
+
+/// What the engine must do after a step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Send(SendCommand),
+    Transition(Transition),
+    /// (Re)schedule the timer of `journey` for this customer.
+    ScheduleTimer { journey: String, at: i64 },
+    /// Drop the pending timer of `journey`.
+    CancelTimer { journey: String },
+}
+
+/// A journey change, for `journeys.transitions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub journey: String,
+    pub version: u32,
+    pub kind: TransitionKind,
+    pub step: Option<String>,
+    pub reason: Option<String>,
+    pub trigger: String,
+    pub at: i64,
+}
