@@ -69,6 +69,36 @@ pub enum Command {
         #[command(subcommand)]
         command: TopicsCommand,
     },
+    /// Validate every journey in a folder; exits non-zero listing every error.
+    Validate {
+        dir: PathBuf,
+        /// Policies file (channels, consent, caps, quiet hours); by default the built-in one.
+        #[arg(long)]
+        policies: Option<PathBuf>,
+    },
+    /// Draw a journey's state machine as Mermaid (default) or DOT.
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+        #[arg(long)]
+        policies: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of journey files (or, with --policies, of the policies file).
+    Schema {
+        #[arg(long)]
+        policies: bool,
+    },
+    /// Run journeys over a JSON-lines file of ChannelEvents with a simulated clock and print
+    /// each customer's timeline.
+    Simulate {
+        #[arg(long)]
+        journeys: PathBuf,
+        #[arg(long)]
+        events: PathBuf,
+        #[arg(long)]
+        policies: Option<PathBuf>,
+    },
     /// Encode JSON ChannelEvents (one per line) as Avro and produce them to a topic.
     Produce {
         #[arg(long)]
@@ -120,4 +150,10 @@ impl From<FramingArg> for Framing {
             FramingArg::SingleObject => Framing::SingleObject,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
 }
