@@ -13,9 +13,10 @@ use crate::time::{parse_duration, parse_time_of_day};
 pub struct PoliciesFile {
     /// Every channel journeys may name.
     pub channels: Vec<String>,
-    /// Channel → identifier kind that holds its address.
-    #[serde(default = "default_addresses")]
-    pub addresses: BTreeMap<String, String>,
+    /// Channel → identifier kind that holds its address. Default: email → `email`,
+    /// sms → `phone`, push → `push_token`, app → `device_id` (for the channels declared).
+    #[serde(default)]
+    pub addresses: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub consent: ConsentFile,
     /// Frequency caps across all journeys.
@@ -151,15 +152,21 @@ impl Policies {
                 })
             }
         };
-        for c in f.addresses.keys() {
-            known(c, "addresses")?;
-        }
+        let addresses = match f.addresses {
+            Some(given) => {
+                for c in given.keys() {
+                    known(c, "addresses")?;
+                }
+                given
+            }
+            None => default_addresses().into_iter().filter(|(c, _)| f.channels.contains(c)).collect(),
+        };
         if jiff::tz::TimeZone::get(&f.default_timezone).is_err() {
             return Err(format!("default_timezone: unknown time zone `{}`", f.default_timezone));
         }
         Ok(Self {
             channels: f.channels,
-            address_kinds: f.addresses.into_iter().map(|(channel, kind)| (kind, channel)).collect(),
+            address_kinds: addresses.into_iter().map(|(channel, kind)| (kind, channel)).collect(),
             consent_by_default: f.consent.granted_by_default,
             caps,
             quiet_hours,
