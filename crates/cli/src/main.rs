@@ -5,13 +5,31 @@ mod args;
 mod journeys;
 mod tools;
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
 use crate::args::{Cli, Command, ConfigCommand, TopicsCommand};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = switchboard_config::load(cli.global.config.as_deref(), &cli.global.overrides())?;
     switchboard_telemetry::init_logs(&config.log)?;
     match cli.command {

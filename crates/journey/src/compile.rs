@@ -64,8 +64,10 @@ fn build(file: &str, f: JourneyFile, channels: &[String], errors: &mut Errors<'_
     if f.journey.trim().is_empty() {
         errors.push(1, None, "`journey` (the id) is empty");
     }
-    if !(0.0..1.0).contains(&f.holdout) {
-        errors.push(0, None, format!("holdout {} is outside 0..1 (a share, e.g. 0.1 for 10%)", f.holdout));
+    let holdout = f.holdout.as_ref().map_or(0.0, |h| h.value);
+    if let Some(h) = f.holdout.as_ref().filter(|h| !(0.0..1.0).contains(&h.value)) {
+        let line = u32::try_from(h.referenced.line()).unwrap_or(0);
+        errors.push(line, None, format!("holdout {} is outside 0..1 (a share, e.g. 0.1 for 10%)", h.value));
     }
     let names: Vec<&String> = f.steps.keys().collect();
     let index: HashMap<&str, StateId> = names.iter().enumerate().map(|(i, n)| (n.as_str(), StateId(i))).collect();
@@ -135,7 +137,7 @@ fn build(file: &str, f: JourneyFile, channels: &[String], errors: &mut Errors<'_
         trigger_if,
         audience,
         reentry,
-        holdout: f.holdout,
+        holdout,
         exit_on: f.exit_on,
         goal,
         start,

@@ -34,7 +34,8 @@ pub struct JourneyFile {
     pub reentry: ReentryDef,
     /// Share of entrants (0..1) kept out as a control group, chosen deterministically per customer.
     #[serde(default)]
-    pub holdout: f64,
+    #[schemars(with = "Option<f64>")]
+    pub holdout: Option<Spanned<f64>>,
     /// Event types, from any channel, that end the journey.
     #[serde(default)]
     pub exit_on: Vec<String>,
