@@ -22,6 +22,7 @@ pub fn journeys() -> JourneySet {
     JourneySet::new(load_dir(Path::new(dir), &policies().channels).unwrap())
 }
 
+#[derive(Debug, Clone)]
 pub struct Ev(pub ChannelEvent);
 
 pub fn ev(id: &str, event_type: &str, channel: &str, at: i64, customer: &str) -> Ev {
