@@ -1,20 +1,9 @@
 //! The `switchboard` command as an operator uses it.
 
-use std::process::{Command, Output};
+mod common;
 
+use common::{switchboard, text};
 use switchboard_test_support::{TansuBroker, unique};
-
-fn switchboard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run switchboard")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 #[test]
 fn config_check_prints_the_effective_config_without_secrets() {

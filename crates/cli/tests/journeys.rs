@@ -1,19 +1,8 @@
 //! The journey designer's commands: validate, graph, schema, simulate.
 
-use std::process::{Command, Output};
+mod common;
 
-fn switchboard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run switchboard")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{switchboard, text};
 
 #[test]
 fn the_example_journeys_validate() {
