@@ -227,7 +227,7 @@ fn step(name: &str, line: u32, s: &StepDef, channels: &[String], errors: &mut Er
                 _ => errors.push(line, Some(name), "each branch arm is `{ if: <CEL>, next: <state> }` or `{ else: <state> }`"),
             }
         }
-        if otherwise.is_none() && !arms.last().is_some_and(|a| a.otherwise.is_some()) {
+        if otherwise.is_none() && arms.last().is_none_or(|a| a.otherwise.is_none()) {
             errors.push(line, Some(name), "branch needs a final `else` arm");
         }
         return Some(StepKind::Branch { arms: compiled, otherwise: otherwise? });

@@ -87,7 +87,7 @@ impl Input {
 /// What the engine must do after a step.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    Send(SendCommand),
+    Send(Box<SendCommand>),
     Transition(Transition),
     /// (Re)schedule the timer of `journey` for this customer.
     ScheduleTimer { journey: String, at: i64 },

@@ -98,6 +98,6 @@ pub(super) fn run(run: &mut Run<'_>, j: &Journey, inst: &mut Instance, state: &S
         created_at: run.now,
     };
     run.customer.profile.sends.push(Sent { channel, at: run.now });
-    run.effects.push(Effect::Send(command));
+    run.effects.push(Effect::Send(Box::new(command)));
     Flow::Next(*next)
 }
