@@ -121,3 +121,27 @@ async fn a_mock_cluster_transaction_carries_output_and_input_offsets() {
     let out = tokio::time::timeout(Duration::from_secs(30), reader.recv()).await.expect("output").unwrap();
     assert_eq!(out.payload(), Some(&b"command"[..]));
 }
+
+#[tokio::test]
+async fn the_three_master_redis_cluster_spreads_keys_and_runs_one_slot_scripts() {
+    let cluster = switchboard_test_support::RedisCluster::start();
+    let client = redis::cluster::ClusterClient::new(cluster.urls()).unwrap();
+    let mut conn = client.get_async_connection().await.unwrap();
+    for i in 0..50 {
+        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg(i).query_async(&mut conn).await.unwrap();
+    }
+    for i in 0..50 {
+        let v: i64 = redis::cmd("GET").arg(format!("k{i}")).query_async(&mut conn).await.unwrap();
+        assert_eq!(v, i);
+    }
+    // Every master holds some of the keys: the data really is spread over three nodes.
+    for url in cluster.urls() {
+        let mut node = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let keys: i64 = redis::cmd("DBSIZE").query_async(&mut node).await.unwrap();
+        assert!(keys > 0, "{url} holds no key");
+    }
+    // A script over keys that share a hash tag runs on one node.
+    let script = redis::Script::new("redis.call('SET', KEYS[1], ARGV[1]); return redis.call('INCR', KEYS[2])");
+    let n: i64 = script.key("{p1}:a").key("{p1}:b").arg("x").invoke_async(&mut conn).await.unwrap();
+    assert_eq!(n, 1);
+}

@@ -1,4 +1,4 @@
-//! Real servers for tests: a `redis-server` and a tansu Kafka-protocol broker, each started
+//! Real servers for tests: a `redis-server`, a 3-master Redis Cluster, and a tansu Kafka-protocol broker, each started
 //! on a free loopback port in its own temporary folder and killed when dropped, plus helpers
 //! for librdkafka's in-process mock cluster (transactions and fault injection).
 //!
@@ -8,11 +8,13 @@
 
 mod binaries;
 mod mock;
+mod redis_cluster;
 mod redis_server;
 mod tansu;
 
 pub use binaries::find_binary;
 pub use mock::{MockKafka, mock_cluster};
+pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 pub use tansu::TansuBroker;
 
