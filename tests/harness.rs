@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use rdkafka::{Message, Offset, TopicPartitionList};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use switchboard_codec::{AttrValue, ChannelEvent, Codec, Framing, Identifier, LocalSchemas};
 use switchboard_test_support::{RedisServer, TansuBroker, mock_cluster, unique};
 
@@ -15,7 +15,10 @@ fn event(id: &str) -> ChannelEvent {
         event_type: "cart.updated".into(),
         channel: "web".into(),
         occurred_at: 1_790_000_000_000,
-        identifiers: vec![Identifier::new("anonymous_id", "cookie-1"), Identifier::new("email", "ann@example.com")],
+        identifiers: vec![
+            Identifier::new("anonymous_id", "cookie-1"),
+            Identifier::new("email", "ann@example.com"),
+        ],
         attributes: [("cart_value".to_owned(), AttrValue::Double(42.5))].into(),
         locale: Some("en-GB".into()),
         timezone: Some("Europe/London".into()),
@@ -29,12 +32,19 @@ async fn an_avro_channel_event_goes_through_tansu_and_comes_back_decoded() {
     broker.create_topic(&topic, 3).await;
     let codec = Codec::new(LocalSchemas::embedded().unwrap()).await.unwrap();
 
-    let producer: FutureProducer = broker.client_config().set("enable.idempotence", "true").create().unwrap();
+    let producer: FutureProducer = broker
+        .client_config()
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
     let sent = [event("e-1"), event("e-2")];
     for (e, framing) in sent.iter().zip([Framing::Confluent, Framing::SingleObject]) {
         let payload = codec.encode(e, framing).unwrap();
         producer
-            .send(FutureRecord::to(&topic).key("cookie-1").payload(&payload), Duration::from_secs(5))
+            .send(
+                FutureRecord::to(&topic).key("cookie-1").payload(&payload),
+                Duration::from_secs(5),
+            )
             .await
             .map_err(|(e, _)| e)
             .unwrap();
@@ -49,9 +59,17 @@ async fn an_avro_channel_event_goes_through_tansu_and_comes_back_decoded() {
     consumer.subscribe(&[&topic]).unwrap();
     let mut received = Vec::new();
     while received.len() < sent.len() {
-        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.expect("message within 30 s").unwrap();
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("message within 30 s")
+            .unwrap();
         assert_eq!(m.key(), Some(&b"cookie-1"[..]));
-        received.push(codec.decode::<ChannelEvent>(m.payload().unwrap()).await.unwrap());
+        received.push(
+            codec
+                .decode::<ChannelEvent>(m.payload().unwrap())
+                .await
+                .unwrap(),
+        );
     }
     assert_eq!(received, sent, "same key, same partition, same order");
 }
@@ -62,10 +80,25 @@ async fn the_spawned_redis_server_stores_and_returns_a_key() {
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let key = unique("profile");
-    let _: () = redis::cmd("HSET").arg(&key).arg("email").arg("ann@example.com").query_async(&mut conn).await.unwrap();
-    let email: String = redis::cmd("HGET").arg(&key).arg("email").query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("email")
+        .arg("ann@example.com")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let email: String = redis::cmd("HGET")
+        .arg(&key)
+        .arg("email")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(email, "ann@example.com");
-    let missing: Option<String> = redis::cmd("GET").arg(unique("nothing")).query_async(&mut conn).await.unwrap();
+    let missing: Option<String> = redis::cmd("GET")
+        .arg(unique("nothing"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(missing, None);
 }
 
@@ -89,12 +122,23 @@ fn two_redis_servers_run_side_by_side_on_their_own_ports() {
 #[tokio::test]
 async fn a_mock_cluster_transaction_carries_output_and_input_offsets() {
     let kafka = mock_cluster(3);
-    let (input, output, group) = (unique("customer.events"), unique("commands.email"), unique("engine"));
+    let (input, output, group) = (
+        unique("customer.events"),
+        unique("commands.email"),
+        unique("engine"),
+    );
     kafka.create_topic(&input, 1);
     kafka.create_topic(&output, 1);
 
     let plain: FutureProducer = kafka.client_config().create().unwrap();
-    plain.send(FutureRecord::to(&input).key("p").payload("event"), Duration::from_secs(5)).await.map_err(|(e, _)| e).unwrap();
+    plain
+        .send(
+            FutureRecord::to(&input).key("p").payload("event"),
+            Duration::from_secs(5),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
 
     let consumer: StreamConsumer = kafka
         .client_config()
@@ -104,21 +148,53 @@ async fn a_mock_cluster_transaction_carries_output_and_input_offsets() {
         .create()
         .unwrap();
     consumer.subscribe(&[&input]).unwrap();
-    let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.expect("input").unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+        .await
+        .expect("input")
+        .unwrap();
     assert_eq!(m.payload(), Some(&b"event"[..]));
 
-    let producer: FutureProducer = kafka.client_config().set("transactional.id", unique("tx")).create().unwrap();
+    let producer: FutureProducer = kafka
+        .client_config()
+        .set("transactional.id", unique("tx"))
+        .create()
+        .unwrap();
     producer.init_transactions(Duration::from_secs(10)).unwrap();
     producer.begin_transaction().unwrap();
-    producer.send(FutureRecord::to(&output).key("p").payload("command"), Duration::from_secs(5)).await.map_err(|(e, _)| e).unwrap();
+    producer
+        .send(
+            FutureRecord::to(&output).key("p").payload("command"),
+            Duration::from_secs(5),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
     let mut offsets = TopicPartitionList::new();
-    offsets.add_partition_offset(&input, 0, Offset::Offset(m.offset() + 1)).unwrap();
-    producer.send_offsets_to_transaction(&offsets, &consumer.group_metadata().unwrap(), Duration::from_secs(10)).unwrap();
-    producer.commit_transaction(Duration::from_secs(10)).unwrap();
+    offsets
+        .add_partition_offset(&input, 0, Offset::Offset(m.offset() + 1))
+        .unwrap();
+    producer
+        .send_offsets_to_transaction(
+            &offsets,
+            &consumer.group_metadata().unwrap(),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    producer
+        .commit_transaction(Duration::from_secs(10))
+        .unwrap();
 
-    let reader: StreamConsumer = kafka.client_config().set("group.id", unique("reader")).set("auto.offset.reset", "earliest").create().unwrap();
+    let reader: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
     reader.subscribe(&[&output]).unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(30), reader.recv()).await.expect("output").unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), reader.recv())
+        .await
+        .expect("output")
+        .unwrap();
     assert_eq!(out.payload(), Some(&b"command"[..]));
 }
 
@@ -128,20 +204,41 @@ async fn the_three_master_redis_cluster_spreads_keys_and_runs_one_slot_scripts()
     let client = redis::cluster::ClusterClient::new(cluster.urls()).unwrap();
     let mut conn = client.get_async_connection().await.unwrap();
     for i in 0..50 {
-        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg(i).query_async(&mut conn).await.unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
     }
     for i in 0..50 {
-        let v: i64 = redis::cmd("GET").arg(format!("k{i}")).query_async(&mut conn).await.unwrap();
+        let v: i64 = redis::cmd("GET")
+            .arg(format!("k{i}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         assert_eq!(v, i);
     }
     // Every master holds some of the keys: the data really is spread over three nodes.
     for url in cluster.urls() {
-        let mut node = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let mut node = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
         let keys: i64 = redis::cmd("DBSIZE").query_async(&mut node).await.unwrap();
         assert!(keys > 0, "{url} holds no key");
     }
     // A script over keys that share a hash tag runs on one node.
-    let script = redis::Script::new("redis.call('SET', KEYS[1], ARGV[1]); return redis.call('INCR', KEYS[2])");
-    let n: i64 = script.key("{p1}:a").key("{p1}:b").arg("x").invoke_async(&mut conn).await.unwrap();
+    let script = redis::Script::new(
+        "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('INCR', KEYS[2])",
+    );
+    let n: i64 = script
+        .key("{p1}:a")
+        .key("{p1}:b")
+        .arg("x")
+        .invoke_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(n, 1);
 }

@@ -5,7 +5,10 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use switchboard_codec::ChannelEvent;
-use switchboard_journey::{JourneySet, Policies, compile, graph, load_dir, model::JourneyFile, policy::PoliciesFile, simulate};
+use switchboard_journey::{
+    JourneySet, Policies, compile, graph, load_dir, model::JourneyFile, policy::PoliciesFile,
+    simulate,
+};
 
 use crate::args::GraphFormat;
 
@@ -15,7 +18,8 @@ const DEFAULT_POLICIES: &str = include_str!("../../../deploy/policies.yaml");
 pub fn policies(path: Option<&Path>) -> anyhow::Result<Policies> {
     match path {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("read policies {}", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("read policies {}", p.display()))?;
             Policies::parse(&p.display().to_string(), &text).map_err(anyhow::Error::msg)
         }
         None => Policies::parse("built-in policies", DEFAULT_POLICIES).map_err(anyhow::Error::msg),
@@ -37,33 +41,49 @@ fn load(dir: &Path, policies: &Policies) -> anyhow::Result<JourneySet> {
 pub fn validate(dir: &Path, policies_path: Option<&Path>) -> anyhow::Result<()> {
     let policies = policies(policies_path)?;
     let set = load(dir, &policies)?;
-    println!("{} journey version(s) valid in {}", set.len(), dir.display());
+    println!(
+        "{} journey version(s) valid in {}",
+        set.len(),
+        dir.display()
+    );
     Ok(())
 }
 
 pub fn graph(file: &Path, format: GraphFormat, policies_path: Option<&Path>) -> anyhow::Result<()> {
     let policies = policies(policies_path)?;
     let text = std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
-    let journey = compile(&file.display().to_string(), &text, &policies.channels).map_err(|errors| {
-        for e in &errors {
-            eprintln!("{e}");
+    let journey =
+        compile(&file.display().to_string(), &text, &policies.channels).map_err(|errors| {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            anyhow::anyhow!("{} error(s) in {}", errors.len(), file.display())
+        })?;
+    print!(
+        "{}",
+        match format {
+            GraphFormat::Mermaid => graph::mermaid(&journey),
+            GraphFormat::Dot => graph::dot(&journey),
         }
-        anyhow::anyhow!("{} error(s) in {}", errors.len(), file.display())
-    })?;
-    print!("{}", match format {
-        GraphFormat::Mermaid => graph::mermaid(&journey),
-        GraphFormat::Dot => graph::dot(&journey),
-    });
+    );
     Ok(())
 }
 
 pub fn schema(policies: bool) -> anyhow::Result<()> {
-    let schema = if policies { schemars::schema_for!(PoliciesFile) } else { schemars::schema_for!(JourneyFile) };
+    let schema = if policies {
+        schemars::schema_for!(PoliciesFile)
+    } else {
+        schemars::schema_for!(JourneyFile)
+    };
     println!("{}", serde_json::to_string_pretty(&schema)?);
     Ok(())
 }
 
-pub fn simulate(journeys: &Path, events: &Path, policies_path: Option<&Path>) -> anyhow::Result<()> {
+pub fn simulate(
+    journeys: &Path,
+    events: &Path,
+    policies_path: Option<&Path>,
+) -> anyhow::Result<()> {
     let policies = policies(policies_path)?;
     let set = load(journeys, &policies)?;
     let file = std::fs::File::open(events).with_context(|| format!("open {}", events.display()))?;
@@ -73,7 +93,8 @@ pub fn simulate(journeys: &Path, events: &Path, policies_path: Option<&Path>) ->
         if line.trim().is_empty() || line.trim_start().starts_with("//") {
             continue;
         }
-        let event: ChannelEvent = serde_json::from_str(&line).with_context(|| format!("{}:{}: not a ChannelEvent", events.display(), n + 1))?;
+        let event: ChannelEvent = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{}: not a ChannelEvent", events.display(), n + 1))?;
         list.push(event);
     }
     let happenings = simulate::simulate(&set, &policies, list);

@@ -33,14 +33,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = switchboard_config::load(cli.global.config.as_deref(), &cli.global.overrides())?;
     switchboard_telemetry::init_logs(&config.log)?;
     match cli.command {
-        Command::Config { command: ConfigCommand::Check } => tools::config_check(&config),
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => tools::config_check(&config),
         Command::Schemas { dir } => tools::schemas(dir.as_deref()),
-        Command::Topics { command: TopicsCommand::Create } => tools::topics_create(&config).await,
+        Command::Topics {
+            command: TopicsCommand::Create,
+        } => tools::topics_create(&config).await,
         Command::Validate { dir, policies } => journeys::validate(&dir, policies.as_deref()),
-        Command::Graph { file, format, policies } => journeys::graph(&file, format, policies.as_deref()),
+        Command::Graph {
+            file,
+            format,
+            policies,
+        } => journeys::graph(&file, format, policies.as_deref()),
         Command::Schema { policies } => journeys::schema(policies),
-        Command::Simulate { journeys: dir, events, policies } => journeys::simulate(&dir, &events, policies.as_deref()),
-        Command::Produce { topic, file, key_by, framing } => tools::produce(&config, &topic, &file, key_by.as_deref(), framing.into()).await,
-        Command::Tail { topic, from_beginning, limit } => tools::tail(&config, &topic, from_beginning, limit).await,
+        Command::Simulate {
+            journeys: dir,
+            events,
+            policies,
+        } => journeys::simulate(&dir, &events, policies.as_deref()),
+        Command::Produce {
+            topic,
+            file,
+            key_by,
+            framing,
+        } => tools::produce(&config, &topic, &file, key_by.as_deref(), framing.into()).await,
+        Command::Tail {
+            topic,
+            from_beginning,
+            limit,
+        } => tools::tail(&config, &topic, from_beginning, limit).await,
     }
 }

@@ -10,7 +10,8 @@ use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use switchboard_codec::{
-    AvroRecord, ChannelEvent, Codec, CodecError, CustomerEvent, Framing, JourneyTransition, LocalSchemas, SendCommand,
+    AvroRecord, ChannelEvent, Codec, CodecError, CustomerEvent, Framing, JourneyTransition,
+    LocalSchemas, RegisteredSchema, SendCommand,
 };
 use switchboard_config::Config;
 use switchboard_kafka::{TopicOutcome, client_config, create_topics, topic_plan};
@@ -38,7 +39,12 @@ pub fn schemas(dir: Option<&Path>) -> anyhow::Result<()> {
         None => LocalSchemas::embedded()?,
     };
     println!("{:<4} {:<36} {:<18}", "id", "record", "fingerprint");
-    for name in [ChannelEvent::NAME, CustomerEvent::NAME, SendCommand::NAME, JourneyTransition::NAME] {
+    for name in [
+        ChannelEvent::NAME,
+        CustomerEvent::NAME,
+        SendCommand::NAME,
+        JourneyTransition::NAME,
+    ] {
         if let Some(s) = local.newest(name) {
             println!("{:<4} {:<36} {:016x}", s.id, s.name, s.fingerprint);
         }
@@ -58,13 +64,23 @@ pub async fn topics_create(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn produce(config: &Config, topic: &str, file: &Path, key_by: Option<&str>, framing: Framing) -> anyhow::Result<()> {
+pub async fn produce(
+    config: &Config,
+    topic: &str,
+    file: &Path,
+    key_by: Option<&str>,
+    framing: Framing,
+) -> anyhow::Result<()> {
     let codec = Codec::new(LocalSchemas::embedded()?).await?;
-    let producer: FutureProducer = client_config(&config.kafka).set("enable.idempotence", "true").create()?;
+    let producer: FutureProducer = client_config(&config.kafka)
+        .set("enable.idempotence", "true")
+        .create()?;
     let reader: Box<dyn BufRead> = if file == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("open {}", file.display()))?))
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(file).with_context(|| format!("open {}", file.display()))?,
+        ))
     };
     let mut sent = 0usize;
     for (n, line) in reader.lines().enumerate() {
@@ -72,32 +88,52 @@ pub async fn produce(config: &Config, topic: &str, file: &Path, key_by: Option<&
         if line.trim().is_empty() {
             continue;
         }
-        let event: ChannelEvent = serde_json::from_str(&line).with_context(|| format!("{}:{}: not a ChannelEvent", file.display(), n + 1))?;
-        let key = key_by.and_then(|k| event.identifiers.iter().find(|i| i.kind == k)).map(|i| i.value.clone());
+        let event: ChannelEvent = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{}: not a ChannelEvent", file.display(), n + 1))?;
+        let key = key_by
+            .and_then(|k| event.identifiers.iter().find(|i| i.kind == k))
+            .map(|i| i.value.clone());
         let payload = codec.encode(&event, framing)?;
         let mut record = FutureRecord::<String, Vec<u8>>::to(topic).payload(&payload);
         if let Some(k) = &key {
             record = record.key(k);
         }
-        producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| e).with_context(|| format!("produce line {}", n + 1))?;
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| e)
+            .with_context(|| format!("produce line {}", n + 1))?;
         sent += 1;
     }
     eprintln!("produced {sent} events to {topic}");
     Ok(())
 }
 
-pub async fn tail(config: &Config, topic: &str, from_beginning: bool, limit: Option<usize>) -> anyhow::Result<()> {
+pub async fn tail(
+    config: &Config,
+    topic: &str,
+    from_beginning: bool,
+    limit: Option<usize>,
+) -> anyhow::Result<()> {
     let codec = Codec::new(LocalSchemas::embedded()?).await?;
     let consumer: StreamConsumer = client_config(&config.kafka)
-        .set("group.id", format!("switchboard-tail-{}", std::process::id()))
+        .set(
+            "group.id",
+            format!("switchboard-tail-{}", std::process::id()),
+        )
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", if from_beginning { "earliest" } else { "latest" })
+        .set(
+            "auto.offset.reset",
+            if from_beginning { "earliest" } else { "latest" },
+        )
         .create()?;
     consumer.subscribe(&[topic])?;
     let mut stream = consumer.stream();
     let mut seen = 0usize;
     while limit.is_none_or(|l| seen < l) {
-        let Some(message) = stream.next().await else { break };
+        let Some(message) = stream.next().await else {
+            break;
+        };
         let message = message?;
         let payload = message.payload().unwrap_or_default();
         let json = decode_any(&codec, payload).await;
@@ -119,24 +155,31 @@ pub async fn tail(config: &Config, topic: &str, from_beginning: bool, limit: Opt
 /// Decodes whichever Switchboard record the writer schema names; undecodable bytes are
 /// shown with the reason.
 async fn decode_any(codec: &Codec<LocalSchemas>, payload: &[u8]) -> serde_json::Value {
-    async fn as_json<T: AvroRecord + serde::Serialize>(c: &Codec<LocalSchemas>, p: &[u8]) -> Result<serde_json::Value, CodecError> {
-        let record: T = c.decode(p).await?;
-        Ok(serde_json::to_value(record).unwrap_or_default())
+    fn json<T: AvroRecord + serde::Serialize>(
+        codec: &Codec<LocalSchemas>,
+        writer: &RegisteredSchema,
+        payload: &[u8],
+    ) -> Result<serde_json::Value, CodecError> {
+        let record: T = codec.decode_with(writer, payload)?;
+        serde_json::to_value(record).map_err(|e| CodecError::Encode {
+            record: T::NAME,
+            reason: e.to_string(),
+        })
     }
-    let attempts = [
-        as_json::<ChannelEvent>(codec, payload).await,
-        as_json::<CustomerEvent>(codec, payload).await,
-        as_json::<SendCommand>(codec, payload).await,
-        as_json::<JourneyTransition>(codec, payload).await,
-    ];
-    let mut last = None;
-    for a in attempts {
-        match a {
-            Ok(v) => return v,
-            Err(CodecError::WrongType { .. }) => {}
-            Err(e) => last = Some(e),
-        }
-    }
-    let reason = last.map_or_else(|| "not a Switchboard record".to_owned(), |e| e.to_string());
-    serde_json::json!({ "undecodable": reason, "bytes": payload.len() })
+    let decoded = match codec.writer_of(payload).await {
+        Err(e) => Err(e),
+        Ok(writer) => match writer.name.as_str() {
+            ChannelEvent::NAME => json::<ChannelEvent>(codec, &writer, payload),
+            CustomerEvent::NAME => json::<CustomerEvent>(codec, &writer, payload),
+            SendCommand::NAME => json::<SendCommand>(codec, &writer, payload),
+            JourneyTransition::NAME => json::<JourneyTransition>(codec, &writer, payload),
+            other => Err(CodecError::WrongType {
+                expected: "a Switchboard record",
+                found: other.to_owned(),
+            }),
+        },
+    };
+    decoded.unwrap_or_else(
+        |e| serde_json::json!({ "undecodable": e.to_string(), "bytes": payload.len() }),
+    )
 }

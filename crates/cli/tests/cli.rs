@@ -14,11 +14,24 @@ fn config_check_prints_the_effective_config_without_secrets() {
         "[kafka]\nbootstrap_servers = \"k:9092\"\n[kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.mechanism\" = \"PLAIN\"\n\"sasl.username\" = \"u\"\n\"sasl.password\" = \"hunter2\"\n",
     )
     .unwrap();
-    let out = switchboard(&["config", "check", "-c", path.to_str().unwrap(), "--redis-url", "rediss://r:6380"]);
+    let out = switchboard(&[
+        "config",
+        "check",
+        "-c",
+        path.to_str().unwrap(),
+        "--redis-url",
+        "rediss://r:6380",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("bootstrap_servers = \"k:9092\""), "{stdout}");
-    assert!(stdout.contains("url = \"rediss://r:6380\""), "the flag overrides: {stdout}");
+    assert!(
+        stdout.contains("bootstrap_servers = \"k:9092\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("url = \"rediss://r:6380\""),
+        "the flag overrides: {stdout}"
+    );
     assert!(!stdout.contains("hunter2"), "secrets are hidden: {stdout}");
 }
 
@@ -29,11 +42,19 @@ fn a_bad_config_exits_non_zero_naming_the_key() {
     std::fs::write(&path, "[topics]\npartitions = 0\n").unwrap();
     let out = switchboard(&["config", "check", "-c", path.to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("topics.partitions"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("topics.partitions"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = switchboard(&["config", "check", "--admin-listen", "nowhere"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("admin.listen"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("admin.listen"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -41,8 +62,16 @@ fn schemas_lists_every_record_with_id_and_fingerprint() {
     let out = switchboard(&["schemas"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    for (id, name) in [(1, "ChannelEvent"), (2, "CustomerEvent"), (3, "SendCommand"), (4, "JourneyTransition")] {
-        let line = stdout.lines().find(|l| l.contains(&format!("io.switchboard.{name} "))).unwrap_or_else(|| panic!("{name}: {stdout}"));
+    for (id, name) in [
+        (1, "ChannelEvent"),
+        (2, "CustomerEvent"),
+        (3, "SendCommand"),
+        (4, "JourneyTransition"),
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(&format!("io.switchboard.{name} ")))
+            .unwrap_or_else(|| panic!("{name}: {stdout}"));
         assert!(line.starts_with(&id.to_string()), "{line}");
     }
 }
@@ -63,11 +92,39 @@ fn topics_create_then_produce_then_tail_on_a_real_broker() {
     )
     .unwrap();
     let cfg = config.path().to_str().unwrap();
-    let out = switchboard(&["topics", "create", "-c", cfg, "--kafka-bootstrap", &bootstrap]);
+    let out = switchboard(&[
+        "topics",
+        "create",
+        "-c",
+        cfg,
+        "--kafka-bootstrap",
+        &bootstrap,
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).lines().filter(|l| l.starts_with("created")).count(), 5, "{}", text(&out.stdout));
-    let again = switchboard(&["topics", "create", "-c", cfg, "--kafka-bootstrap", &bootstrap]);
-    assert_eq!(text(&again.stdout).lines().filter(|l| l.starts_with("exists")).count(), 5);
+    assert_eq!(
+        text(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("created"))
+            .count(),
+        5,
+        "{}",
+        text(&out.stdout)
+    );
+    let again = switchboard(&[
+        "topics",
+        "create",
+        "-c",
+        cfg,
+        "--kafka-bootstrap",
+        &bootstrap,
+    ]);
+    assert_eq!(
+        text(&again.stdout)
+            .lines()
+            .filter(|l| l.starts_with("exists"))
+            .count(),
+        5
+    );
 
     let events = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
@@ -78,12 +135,34 @@ fn topics_create_then_produce_then_tail_on_a_real_broker() {
     )
     .unwrap();
     let topic = format!("{run}.events.web");
-    let out = switchboard(&["produce", "--kafka-bootstrap", &bootstrap, "--topic", &topic, "--file", events.path().to_str().unwrap(), "--key-by", "anonymous_id"]);
+    let out = switchboard(&[
+        "produce",
+        "--kafka-bootstrap",
+        &bootstrap,
+        "--topic",
+        &topic,
+        "--file",
+        events.path().to_str().unwrap(),
+        "--key-by",
+        "anonymous_id",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
-    let out = switchboard(&["tail", "--kafka-bootstrap", &bootstrap, "--topic", &topic, "--from-beginning", "--limit", "2"]);
+    let out = switchboard(&[
+        "tail",
+        "--kafka-bootstrap",
+        &bootstrap,
+        "--topic",
+        &topic,
+        "--from-beginning",
+        "--limit",
+        "2",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["key"], "c-1");
     assert_eq!(lines[0]["value"]["event_id"], "e1");
@@ -95,7 +174,15 @@ fn topics_create_then_produce_then_tail_on_a_real_broker() {
 fn producing_a_malformed_line_names_file_and_line() {
     let events = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(events.path(), "{\"event_id\": 5}\n").unwrap();
-    let out = switchboard(&["produce", "--kafka-bootstrap", "127.0.0.1:1", "--topic", "t", "--file", events.path().to_str().unwrap()]);
+    let out = switchboard(&[
+        "produce",
+        "--kafka-bootstrap",
+        "127.0.0.1:1",
+        "--topic",
+        "t",
+        "--file",
+        events.path().to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(stderr.contains(":1: not a ChannelEvent"), "{stderr}");

@@ -27,7 +27,12 @@ impl<R: SchemaResolver> Codec<R> {
     /// Looks up (or, with a registry, registers) the schema of every record.
     pub async fn new(resolver: R) -> Result<Self, CodecError> {
         let mut ours = HashMap::new();
-        for name in [ChannelEvent::NAME, CustomerEvent::NAME, SendCommand::NAME, JourneyTransition::NAME] {
+        for name in [
+            ChannelEvent::NAME,
+            CustomerEvent::NAME,
+            SendCommand::NAME,
+            JourneyTransition::NAME,
+        ] {
             ours.insert(name, resolver.writer_for(name).await?);
         }
         Ok(Self { resolver, ours })
@@ -38,37 +43,71 @@ impl<R: SchemaResolver> Codec<R> {
     }
 
     fn ours<T: AvroRecord>(&self) -> Result<&Arc<RegisteredSchema>, CodecError> {
-        self.ours.get(T::NAME).ok_or_else(|| CodecError::SchemaFile {
-            path: "manifest.toml".into(),
-            reason: format!("no schema for record {}", T::NAME),
-        })
+        self.ours
+            .get(T::NAME)
+            .ok_or_else(|| CodecError::SchemaFile {
+                path: "manifest.toml".into(),
+                reason: format!("no schema for record {}", T::NAME),
+            })
     }
 
     /// Frames and encodes `record` with the newest schema of its kind.
-    pub fn encode<T: AvroRecord>(&self, record: &T, framing: Framing) -> Result<Vec<u8>, CodecError> {
+    pub fn encode<T: AvroRecord>(
+        &self,
+        record: &T,
+        framing: Framing,
+    ) -> Result<Vec<u8>, CodecError> {
         let schema = self.ours::<T>()?;
-        let body = to_avro_datum(&schema.schema, record.to_value())
-            .map_err(|e| CodecError::Encode { record: T::NAME, reason: e.to_string() })?;
+        let body =
+            to_avro_datum(&schema.schema, record.to_value()).map_err(|e| CodecError::Encode {
+                record: T::NAME,
+                reason: e.to_string(),
+            })?;
         let mut out = Vec::with_capacity(body.len() + 10);
         write_header(&mut out, framing, schema.id, schema.fingerprint);
         out.extend_from_slice(&body);
         Ok(out)
     }
 
+    /// The writer schema named by a framed payload: its record name says what it holds.
+    pub async fn writer_of(&self, bytes: &[u8]) -> Result<Arc<RegisteredSchema>, CodecError> {
+        let (schema_ref, _) = parse_header(bytes)?;
+        self.resolver.resolve(schema_ref).await
+    }
+
     /// Decodes a framed payload into `T`, resolving the writer schema into the newest one.
     pub async fn decode<T: AvroRecord>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        let (schema_ref, body) = parse_header(bytes)?;
-        let writer = self.resolver.resolve(schema_ref).await?;
+        let writer = self.writer_of(bytes).await?;
+        self.decode_with::<T>(&writer, bytes)
+    }
+
+    /// Decodes a framed payload whose writer schema the caller already resolved.
+    pub fn decode_with<T: AvroRecord>(
+        &self,
+        writer: &RegisteredSchema,
+        bytes: &[u8],
+    ) -> Result<T, CodecError> {
+        let (_, body) = parse_header(bytes)?;
         if writer.name != T::NAME {
-            return Err(CodecError::WrongType { expected: T::NAME, found: writer.name.clone() });
+            return Err(CodecError::WrongType {
+                expected: T::NAME,
+                found: writer.name.clone(),
+            });
         }
         let reader = self.ours::<T>()?;
         let reader_schema = (reader.fingerprint != writer.fingerprint).then_some(&reader.schema);
         let mut rest = body;
-        let value = from_avro_datum(&writer.schema, &mut rest, reader_schema)
-            .map_err(|e| CodecError::Body { schema: format!("{} (id {})", writer.name, writer.id), reason: e.to_string() })?;
+        let value = from_avro_datum(&writer.schema, &mut rest, reader_schema).map_err(|e| {
+            CodecError::Body {
+                schema: format!("{} (id {})", writer.name, writer.id),
+                reason: e.to_string(),
+            }
+        })?;
         if !rest.is_empty() {
-            return Err(CodecError::TrailingBytes { schema: writer.name.clone(), trailing: rest.len() });
+            return Err(CodecError::TrailingBytes {
+                schema: writer.name.clone(),
+                trailing: rest.len(),
+            });
         }
         T::from_value(value)
     }

@@ -6,29 +6,52 @@ pub enum CodecError {
     #[error("empty payload")]
     Empty,
     #[error("payload of {len} bytes is shorter than the {framing} header of {need} bytes")]
-    ShortHeader { framing: &'static str, len: usize, need: usize },
-    #[error("unknown framing: first bytes {found:02x?}, expected 00 (Confluent) or c3 01 (Avro single-object)")]
+    ShortHeader {
+        framing: &'static str,
+        len: usize,
+        need: usize,
+    },
+    #[error(
+        "unknown framing: first bytes {found:02x?}, expected 00 (Confluent) or c3 01 (Avro single-object)"
+    )]
     WrongMagic { found: Vec<u8> },
     #[error("schema id {0} is not known to the schema resolver")]
     UnknownSchemaId(u32),
     #[error("schema fingerprint {0:016x} is not known to the schema resolver")]
     UnknownFingerprint(u64),
     #[error("expected a {expected} record but the writer schema is {found}")]
-    WrongType { expected: &'static str, found: String },
+    WrongType {
+        expected: &'static str,
+        found: String,
+    },
     #[error("body does not decode with writer schema {schema}: {reason}")]
     Body { schema: String, reason: String },
     #[error("{trailing} bytes left over after decoding a {schema}")]
     TrailingBytes { schema: String, trailing: usize },
     #[error("record {record}, field {field}: {reason}")]
-    Shape { record: &'static str, field: String, reason: String },
+    Shape {
+        record: &'static str,
+        field: String,
+        reason: String,
+    },
     #[error("cannot encode {record}: {reason}")]
-    Encode { record: &'static str, reason: String },
+    Encode {
+        record: &'static str,
+        reason: String,
+    },
     #[error("schema registry {url}: {reason}")]
     Registry { url: String, reason: String },
     #[error("schema file {path}: {reason}")]
     SchemaFile { path: String, reason: String },
-    #[error("{name}: data written with schema id {older} cannot be read with schema id {newer}: {reason}")]
-    Incompatible { name: String, older: u32, newer: u32, reason: String },
+    #[error(
+        "{name}: data written with schema id {older} cannot be read with schema id {newer}: {reason}"
+    )]
+    Incompatible {
+        name: String,
+        older: u32,
+        newer: u32,
+        reason: String,
+    },
 }
 
 impl CodecError {

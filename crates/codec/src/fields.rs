@@ -18,7 +18,11 @@ impl Fields {
     pub(crate) fn new(record: &'static str, value: Value) -> Result<Self, CodecError> {
         match value {
             Value::Record(fields) => Ok(Self { record, fields }),
-            other => Err(shape(record, "<record>", format!("expected a record, found {other:?}"))),
+            other => Err(shape(
+                record,
+                "<record>",
+                format!("expected a record, found {other:?}"),
+            )),
         }
     }
 
@@ -37,7 +41,11 @@ impl Fields {
     pub(crate) fn int(&mut self, name: &str) -> Result<i32, CodecError> {
         match self.take(name)? {
             Value::Int(i) => Ok(i),
-            other => Err(shape(self.record, name, format!("expected int, found {other:?}"))),
+            other => Err(shape(
+                self.record,
+                name,
+                format!("expected int, found {other:?}"),
+            )),
         }
     }
 
@@ -45,7 +53,11 @@ impl Fields {
         match self.take(name)? {
             Value::Long(i) | Value::TimestampMillis(i) => Ok(i),
             Value::Int(i) => Ok(i64::from(i)),
-            other => Err(shape(self.record, name, format!("expected long, found {other:?}"))),
+            other => Err(shape(
+                self.record,
+                name,
+                format!("expected long, found {other:?}"),
+            )),
         }
     }
 
@@ -60,26 +72,41 @@ impl Fields {
         match unwrap_union(self.take(name)?) {
             Value::Null => Ok(None),
             Value::Long(i) | Value::TimestampMillis(i) => Ok(Some(i)),
-            other => Err(shape(self.record, name, format!("expected long, found {other:?}"))),
+            other => Err(shape(
+                self.record,
+                name,
+                format!("expected long, found {other:?}"),
+            )),
         }
     }
 
     pub(crate) fn array(&mut self, name: &str) -> Result<Vec<Value>, CodecError> {
         match self.take(name)? {
             Value::Array(items) => Ok(items),
-            other => Err(shape(self.record, name, format!("expected array, found {other:?}"))),
+            other => Err(shape(
+                self.record,
+                name,
+                format!("expected array, found {other:?}"),
+            )),
         }
     }
 
     pub(crate) fn strings(&mut self, name: &str) -> Result<Vec<String>, CodecError> {
         let record = self.record;
-        self.array(name)?.into_iter().map(|v| as_string(record, name, v)).collect()
+        self.array(name)?
+            .into_iter()
+            .map(|v| as_string(record, name, v))
+            .collect()
     }
 
     pub(crate) fn map(&mut self, name: &str) -> Result<HashMap<String, Value>, CodecError> {
         match self.take(name)? {
             Value::Map(m) => Ok(m),
-            other => Err(shape(self.record, name, format!("expected map, found {other:?}"))),
+            other => Err(shape(
+                self.record,
+                name,
+                format!("expected map, found {other:?}"),
+            )),
         }
     }
 
@@ -98,12 +125,20 @@ pub(crate) fn unwrap_union(v: Value) -> Value {
 pub(crate) fn as_string(record: &'static str, field: &str, v: Value) -> Result<String, CodecError> {
     match unwrap_union(v) {
         Value::String(s) => Ok(s),
-        other => Err(shape(record, field, format!("expected string, found {other:?}"))),
+        other => Err(shape(
+            record,
+            field,
+            format!("expected string, found {other:?}"),
+        )),
     }
 }
 
 pub(crate) fn shape(record: &'static str, field: &str, reason: impl Into<String>) -> CodecError {
-    CodecError::Shape { record, field: field.to_owned(), reason: reason.into() }
+    CodecError::Shape {
+        record,
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
 }
 
 /// `["null", T]` union value for an optional field.

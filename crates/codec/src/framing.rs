@@ -31,25 +31,33 @@ pub fn parse_header(bytes: &[u8]) -> Result<(SchemaRef, &[u8]), CodecError> {
     match bytes {
         [] => Err(CodecError::Empty),
         [CONFLUENT_MAGIC, rest @ ..] => {
-            let (id, body) = rest.split_first_chunk::<4>().ok_or(CodecError::ShortHeader {
-                framing: "Confluent",
-                len: bytes.len(),
-                need: CONFLUENT_HEADER,
-            })?;
+            let (id, body) = rest
+                .split_first_chunk::<4>()
+                .ok_or(CodecError::ShortHeader {
+                    framing: "Confluent",
+                    len: bytes.len(),
+                    need: CONFLUENT_HEADER,
+                })?;
             Ok((SchemaRef::Id(u32::from_be_bytes(*id)), body))
         }
         [m0, m1, rest @ ..] if [*m0, *m1] == SINGLE_OBJECT_MAGIC => {
-            let (fp, body) = rest.split_first_chunk::<8>().ok_or(CodecError::ShortHeader {
-                framing: "single-object",
-                len: bytes.len(),
-                need: SINGLE_OBJECT_HEADER,
-            })?;
+            let (fp, body) = rest
+                .split_first_chunk::<8>()
+                .ok_or(CodecError::ShortHeader {
+                    framing: "single-object",
+                    len: bytes.len(),
+                    need: SINGLE_OBJECT_HEADER,
+                })?;
             Ok((SchemaRef::Fingerprint(u64::from_le_bytes(*fp)), body))
         }
-        [0xC3] => {
-            Err(CodecError::ShortHeader { framing: "single-object", len: 1, need: SINGLE_OBJECT_HEADER })
-        }
-        _ => Err(CodecError::WrongMagic { found: bytes.iter().take(2).copied().collect() }),
+        [0xC3] => Err(CodecError::ShortHeader {
+            framing: "single-object",
+            len: 1,
+            need: SINGLE_OBJECT_HEADER,
+        }),
+        _ => Err(CodecError::WrongMagic {
+            found: bytes.iter().take(2).copied().collect(),
+        }),
     }
 }
 
@@ -91,9 +99,21 @@ mod tests {
     #[test]
     fn short_and_foreign_headers_are_typed_errors() {
         assert!(matches!(parse_header(&[]), Err(CodecError::Empty)));
-        assert!(matches!(parse_header(&[0, 1, 2]), Err(CodecError::ShortHeader { need: 5, .. })));
-        assert!(matches!(parse_header(&[0xC3]), Err(CodecError::ShortHeader { need: 10, .. })));
-        assert!(matches!(parse_header(&[0xC3, 1, 2]), Err(CodecError::ShortHeader { need: 10, .. })));
-        assert!(matches!(parse_header(b"{\"json\":1}"), Err(CodecError::WrongMagic { .. })));
+        assert!(matches!(
+            parse_header(&[0, 1, 2]),
+            Err(CodecError::ShortHeader { need: 5, .. })
+        ));
+        assert!(matches!(
+            parse_header(&[0xC3]),
+            Err(CodecError::ShortHeader { need: 10, .. })
+        ));
+        assert!(matches!(
+            parse_header(&[0xC3, 1, 2]),
+            Err(CodecError::ShortHeader { need: 10, .. })
+        ));
+        assert!(matches!(
+            parse_header(b"{\"json\":1}"),
+            Err(CodecError::WrongMagic { .. })
+        ));
     }
 }

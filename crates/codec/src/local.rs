@@ -27,11 +27,26 @@ struct ManifestEntry {
 
 /// The checked-in schemas, compiled into the binary.
 const EMBEDDED: &[(&str, &str)] = &[
-    ("manifest.toml", include_str!("../../../schemas/manifest.toml")),
-    ("channel_event.v1.avsc", include_str!("../../../schemas/channel_event.v1.avsc")),
-    ("customer_event.v1.avsc", include_str!("../../../schemas/customer_event.v1.avsc")),
-    ("send_command.v1.avsc", include_str!("../../../schemas/send_command.v1.avsc")),
-    ("journey_transition.v1.avsc", include_str!("../../../schemas/journey_transition.v1.avsc")),
+    (
+        "manifest.toml",
+        include_str!("../../../schemas/manifest.toml"),
+    ),
+    (
+        "channel_event.v1.avsc",
+        include_str!("../../../schemas/channel_event.v1.avsc"),
+    ),
+    (
+        "customer_event.v1.avsc",
+        include_str!("../../../schemas/customer_event.v1.avsc"),
+    ),
+    (
+        "send_command.v1.avsc",
+        include_str!("../../../schemas/send_command.v1.avsc"),
+    ),
+    (
+        "journey_transition.v1.avsc",
+        include_str!("../../../schemas/journey_transition.v1.avsc"),
+    ),
 ];
 
 /// Every schema version of the manifest, by id and by fingerprint; the newest version of
@@ -70,9 +85,11 @@ impl LocalSchemas {
     }
 
     fn from_sources(read: impl Fn(&str) -> Result<String, CodecError>) -> Result<Self, CodecError> {
-        let manifest: Manifest = toml::from_str(&read("manifest.toml")?).map_err(|e| {
-            CodecError::SchemaFile { path: "manifest.toml".into(), reason: e.to_string() }
-        })?;
+        let manifest: Manifest =
+            toml::from_str(&read("manifest.toml")?).map_err(|e| CodecError::SchemaFile {
+                path: "manifest.toml".into(),
+                reason: e.to_string(),
+            })?;
         let mut by_id = HashMap::new();
         for entry in manifest.schema {
             let text = read(&entry.file)?;
@@ -115,7 +132,11 @@ impl LocalSchemas {
         }
         let by_fingerprint = all.iter().map(|s| (s.fingerprint, Arc::clone(s))).collect();
         let by_id = all.into_iter().map(|s| (s.id, s)).collect();
-        Ok(Self { by_id, by_fingerprint, newest })
+        Ok(Self {
+            by_id,
+            by_fingerprint,
+            newest,
+        })
     }
 
     /// The newest version of the record called `name`.
@@ -125,10 +146,16 @@ impl LocalSchemas {
 
     pub(crate) fn lookup(&self, r: SchemaRef) -> Result<Arc<RegisteredSchema>, CodecError> {
         match r {
-            SchemaRef::Id(id) => self.by_id.get(&id).cloned().ok_or(CodecError::UnknownSchemaId(id)),
-            SchemaRef::Fingerprint(fp) => {
-                self.by_fingerprint.get(&fp).cloned().ok_or(CodecError::UnknownFingerprint(fp))
-            }
+            SchemaRef::Id(id) => self
+                .by_id
+                .get(&id)
+                .cloned()
+                .ok_or(CodecError::UnknownSchemaId(id)),
+            SchemaRef::Fingerprint(fp) => self
+                .by_fingerprint
+                .get(&fp)
+                .cloned()
+                .ok_or(CodecError::UnknownFingerprint(fp)),
         }
     }
 }
@@ -139,9 +166,11 @@ impl SchemaResolver for LocalSchemas {
     }
 
     async fn writer_for(&self, name: &str) -> Result<Arc<RegisteredSchema>, CodecError> {
-        self.newest(name).cloned().ok_or_else(|| CodecError::SchemaFile {
-            path: "manifest.toml".into(),
-            reason: format!("no schema for record {name}"),
-        })
+        self.newest(name)
+            .cloned()
+            .ok_or_else(|| CodecError::SchemaFile {
+                path: "manifest.toml".into(),
+                reason: format!("no schema for record {name}"),
+            })
     }
 }

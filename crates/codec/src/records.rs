@@ -28,7 +28,10 @@ pub struct Identifier {
 
 impl Identifier {
     pub fn new(kind: impl Into<String>, value: impl Into<String>) -> Self {
-        Self { kind: kind.into(), value: value.into() }
+        Self {
+            kind: kind.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -64,7 +67,11 @@ impl AttrValue {
             Value::Float(f) => Ok(Self::Double(f64::from(f))),
             Value::Double(d) => Ok(Self::Double(d)),
             Value::String(s) => Ok(Self::String(s)),
-            other => Err(shape(record, field, format!("unsupported attribute value {other:?}"))),
+            other => Err(shape(
+                record,
+                field,
+                format!("unsupported attribute value {other:?}"),
+            )),
         }
     }
 }
@@ -90,7 +97,12 @@ pub struct ChannelEvent {
 fn identifiers_to_value(ids: &[Identifier]) -> Value {
     Value::Array(
         ids.iter()
-            .map(|i| record(vec![("kind", Value::String(i.kind.clone())), ("value", Value::String(i.value.clone()))]))
+            .map(|i| {
+                record(vec![
+                    ("kind", Value::String(i.kind.clone())),
+                    ("value", Value::String(i.value.clone())),
+                ])
+            })
             .collect(),
     )
 }
@@ -100,7 +112,10 @@ fn identifiers_from_value(items: Vec<Value>) -> Result<Vec<Identifier>, CodecErr
         .into_iter()
         .map(|v| {
             let mut f = Fields::new("Identifier", v)?;
-            Ok(Identifier { kind: f.string("kind")?, value: f.string("value")? })
+            Ok(Identifier {
+                kind: f.string("kind")?,
+                value: f.string("value")?,
+            })
         })
         .collect()
 }
@@ -115,9 +130,20 @@ impl AvroRecord for ChannelEvent {
             ("channel", Value::String(self.channel.clone())),
             ("occurred_at", Value::TimestampMillis(self.occurred_at)),
             ("identifiers", identifiers_to_value(&self.identifiers)),
-            ("attributes", Value::Map(self.attributes.iter().map(|(k, v)| (k.clone(), v.to_value())).collect())),
+            (
+                "attributes",
+                Value::Map(
+                    self.attributes
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_value()))
+                        .collect(),
+                ),
+            ),
             ("locale", optional(self.locale.clone().map(Value::String))),
-            ("timezone", optional(self.timezone.clone().map(Value::String))),
+            (
+                "timezone",
+                optional(self.timezone.clone().map(Value::String)),
+            ),
         ])
     }
 
@@ -278,12 +304,23 @@ impl AvroRecord for SendCommand {
             ("address", Value::String(self.address.clone())),
             ("template", Value::String(self.template.clone())),
             ("locale", Value::String(self.locale.clone())),
-            ("vars", Value::Map(self.vars.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())),
+            (
+                "vars",
+                Value::Map(
+                    self.vars
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                        .collect(),
+                ),
+            ),
             ("journey", Value::String(self.journey.clone())),
             ("version", Value::Int(self.version)),
             ("step", Value::String(self.step.clone())),
             ("variant", optional(self.variant.clone().map(Value::String))),
-            ("not_after", optional(self.not_after.map(Value::TimestampMillis))),
+            (
+                "not_after",
+                optional(self.not_after.map(Value::TimestampMillis)),
+            ),
             (
                 "reason",
                 record(vec![
@@ -356,7 +393,10 @@ impl TransitionKind {
     ];
 
     pub fn as_str(self) -> &'static str {
-        Self::SYMBOLS.iter().find(|(k, _)| *k == self).map_or("unknown", |(_, s)| s)
+        Self::SYMBOLS
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("unknown", |(_, s)| s)
     }
 }
 
@@ -378,7 +418,10 @@ impl AvroRecord for JourneyTransition {
     const NAME: &'static str = "io.switchboard.JourneyTransition";
 
     fn to_value(&self) -> Value {
-        let index = TransitionKind::SYMBOLS.iter().position(|(k, _)| *k == self.kind).unwrap_or(7);
+        let index = TransitionKind::SYMBOLS
+            .iter()
+            .position(|(k, _)| *k == self.kind)
+            .unwrap_or(7);
         let index = u32::try_from(index).unwrap_or(7);
         record(vec![
             ("transition_id", Value::String(self.transition_id.clone())),

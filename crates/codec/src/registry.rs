@@ -56,11 +56,18 @@ struct RegisterResponse {
 impl RegistrySchemas {
     /// A client of the registry at `url` (e.g. `https://registry:8081`); `ours` are the
     /// schemas this process writes, registered on first use.
-    pub fn new(url: &str, auth: Option<RegistryAuth>, ours: LocalSchemas) -> Result<Self, CodecError> {
+    pub fn new(
+        url: &str,
+        auth: Option<RegistryAuth>,
+        ours: LocalSchemas,
+    ) -> Result<Self, CodecError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| CodecError::Registry { url: url.to_owned(), reason: e.to_string() })?;
+            .map_err(|e| CodecError::Registry {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             url: url.trim_end_matches('/').to_owned(),
             http,
@@ -73,7 +80,10 @@ impl RegistrySchemas {
     }
 
     fn unavailable(&self, reason: impl ToString) -> CodecError {
-        CodecError::Registry { url: self.url.clone(), reason: reason.to_string() }
+        CodecError::Registry {
+            url: self.url.clone(),
+            reason: reason.to_string(),
+        }
     }
 
     fn request(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -95,7 +105,11 @@ impl RegistrySchemas {
 
     async fn fetch(&self, id: u32) -> Result<Arc<RegisteredSchema>, CodecError> {
         let url = format!("{}/schemas/ids/{id}", self.url);
-        let response = self.request(self.http.get(&url)).send().await.map_err(|e| self.unavailable(e))?;
+        let response = self
+            .request(self.http.get(&url))
+            .send()
+            .await
+            .map_err(|e| self.unavailable(e))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND {
             return Err(CodecError::UnknownSchemaId(id));
@@ -105,7 +119,10 @@ impl RegistrySchemas {
         }
         let body: SchemaResponse = response.json().await.map_err(|e| self.unavailable(e))?;
         if body.schema_type.as_deref().is_some_and(|t| t != "AVRO") {
-            return Err(CodecError::WrongType { expected: "Avro", found: body.schema_type.unwrap_or_default() });
+            return Err(CodecError::WrongType {
+                expected: "Avro",
+                found: body.schema_type.unwrap_or_default(),
+            });
         }
         let schema = Schema::parse_str(&body.schema).map_err(|e| CodecError::SchemaFile {
             path: url.clone(),
@@ -117,10 +134,13 @@ impl RegistrySchemas {
     }
 
     async fn register(&self, name: &str) -> Result<Arc<RegisteredSchema>, CodecError> {
-        let local = self.ours.newest(name).ok_or_else(|| CodecError::SchemaFile {
-            path: "manifest.toml".into(),
-            reason: format!("no schema for record {name}"),
-        })?;
+        let local = self
+            .ours
+            .newest(name)
+            .ok_or_else(|| CodecError::SchemaFile {
+                path: "manifest.toml".into(),
+                reason: format!("no schema for record {name}"),
+            })?;
         let url = format!("{}/subjects/{name}/versions", self.url);
         let canonical = local.schema.canonical_form();
         let response = self

@@ -27,7 +27,12 @@ impl RegisteredSchema {
             Schema::Record(r) => r.name.fullname(None),
             other => format!("{:?}", apache_avro::schema::SchemaKind::from(other)),
         };
-        Self { id, fingerprint, name, schema }
+        Self {
+            id,
+            fingerprint,
+            name,
+            schema,
+        }
     }
 }
 

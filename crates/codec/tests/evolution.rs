@@ -6,7 +6,10 @@ use std::fs;
 use switchboard_codec::*;
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(f)
 }
 
 const V1: &str = include_str!("../../../schemas/channel_event.v1.avsc");
@@ -14,7 +17,11 @@ const V1: &str = include_str!("../../../schemas/channel_event.v1.avsc");
 /// Writes a schema folder with the checked-in v1 as id 1 and `v2` as id 11.
 fn folder_with_v2(v2: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for f in ["customer_event.v1.avsc", "send_command.v1.avsc", "journey_transition.v1.avsc"] {
+    for f in [
+        "customer_event.v1.avsc",
+        "send_command.v1.avsc",
+        "journey_transition.v1.avsc",
+    ] {
         fs::copy(format!("../../schemas/{f}"), dir.path().join(f)).unwrap();
     }
     fs::write(dir.path().join("channel_event.v1.avsc"), V1).unwrap();
@@ -33,12 +40,17 @@ fn folder_with_v2(v2: &str) -> tempfile::TempDir {
 
 /// v1 plus one field inserted before `locale`.
 fn v2_with_field(field: &str) -> String {
-    V1.replacen("{\"name\": \"locale\"", &format!("{field},\n    {{\"name\": \"locale\""), 1)
+    V1.replacen(
+        "{\"name\": \"locale\"",
+        &format!("{field},\n    {{\"name\": \"locale\""),
+        1,
+    )
 }
 
 #[test]
 fn an_added_optional_field_is_backward_compatible() {
-    let v2 = v2_with_field(r#"{"name": "consent_source", "type": ["null", "string"], "default": null}"#);
+    let v2 =
+        v2_with_field(r#"{"name": "consent_source", "type": ["null", "string"], "default": null}"#);
     assert_ne!(v2, V1, "the field was inserted");
     let dir = folder_with_v2(&v2);
     let newer = LocalSchemas::load(dir.path()).expect("v2 is a compatible evolution of v1");
@@ -71,13 +83,19 @@ fn an_added_required_field_is_rejected_with_both_ids_named() {
     let dir = folder_with_v2(&v2);
     let err = LocalSchemas::load(dir.path()).unwrap_err();
     match &err {
-        CodecError::Incompatible { name, older, newer, .. } => {
+        CodecError::Incompatible {
+            name, older, newer, ..
+        } => {
             assert_eq!(name, ChannelEvent::NAME);
             assert_eq!((*older, *newer), (1, 11));
         }
         other => panic!("expected Incompatible, got {other}"),
     }
-    assert!(err.to_string().contains("schema id 1 cannot be read with schema id 11"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("schema id 1 cannot be read with schema id 11"),
+        "{err}"
+    );
 }
 
 #[test]

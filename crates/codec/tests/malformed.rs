@@ -4,7 +4,10 @@ use proptest::prelude::*;
 use switchboard_codec::*;
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(f)
 }
 
 fn codec() -> Codec<LocalSchemas> {
@@ -17,7 +20,10 @@ fn event() -> ChannelEvent {
         event_type: "cart.updated".into(),
         channel: "web".into(),
         occurred_at: 1_790_000_000_000,
-        identifiers: vec![Identifier::new("anonymous_id", "c-123"), Identifier::new("email", "a@example.com")],
+        identifiers: vec![
+            Identifier::new("anonymous_id", "c-123"),
+            Identifier::new("email", "a@example.com"),
+        ],
         attributes: [("cart_value".to_owned(), AttrValue::Double(129.9))].into(),
         locale: Some("en-GB".into()),
         timezone: None,
@@ -25,7 +31,9 @@ fn event() -> ChannelEvent {
 }
 
 fn reason(bytes: &[u8]) -> &'static str {
-    block_on(codec().decode::<ChannelEvent>(bytes)).unwrap_err().reason()
+    block_on(codec().decode::<ChannelEvent>(bytes))
+        .unwrap_err()
+        .reason()
 }
 
 #[test]
@@ -36,7 +44,10 @@ fn each_kind_of_malformed_input_has_its_own_reason() {
     assert_eq!(reason(&[0xC3, 0x01, 1, 2]), "short_header");
     assert_eq!(reason(b"{\"event_id\":\"x\"}"), "wrong_magic");
     assert_eq!(reason(&[0, 0, 0, 0x30, 0x39, 2, b'a']), "unknown_schema_id");
-    assert_eq!(reason(&[0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0]), "unknown_fingerprint");
+    assert_eq!(
+        reason(&[0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0]),
+        "unknown_fingerprint"
+    );
     assert_eq!(reason(&good[..good.len() / 2]), "bad_body");
     let mut trailing = good.clone();
     trailing.extend_from_slice(&[1, 2, 3]);
@@ -48,7 +59,9 @@ fn each_kind_of_malformed_input_has_its_own_reason() {
 #[test]
 fn a_huge_declared_length_is_an_error_not_an_allocation() {
     // Confluent header for ChannelEvent (id 1), then a string length of ~2^62 as zig-zag varint.
-    let bytes = [0u8, 0, 0, 0, 1, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F];
+    let bytes = [
+        0u8, 0, 0, 0, 1, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F,
+    ];
     assert_eq!(reason(&bytes), "bad_body");
 }
 

@@ -18,10 +18,20 @@ async fn schema_by_id(State(r): State<Registry>, Path(id): Path<u32>) -> (Status
     r.gets.fetch_add(1, Ordering::SeqCst);
     let local = LocalSchemas::embedded().unwrap();
     if id == 101 {
-        let schema = local.newest(ChannelEvent::NAME).unwrap().schema.canonical_form();
-        (StatusCode::OK, serde_json::json!({ "schema": schema }).to_string())
+        let schema = local
+            .newest(ChannelEvent::NAME)
+            .unwrap()
+            .schema
+            .canonical_form();
+        (
+            StatusCode::OK,
+            serde_json::json!({ "schema": schema }).to_string(),
+        )
     } else {
-        (StatusCode::NOT_FOUND, r#"{"error_code":40403,"message":"Schema not found"}"#.into())
+        (
+            StatusCode::NOT_FOUND,
+            r#"{"error_code":40403,"message":"Schema not found"}"#.into(),
+        )
     }
 }
 
@@ -50,11 +60,21 @@ async fn registry_ids_are_fetched_once_and_unknown_ids_are_typed() {
     let codec = Codec::new(registry).await.unwrap();
 
     let event = ChannelEvent {
-        event_id: "e".into(), event_type: "app.installed".into(), channel: "app".into(), occurred_at: 1,
-        identifiers: vec![Identifier::new("device_id", "d-1")], attributes: Default::default(), locale: None, timezone: None,
+        event_id: "e".into(),
+        event_type: "app.installed".into(),
+        channel: "app".into(),
+        occurred_at: 1,
+        identifiers: vec![Identifier::new("device_id", "d-1")],
+        attributes: Default::default(),
+        locale: None,
+        timezone: None,
     };
     let bytes = codec.encode(&event, Framing::Confluent).unwrap();
-    assert_eq!(&bytes[..5], &[0, 0, 0, 0, 101], "written with the id the registry gave");
+    assert_eq!(
+        &bytes[..5],
+        &[0, 0, 0, 0, 101],
+        "written with the id the registry gave"
+    );
 
     // A consumer that has registered nothing fetches id 101 once, then serves it from cache.
     let consumer = RegistrySchemas::new(&url, None, LocalSchemas::embedded().unwrap()).unwrap();
@@ -67,7 +87,10 @@ async fn registry_ids_are_fetched_once_and_unknown_ids_are_typed() {
     assert_eq!(back, event);
 
     let fresh = Codec::new(consumer).await.unwrap();
-    let err = fresh.decode::<ChannelEvent>(&[0, 0, 0, 0, 77, 0]).await.unwrap_err();
+    let err = fresh
+        .decode::<ChannelEvent>(&[0, 0, 0, 0, 77, 0])
+        .await
+        .unwrap_err();
     assert!(matches!(err, CodecError::UnknownSchemaId(77)), "{err}");
     assert!(!err.is_retryable());
 }

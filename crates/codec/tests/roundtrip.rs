@@ -11,7 +11,10 @@ fn codec() -> Codec<LocalSchemas> {
 }
 
 fn futures_block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(f)
 }
 
 fn attr() -> impl Strategy<Value = AttrValue> {
@@ -87,7 +90,11 @@ fn send_commands_and_transitions_round_trip() {
         step: "remind".into(),
         variant: Some("b".into()),
         not_after: Some(1_800_000_000_000),
-        reason: SendReason { trigger: "event:e-1".into(), path: vec!["pause".into(), "remind".into()], fallback_from: vec!["push".into()] },
+        reason: SendReason {
+            trigger: "event:e-1".into(),
+            path: vec!["pause".into(), "remind".into()],
+            fallback_from: vec!["push".into()],
+        },
         created_at: 1_790_000_000_000,
     };
     let bytes = codec.encode(&command, Framing::Confluent).unwrap();
@@ -114,11 +121,27 @@ fn send_commands_and_transitions_round_trip() {
 fn a_command_is_not_decoded_as_an_event() {
     let codec = codec();
     let transition = JourneyTransition {
-        transition_id: "t".into(), profile_id: "p".into(), journey: "j".into(), version: 1,
-        kind: TransitionKind::Entered, step: None, reason: None, trigger: "event:x".into(), at: 0,
+        transition_id: "t".into(),
+        profile_id: "p".into(),
+        journey: "j".into(),
+        version: 1,
+        kind: TransitionKind::Entered,
+        step: None,
+        reason: None,
+        trigger: "event:x".into(),
+        at: 0,
     };
     let bytes = codec.encode(&transition, Framing::Confluent).unwrap();
     let err = futures_block_on(codec.decode::<ChannelEvent>(&bytes)).unwrap_err();
-    assert!(matches!(err, CodecError::WrongType { expected: "io.switchboard.ChannelEvent", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CodecError::WrongType {
+                expected: "io.switchboard.ChannelEvent",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(err.reason(), "wrong_type");
 }

@@ -14,6 +14,9 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn invalid(key: &str, reason: impl Into<String>) -> Self {
-        Self::Invalid { key: key.to_owned(), reason: reason.into() }
+        Self::Invalid {
+            key: key.to_owned(),
+            reason: reason.into(),
+        }
     }
 }

@@ -2,12 +2,9 @@
 
 use std::path::Path;
 
+use crate::{Config, ConfigError};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use crate::{Config, ConfigError};
-
-/// `SWITCHBOARD_*` variables read by the test harness, not configuration keys.
-const HARNESS_VARIABLES: [&str; 3] = ["tools_dir", "tansu", "redis_server"];
 
 /// Values given as command-line flags; `None` leaves the lower layers alone.
 #[derive(Debug, Clone, Default)]
@@ -20,20 +17,30 @@ pub struct Overrides {
 }
 
 /// Loads and validates the configuration: defaults, then `file` (if any), then the
-/// `SWITCHBOARD_*` environment of `env`, then `overrides`.
+/// `SWITCHBOARD_<SECTION>__<KEY>` environment, then `overrides`. Other `SWITCHBOARD_*`
+/// variables (`SWITCHBOARD_CONFIG`, the test harness's) are not configuration keys.
 pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     if let Some(path) = file {
         if !path.is_file() {
-            return Err(ConfigError::Parse(format!("config file {} does not exist", path.display())));
+            return Err(ConfigError::Parse(format!(
+                "config file {} does not exist",
+                path.display()
+            )));
         }
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment = figment.merge(Env::prefixed("SWITCHBOARD_").split("__").ignore(&HARNESS_VARIABLES));
+    figment = figment.merge(
+        Env::prefixed("SWITCHBOARD_")
+            .split("__")
+            .filter(|key| key.as_str().contains('.')),
+    );
     for (key, value) in flat(overrides) {
         figment = figment.merge(Serialized::default(&key, value));
     }
-    let config: Config = figment.extract().map_err(|e| ConfigError::Parse(describe(&e)))?;
+    let config: Config = figment
+        .extract()
+        .map_err(|e| ConfigError::Parse(describe(&e)))?;
     config.validate()?;
     Ok(config)
 }
@@ -56,8 +63,16 @@ fn describe(e: &figment::Error) -> String {
     e.clone()
         .into_iter()
         .map(|e| {
-            let key = if e.path.is_empty() { String::new() } else { format!("key `{}`: ", e.path.join(".")) };
-            let source = e.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("key `{}`: ", e.path.join("."))
+            };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
             format!("{key}{}{source}", e.kind)
         })
         .collect::<Vec<_>>()

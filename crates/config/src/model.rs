@@ -31,7 +31,11 @@ pub struct KafkaConfig {
 
 impl Default for KafkaConfig {
     fn default() -> Self {
-        Self { bootstrap_servers: "localhost:9092".into(), properties: BTreeMap::new(), transactions: false }
+        Self {
+            bootstrap_servers: "localhost:9092".into(),
+            properties: BTreeMap::new(),
+            transactions: false,
+        }
     }
 }
 
@@ -49,7 +53,12 @@ pub struct RedisConfig {
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        Self { url: "redis://127.0.0.1:6379".into(), cluster: false, cluster_seeds: Vec::new(), key_prefix: "sb".into() }
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            cluster: false,
+            cluster_seeds: Vec::new(),
+            key_prefix: "sb".into(),
+        }
     }
 }
 
@@ -85,7 +94,18 @@ pub struct TopicsConfig {
 impl Default for TopicsConfig {
     fn default() -> Self {
         Self {
-            channels: ["web", "app", "email", "sms", "push", "pos", "call_center", "social"].map(String::from).to_vec(),
+            channels: [
+                "web",
+                "app",
+                "email",
+                "sms",
+                "push",
+                "pos",
+                "call_center",
+                "social",
+            ]
+            .map(String::from)
+            .to_vec(),
             events_prefix: "events.".into(),
             commands_prefix: "commands.".into(),
             customer_events: "customer.events".into(),
@@ -107,7 +127,9 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { listen: "0.0.0.0:9464".into() }
+        Self {
+            listen: "0.0.0.0:9464".into(),
+        }
     }
 }
 
@@ -122,7 +144,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Human, level: "info".into() }
+        Self {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
     }
 }
 

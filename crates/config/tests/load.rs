@@ -40,7 +40,10 @@ fn environment_overrides_file_and_flags_override_environment() {
         assert_eq!(c.topics.partitions, 24);
         assert_eq!(c.log.format, LogFormat::Json);
 
-        let flags = Overrides { kafka_bootstrap: Some("flag:9092".into()), ..Default::default() };
+        let flags = Overrides {
+            kafka_bootstrap: Some("flag:9092".into()),
+            ..Default::default()
+        };
         let c = load(Some("switchboard.toml".as_ref()), &flags).map_err(err)?;
         assert_eq!(c.kafka.bootstrap_servers, "flag:9092");
         Ok(())
@@ -48,10 +51,27 @@ fn environment_overrides_file_and_flags_override_environment() {
 }
 
 #[test]
+fn switchboard_variables_without_a_section_are_not_keys() {
+    Jail::expect_with(|jail| {
+        jail.set_env("SWITCHBOARD_CONFIG", "/etc/switchboard.toml");
+        jail.set_env("SWITCHBOARD_TOOLS_DIR", "/tmp/tools");
+        jail.set_env("SWITCHBOARD_REDIS__URL", "redis://env:6379");
+        let c = load(None, &Overrides::default()).map_err(err)?;
+        assert_eq!(c.redis.url, "redis://env:6379");
+        Ok(())
+    });
+}
+
+#[test]
 fn an_unknown_key_is_named() {
     Jail::expect_with(|jail| {
-        jail.create_file("c.toml", "[redis]\nurl = \"redis://x:1\"\nurll = \"typo\"\n")?;
-        let e = load(Some("c.toml".as_ref()), &Overrides::default()).unwrap_err().to_string();
+        jail.create_file(
+            "c.toml",
+            "[redis]\nurl = \"redis://x:1\"\nurll = \"typo\"\n",
+        )?;
+        let e = load(Some("c.toml".as_ref()), &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("urll"), "{e}");
         assert!(e.contains("redis"), "{e}");
         Ok(())
@@ -72,15 +92,49 @@ fn a_wrong_type_is_named_with_its_key() {
 fn invalid_values_are_rejected_naming_the_key() {
     let cases: Vec<(fn(&mut Config), &str)> = vec![
         (|c| c.redis.url = "http://redis:6379".into(), "redis.url"),
-        (|c| c.kafka.bootstrap_servers = String::new(), "kafka.bootstrap_servers"),
-        (|c| { c.kafka.properties.insert("security.protocol".into(), "TLS".into()); }, "security.protocol"),
-        (|c| { c.kafka.properties.insert("security.protocol".into(), "SASL_SSL".into()); }, "sasl.username"),
-        (|c| { c.kafka.properties.insert("group.id".into(), "x".into()); }, "group.id"),
+        (
+            |c| c.kafka.bootstrap_servers = String::new(),
+            "kafka.bootstrap_servers",
+        ),
+        (
+            |c| {
+                c.kafka
+                    .properties
+                    .insert("security.protocol".into(), "TLS".into());
+            },
+            "security.protocol",
+        ),
+        (
+            |c| {
+                c.kafka
+                    .properties
+                    .insert("security.protocol".into(), "SASL_SSL".into());
+            },
+            "sasl.username",
+        ),
+        (
+            |c| {
+                c.kafka.properties.insert("group.id".into(), "x".into());
+            },
+            "group.id",
+        ),
         (|c| c.topics.partitions = 0, "topics.partitions"),
-        (|c| c.topics.json_channels = vec!["fax".into()], "topics.json_channels"),
-        (|c| c.admin.listen = "nine-four-six-four".into(), "admin.listen"),
-        (|c| c.redis.cluster_seeds = vec!["redis://a:1".into()], "redis.cluster_seeds"),
-        (|c| c.schemas.registry_url = Some("registry:8081".into()), "schemas.registry_url"),
+        (
+            |c| c.topics.json_channels = vec!["fax".into()],
+            "topics.json_channels",
+        ),
+        (
+            |c| c.admin.listen = "nine-four-six-four".into(),
+            "admin.listen",
+        ),
+        (
+            |c| c.redis.cluster_seeds = vec!["redis://a:1".into()],
+            "redis.cluster_seeds",
+        ),
+        (
+            |c| c.schemas.registry_url = Some("registry:8081".into()),
+            "schemas.registry_url",
+        ),
     ];
     for (break_it, key) in cases {
         let mut c = Config::default();

@@ -48,13 +48,25 @@ impl Rejected {
 
 /// Values that mean "nothing" whatever the kind: compared trimmed, case-insensitively, with
 /// surrounding quotes removed.
-pub(crate) const BUILT_IN_BLOCKED: [&str; 9] = ["", "null", "nil", "none", "undefined", "anonymous", "unknown", "0", "-1"];
+pub(crate) const BUILT_IN_BLOCKED: [&str; 9] = [
+    "",
+    "null",
+    "nil",
+    "none",
+    "undefined",
+    "anonymous",
+    "unknown",
+    "0",
+    "-1",
+];
 
 /// Strips one pair of matching surrounding quotes, repeatedly (`"'null'"` → `null`).
 pub(crate) fn unquote(s: &str) -> &str {
     let mut s = s.trim();
     loop {
-        let stripped = ['"', '\'', '`'].iter().find_map(|q| s.strip_prefix(*q).and_then(|r| r.strip_suffix(*q)));
+        let stripped = ['"', '\'', '`']
+            .iter()
+            .find_map(|q| s.strip_prefix(*q).and_then(|r| r.strip_suffix(*q)));
         match stripped {
             Some(inner) => s = inner.trim(),
             None => return s,
@@ -62,14 +74,23 @@ pub(crate) fn unquote(s: &str) -> &str {
     }
 }
 
-pub(crate) fn normalise(how: Normalisation, raw: &str, region: country::Id) -> Result<String, Rejected> {
+pub(crate) fn normalise(
+    how: Normalisation,
+    raw: &str,
+    region: country::Id,
+) -> Result<String, Rejected> {
     let v = raw.trim();
     match how {
         Normalisation::Trim => Ok(v.to_owned()),
         Normalisation::Email => {
             let v = v.to_lowercase();
             let ok = v.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !v.contains(char::is_whitespace) && v.matches('@').count() == 1
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !v.contains(char::is_whitespace)
+                    && v.matches('@').count() == 1
             });
             if ok { Ok(v) } else { Err(Rejected::BadEmail) }
         }

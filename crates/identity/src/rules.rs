@@ -40,7 +40,12 @@ pub struct IdentityRules {
 
 impl Default for IdentityRules {
     fn default() -> Self {
-        let kind = |kind: &str, normalise, priority, max| KindRule { kind: kind.into(), normalise, priority, max_per_profile: max };
+        let kind = |kind: &str, normalise, priority, max| KindRule {
+            kind: kind.into(),
+            normalise,
+            priority,
+            max_per_profile: max,
+        };
         Self {
             kinds: vec![
                 kind("customer_id", Normalisation::Trim, 100, Some(1)),
@@ -79,21 +84,41 @@ pub struct Prepared {
 impl IdentityRules {
     /// Checks the rules against each other.
     pub fn validate(&self) -> Result<(), RulesError> {
-        let err = |key: &str, reason: String| Err(RulesError { key: key.into(), reason });
+        let err = |key: &str, reason: String| {
+            Err(RulesError {
+                key: key.into(),
+                reason,
+            })
+        };
         let mut seen = BTreeSet::new();
         for (i, k) in self.kinds.iter().enumerate() {
             if k.kind.trim().is_empty() || k.kind.contains([':', '{', '}', ' ']) {
-                return err(&format!("kinds[{i}].kind"), format!("`{}` must be non-empty, without `:`, braces or spaces", k.kind));
+                return err(
+                    &format!("kinds[{i}].kind"),
+                    format!(
+                        "`{}` must be non-empty, without `:`, braces or spaces",
+                        k.kind
+                    ),
+                );
             }
             if !seen.insert(&k.kind) {
-                return err(&format!("kinds[{i}].kind"), format!("`{}` is configured twice", k.kind));
+                return err(
+                    &format!("kinds[{i}].kind"),
+                    format!("`{}` is configured twice", k.kind),
+                );
             }
             if k.max_per_profile == Some(0) {
-                return err(&format!("kinds[{i}].max_per_profile"), "must be at least 1".into());
+                return err(
+                    &format!("kinds[{i}].max_per_profile"),
+                    "must be at least 1".into(),
+                );
             }
         }
         if self.default_region.parse::<country::Id>().is_err() {
-            return err("default_region", format!("`{}` is not an ISO 3166 region code", self.default_region));
+            return err(
+                "default_region",
+                format!("`{}` is not an ISO 3166 region code", self.default_region),
+            );
         }
         if self.max_identifiers_per_profile == 0 {
             return err("max_identifiers_per_profile", "must be at least 1".into());
@@ -107,18 +132,26 @@ impl IdentityRules {
 
     fn blocked(&self, value: &str) -> bool {
         let v = unquote(value);
-        BUILT_IN_BLOCKED.iter().any(|b| v.eq_ignore_ascii_case(b)) || self.blocked.iter().any(|b| unquote(b).eq_ignore_ascii_case(v))
+        BUILT_IN_BLOCKED.iter().any(|b| v.eq_ignore_ascii_case(b))
+            || self
+                .blocked
+                .iter()
+                .any(|b| unquote(b).eq_ignore_ascii_case(v))
     }
 
     /// Normalises, filters and orders an event's identifiers.
     pub fn prepare(&self, raw: &[Identifier]) -> Prepared {
-        let region = self.default_region.parse::<country::Id>().unwrap_or(country::Id::GB);
+        let region = self
+            .default_region
+            .parse::<country::Id>()
+            .unwrap_or(country::Id::GB);
         let mut out = Prepared::default();
         let mut seen = BTreeSet::new();
         let mut ranked = Vec::new();
         for id in raw {
             let Some(rule) = self.kind(&id.kind) else {
-                out.rejected.push((id.kind.clone(), Rejected::UnknownKind(id.kind.clone())));
+                out.rejected
+                    .push((id.kind.clone(), Rejected::UnknownKind(id.kind.clone())));
                 continue;
             };
             if self.blocked(&id.value) {
@@ -127,7 +160,9 @@ impl IdentityRules {
             }
             match normalise(rule.normalise, &id.value, region) {
                 Err(e) => out.rejected.push((id.kind.clone(), e)),
-                Ok(value) if self.blocked(&value) => out.rejected.push((id.kind.clone(), Rejected::Blocked)),
+                Ok(value) if self.blocked(&value) => {
+                    out.rejected.push((id.kind.clone(), Rejected::Blocked))
+                }
                 Ok(value) => {
                     if seen.insert((id.kind.clone(), value.clone())) {
                         ranked.push((rule.priority, Identifier::new(id.kind.clone(), value)));
@@ -142,7 +177,13 @@ impl IdentityRules {
             let limit = self.kind(&id.kind).and_then(|k| k.max_per_profile);
             let already = out.accepted.iter().filter(|a| a.kind == id.kind).count();
             match limit {
-                Some(l) if already >= l as usize => out.rejected.push((id.kind.clone(), Rejected::OverLimit { kind: id.kind.clone(), limit: l })),
+                Some(l) if already >= l as usize => out.rejected.push((
+                    id.kind.clone(),
+                    Rejected::OverLimit {
+                        kind: id.kind.clone(),
+                        limit: l,
+                    },
+                )),
                 _ => out.accepted.push(id),
             }
         }

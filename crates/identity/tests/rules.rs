@@ -17,21 +17,55 @@ fn values_are_normalised_per_kind() {
         ("customer_id", " C-42 "),
     ]));
     assert_eq!(p.rejected, vec![]);
-    assert_eq!(p.accepted, ids(&[("customer_id", "C-42"), ("email", "ann.smith@example.com"), ("phone", "+33612345678"), ("phone", "+447911123456")]));
+    assert_eq!(
+        p.accepted,
+        ids(&[
+            ("customer_id", "C-42"),
+            ("email", "ann.smith@example.com"),
+            ("phone", "+33612345678"),
+            ("phone", "+447911123456")
+        ])
+    );
 }
 
 #[test]
 fn junk_values_never_link_anything() {
-    let rules = IdentityRules { blocked: vec!["test@example.com".into()], ..IdentityRules::default() };
-    for junk in ["", "  ", "null", "NULL", "undefined", "anonymous", "0", "-1", "\"null\"", "'undefined'", "\"'anonymous'\"", "test@example.com", "TEST@example.com"] {
+    let rules = IdentityRules {
+        blocked: vec!["test@example.com".into()],
+        ..IdentityRules::default()
+    };
+    for junk in [
+        "",
+        "  ",
+        "null",
+        "NULL",
+        "undefined",
+        "anonymous",
+        "0",
+        "-1",
+        "\"null\"",
+        "'undefined'",
+        "\"'anonymous'\"",
+        "test@example.com",
+        "TEST@example.com",
+    ] {
         let p = rules.prepare(&ids(&[("anonymous_id", junk), ("email", junk)]));
-        assert!(p.accepted.is_empty(), "`{junk}` was accepted: {:?}", p.accepted);
+        assert!(
+            p.accepted.is_empty(),
+            "`{junk}` was accepted: {:?}",
+            p.accepted
+        );
     }
 }
 
 #[test]
 fn malformed_emails_and_phones_are_rejected_with_a_reason_not_the_value() {
-    let p = IdentityRules::default().prepare(&ids(&[("email", "no-at-sign"), ("phone", "12"), ("fax", "123"), ("email", "a@b.co")]));
+    let p = IdentityRules::default().prepare(&ids(&[
+        ("email", "no-at-sign"),
+        ("phone", "12"),
+        ("fax", "123"),
+        ("email", "a@b.co"),
+    ]));
     assert_eq!(p.accepted, ids(&[("email", "a@b.co")]));
     let reasons: Vec<&str> = p.rejected.iter().map(|(_, r)| r.reason()).collect();
     assert_eq!(reasons, vec!["bad_email", "bad_phone", "unknown_kind"]);
@@ -40,7 +74,11 @@ fn malformed_emails_and_phones_are_rejected_with_a_reason_not_the_value() {
 #[test]
 fn one_event_cannot_carry_more_than_the_limit_of_a_kind() {
     let p = IdentityRules::default().prepare(&ids(&[("customer_id", "b"), ("customer_id", "a")]));
-    assert_eq!(p.accepted, ids(&[("customer_id", "a")]), "deterministic: the smallest value is kept");
+    assert_eq!(
+        p.accepted,
+        ids(&[("customer_id", "a")]),
+        "deterministic: the smallest value is kept"
+    );
     assert_eq!(p.rejected[0].1.reason(), "over_limit");
 }
 
@@ -58,10 +96,21 @@ fn the_rules_read_from_toml_and_bad_ones_name_the_key() {
     )
     .unwrap();
     rules.validate().unwrap();
-    assert_eq!(rules.prepare(&ids(&[("phone", "06 12 34 56 78")])).accepted, ids(&[("phone", "+33612345678")]));
-    assert!(rules.prepare(&ids(&[("customer_id", "GUEST")])).accepted.is_empty());
+    assert_eq!(
+        rules.prepare(&ids(&[("phone", "06 12 34 56 78")])).accepted,
+        ids(&[("phone", "+33612345678")])
+    );
+    assert!(
+        rules
+            .prepare(&ids(&[("customer_id", "GUEST")]))
+            .accepted
+            .is_empty()
+    );
 
-    let bad = IdentityRules { default_region: "XX".into(), ..IdentityRules::default() };
+    let bad = IdentityRules {
+        default_region: "XX".into(),
+        ..IdentityRules::default()
+    };
     assert_eq!(bad.validate().unwrap_err().key, "default_region");
     let mut twice = IdentityRules::default();
     twice.kinds.push(twice.kinds[0].clone());

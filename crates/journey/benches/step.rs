@@ -6,7 +6,9 @@ use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use switchboard_codec::{AttrValue, ChannelEvent, Identifier};
-use switchboard_journey::{Customer, Effect, Input, JourneySet, Policies, Profile, apply, load_dir};
+use switchboard_journey::{
+    Customer, Effect, Input, JourneySet, Policies, Profile, apply, load_dir,
+};
 
 const T0: i64 = 1_768_471_200_000;
 
@@ -16,8 +18,16 @@ fn event(event_type: &str, channel: &str) -> ChannelEvent {
         event_type: event_type.into(),
         channel: channel.into(),
         occurred_at: T0,
-        identifiers: vec![Identifier::new("customer_id", "c-1"), Identifier::new("email", "c1@example.com"), Identifier::new("push_token", "tok")],
-        attributes: [("cart_value".to_owned(), AttrValue::Double(129.0)), ("sku".to_owned(), AttrValue::String("SKU-1".into()))].into(),
+        identifiers: vec![
+            Identifier::new("customer_id", "c-1"),
+            Identifier::new("email", "c1@example.com"),
+            Identifier::new("push_token", "tok"),
+        ],
+        attributes: [
+            ("cart_value".to_owned(), AttrValue::Double(129.0)),
+            ("sku".to_owned(), AttrValue::String("SKU-1".into())),
+        ]
+        .into(),
         locale: Some("en-GB".into()),
         timezone: Some("Europe/London".into()),
     }
@@ -25,9 +35,22 @@ fn event(event_type: &str, channel: &str) -> ChannelEvent {
 
 fn bench(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let policies = Policies::parse("policies", &std::fs::read_to_string(root.join("deploy/policies.yaml")).unwrap()).unwrap();
-    let journeys = JourneySet::new(load_dir(&root.join("journeys"), &policies.channels).unwrap());
-    let fresh = Customer { profile: Profile { id: "c-1".into(), ..Profile::default() }, ..Customer::default() };
+    let policies = Policies::parse(
+        "policies",
+        &std::fs::read_to_string(root.join("deploy/policies.yaml"))
+            .expect("read deploy/policies.yaml"),
+    )
+    .expect("deploy/policies.yaml is valid");
+    let journeys = JourneySet::new(
+        load_dir(&root.join("journeys"), &policies.channels).expect("example journeys are valid"),
+    );
+    let fresh = Customer {
+        profile: Profile {
+            id: "c-1".into(),
+            ..Profile::default()
+        },
+        ..Customer::default()
+    };
     let mut group = c.benchmark_group("interpreter");
     group.throughput(Throughput::Elements(1));
     for (name, event_type, channel) in [
@@ -38,7 +61,17 @@ fn bench(c: &mut Criterion) {
         ("browse-ab-test", "product.viewed", "web"),
     ] {
         let input = Input::Event(event(event_type, channel));
-        group.bench_function(format!("enter/{name}"), |b| b.iter(|| apply(&journeys, &policies, black_box(fresh.clone()), black_box(&input), T0)));
+        group.bench_function(format!("enter/{name}"), |b| {
+            b.iter(|| {
+                apply(
+                    &journeys,
+                    &policies,
+                    black_box(fresh.clone()),
+                    black_box(&input),
+                    T0,
+                )
+            })
+        });
         // The state after entering, and the timer it scheduled: the next step.
         let (waiting, effects) = apply(&journeys, &policies, fresh.clone(), &input, T0);
         if let Some((journey, at)) = effects.iter().find_map(|e| match e {
@@ -46,7 +79,17 @@ fn bench(c: &mut Criterion) {
             _ => None,
         }) {
             let timer = Input::Timer { journey, due: at };
-            group.bench_function(format!("timer/{name}"), |b| b.iter(|| apply(&journeys, &policies, black_box(waiting.clone()), black_box(&timer), at)));
+            group.bench_function(format!("timer/{name}"), |b| {
+                b.iter(|| {
+                    apply(
+                        &journeys,
+                        &policies,
+                        black_box(waiting.clone()),
+                        black_box(&timer),
+                        at,
+                    )
+                })
+            });
         }
     }
     group.finish();

@@ -27,7 +27,12 @@ struct Errors<'a> {
 
 impl Errors<'_> {
     fn push(&mut self, line: u32, state: Option<&str>, message: impl Into<String>) {
-        self.list.push(JourneyError { file: self.file.to_owned(), line, state: state.map(str::to_owned), message: message.into() });
+        self.list.push(JourneyError {
+            file: self.file.to_owned(),
+            line,
+            state: state.map(str::to_owned),
+            message: message.into(),
+        });
     }
 }
 
@@ -45,46 +50,97 @@ pub fn compile(file: &str, text: &str, channels: &[String]) -> Result<Journey, V
             .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
-        vec![JourneyError { file: file.to_owned(), line, state: None, message: first_line(&message) }]
+        vec![JourneyError {
+            file: file.to_owned(),
+            line,
+            state: None,
+            message: first_line(&message),
+        }]
     })?;
-    let mut errors = Errors { file, list: Vec::new() };
+    let mut errors = Errors {
+        file,
+        list: Vec::new(),
+    };
     let journey = build(file, parsed, channels, &mut errors);
-    if errors.list.is_empty() { journey.ok_or_else(Vec::new) } else { Err(errors.list) }
+    if errors.list.is_empty() {
+        journey.ok_or_else(Vec::new)
+    } else {
+        Err(errors.list)
+    }
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_owned()
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_owned()
 }
 
 fn condition(errors: &mut Errors<'_>, state: Option<&str>, source: &Located) -> Option<Condition> {
-    Condition::compile(&source.value).map_err(|e| errors.push(line_of(source), state, e)).ok()
+    Condition::compile(&source.value)
+        .map_err(|e| errors.push(line_of(source), state, e))
+        .ok()
 }
 
-fn build(file: &str, f: JourneyFile, channels: &[String], errors: &mut Errors<'_>) -> Option<Journey> {
+fn build(
+    file: &str,
+    f: JourneyFile,
+    channels: &[String],
+    errors: &mut Errors<'_>,
+) -> Option<Journey> {
     if f.journey.trim().is_empty() {
         errors.push(1, None, "`journey` (the id) is empty");
     }
     let holdout = f.holdout.as_ref().map_or(0.0, |h| h.value);
-    if let Some(h) = f.holdout.as_ref().filter(|h| !(0.0..1.0).contains(&h.value)) {
+    if let Some(h) = f
+        .holdout
+        .as_ref()
+        .filter(|h| !(0.0..1.0).contains(&h.value))
+    {
         let line = u32::try_from(h.referenced.line()).unwrap_or(0);
-        errors.push(line, None, format!("holdout {} is outside 0..1 (a share, e.g. 0.1 for 10%)", h.value));
+        errors.push(
+            line,
+            None,
+            format!(
+                "holdout {} is outside 0..1 (a share, e.g. 0.1 for 10%)",
+                h.value
+            ),
+        );
     }
     let names: Vec<&String> = f.steps.keys().collect();
-    let index: HashMap<&str, StateId> = names.iter().enumerate().map(|(i, n)| (n.as_str(), StateId(i))).collect();
-    let resolve = |errors: &mut Errors<'_>, state: &str, what: &str, target: Option<&Located>, fallback_line: u32| -> Option<StateId> {
+    let index: HashMap<&str, StateId> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), StateId(i)))
+        .collect();
+    let resolve = |errors: &mut Errors<'_>,
+                   state: &str,
+                   what: &str,
+                   target: Option<&Located>,
+                   fallback_line: u32|
+     -> Option<StateId> {
         match target {
             None => {
                 errors.push(fallback_line, Some(state), format!("missing `{what}`"));
                 None
             }
             Some(t) => index.get(t.value.as_str()).copied().or_else(|| {
-                errors.push(line_of(t), Some(state), format!("`{what}` names unknown state `{}`", t.value));
+                errors.push(
+                    line_of(t),
+                    Some(state),
+                    format!("`{what}` names unknown state `{}`", t.value),
+                );
                 None
             }),
         }
     };
 
-    let trigger_if = f.trigger.condition.as_ref().and_then(|c| condition(errors, None, c));
+    let trigger_if = f
+        .trigger
+        .condition
+        .as_ref()
+        .and_then(|c| condition(errors, None, c));
     let audience = f.audience.as_ref().and_then(|c| condition(errors, None, c));
     let reentry = match &f.reentry {
         ReentryDef::Never => Reentry::Never,
@@ -94,15 +150,22 @@ fn build(file: &str, f: JourneyFile, channels: &[String], errors: &mut Errors<'_
             Reentry::Never
         }),
     };
-    let goal = f.goal.as_ref().and_then(|g| match parse_duration(&g.within) {
-        Ok(ms) => Some((g.event.clone(), ms)),
-        Err(e) => {
-            errors.push(0, None, format!("goal.within: {e}"));
-            None
-        }
-    });
+    let goal = f
+        .goal
+        .as_ref()
+        .and_then(|g| match parse_duration(&g.within) {
+            Ok(ms) => Some((g.event.clone(), ms)),
+            Err(e) => {
+                errors.push(0, None, format!("goal.within: {e}"));
+                None
+            }
+        });
     let start = index.get(f.start.value.as_str()).copied().or_else(|| {
-        errors.push(line_of(&f.start), None, format!("`start` names unknown state `{}`", f.start.value));
+        errors.push(
+            line_of(&f.start),
+            None,
+            format!("`start` names unknown state `{}`", f.start.value),
+        );
         None
     });
 
@@ -110,7 +173,11 @@ fn build(file: &str, f: JourneyFile, channels: &[String], errors: &mut Errors<'_
     for (name, spanned) in &f.steps {
         let line = u32::try_from(spanned.referenced.line()).unwrap_or(0);
         if let Some(kind) = step(name, line, &spanned.value, channels, errors, &resolve) {
-            states.push(State { name: name.clone(), line, kind });
+            states.push(State {
+                name: name.clone(),
+                line,
+                kind,
+            });
         }
     }
     let migrate_from_previous: BTreeMap<String, StateId> = f
@@ -119,7 +186,11 @@ fn build(file: &str, f: JourneyFile, channels: &[String], errors: &mut Errors<'_
         .filter_map(|(old, new)| match index.get(new.as_str()) {
             Some(id) => Some((old.clone(), *id)),
             None => {
-                errors.push(0, None, format!("migrate_from_previous maps `{old}` to unknown state `{new}`"));
+                errors.push(
+                    0,
+                    None,
+                    format!("migrate_from_previous maps `{old}` to unknown state `{new}`"),
+                );
                 None
             }
         })
@@ -149,9 +220,17 @@ fn build(file: &str, f: JourneyFile, channels: &[String], errors: &mut Errors<'_
     Some(journey)
 }
 
-type Resolve<'r> = dyn Fn(&mut Errors<'_>, &str, &str, Option<&Located>, u32) -> Option<StateId> + 'r;
+type Resolve<'r> =
+    dyn Fn(&mut Errors<'_>, &str, &str, Option<&Located>, u32) -> Option<StateId> + 'r;
 
-fn step(name: &str, line: u32, s: &StepDef, channels: &[String], errors: &mut Errors<'_>, resolve: &Resolve<'_>) -> Option<StepKind> {
+fn step(
+    name: &str,
+    line: u32,
+    s: &StepDef,
+    channels: &[String],
+    errors: &mut Errors<'_>,
+    resolve: &Resolve<'_>,
+) -> Option<StepKind> {
     let kinds = [
         s.send.is_some(),
         s.wait.is_some(),
@@ -169,11 +248,19 @@ fn step(name: &str, line: u32, s: &StepDef, channels: &[String], errors: &mut Er
             return None;
         }
         _ => {
-            errors.push(line, Some(name), "has more than one step kind; split it into states");
+            errors.push(
+                line,
+                Some(name),
+                "has more than one step kind; split it into states",
+            );
             return None;
         }
     }
-    let duration = |errors: &mut Errors<'_>, what: &str, d: &str| parse_duration(d).map_err(|e| errors.push(line, Some(name), format!("{what}: {e}"))).ok();
+    let duration = |errors: &mut Errors<'_>, what: &str, d: &str| {
+        parse_duration(d)
+            .map_err(|e| errors.push(line, Some(name), format!("{what}: {e}")))
+            .ok()
+    };
 
     if let Some(send) = &s.send {
         let mut wanted: Vec<String> = send.channel.iter().cloned().collect();
@@ -182,33 +269,67 @@ fn step(name: &str, line: u32, s: &StepDef, channels: &[String], errors: &mut Er
             errors.push(line, Some(name), "send needs `channel` or `channels`");
         }
         for c in wanted.iter().filter(|c| !channels.contains(c)) {
-            errors.push(line, Some(name), format!("unknown channel `{c}` (known: {})", channels.join(", ")));
+            errors.push(
+                line,
+                Some(name),
+                format!("unknown channel `{c}` (known: {})", channels.join(", ")),
+            );
         }
-        let vars = send.vars.iter().filter_map(|(k, v)| condition(errors, Some(name), v).map(|c| (k.clone(), c))).collect();
+        let vars = send
+            .vars
+            .iter()
+            .filter_map(|(k, v)| condition(errors, Some(name), v).map(|c| (k.clone(), c)))
+            .collect();
         let next = resolve(errors, name, "next", s.next.as_ref(), line);
-        return Some(StepKind::Send { channels: wanted, template: send.template.clone(), vars, locale: send.locale.clone(), next: next? });
+        return Some(StepKind::Send {
+            channels: wanted,
+            template: send.template.clone(),
+            vars,
+            locale: send.locale.clone(),
+            next: next?,
+        });
     }
     if let Some(w) = &s.wait {
         let ms = duration(errors, "wait", w);
         let next = resolve(errors, name, "next", s.next.as_ref(), line);
-        return Some(StepKind::Wait { ms: ms?, next: next? });
+        return Some(StepKind::Wait {
+            ms: ms?,
+            next: next?,
+        });
     }
     if let Some(t) = &s.wait_until {
-        let minute = parse_time_of_day(t).map_err(|e| errors.push(line, Some(name), format!("wait_until: {e}"))).ok();
+        let minute = parse_time_of_day(t)
+            .map_err(|e| errors.push(line, Some(name), format!("wait_until: {e}")))
+            .ok();
         let next = resolve(errors, name, "next", s.next.as_ref(), line);
-        return Some(StepKind::WaitUntil { minute_of_day: minute?, next: next? });
+        return Some(StepKind::WaitUntil {
+            minute_of_day: minute?,
+            next: next?,
+        });
     }
     if let Some(w) = &s.wait_for {
         let timeout = match &w.timeout {
             None => {
-                errors.push(line, Some(name), format!("wait_for `{}` has no timeout: a customer would wait forever", w.event));
+                errors.push(
+                    line,
+                    Some(name),
+                    format!(
+                        "wait_for `{}` has no timeout: a customer would wait forever",
+                        w.event
+                    ),
+                );
                 None
             }
             Some(t) => duration(errors, "wait_for.timeout", t),
         };
         let on_event = resolve(errors, name, "on_event", s.on_event.as_ref(), line);
         let on_timeout = resolve(errors, name, "on_timeout", s.on_timeout.as_ref(), line);
-        return Some(StepKind::WaitFor { event: w.event.clone(), timeout_ms: timeout?, on_event: on_event?, on_timeout: on_timeout? });
+        return Some(StepKind::WaitFor {
+            event: w.event.clone(),
+            timeout_ms: timeout?,
+            on_event: on_event?,
+            on_timeout: on_timeout?,
+        });
     }
     if let Some(arms) = &s.branch {
         let mut compiled = Vec::new();
@@ -222,25 +343,46 @@ fn step(name: &str, line: u32, s: &StepDef, channels: &[String], errors: &mut Er
                         compiled.push((cond, next));
                     }
                 }
-                (None, Some(e)) if i + 1 == arms.len() => otherwise = resolve(errors, name, "else", Some(e), line),
-                (None, Some(e)) => errors.push(line_of(e), Some(name), "`else` must be the last arm of a branch"),
-                _ => errors.push(line, Some(name), "each branch arm is `{ if: <CEL>, next: <state> }` or `{ else: <state> }`"),
+                (None, Some(e)) if i + 1 == arms.len() => {
+                    otherwise = resolve(errors, name, "else", Some(e), line)
+                }
+                (None, Some(e)) => errors.push(
+                    line_of(e),
+                    Some(name),
+                    "`else` must be the last arm of a branch",
+                ),
+                _ => errors.push(
+                    line,
+                    Some(name),
+                    "each branch arm is `{ if: <CEL>, next: <state> }` or `{ else: <state> }`",
+                ),
             }
         }
         if otherwise.is_none() && arms.last().is_none_or(|a| a.otherwise.is_none()) {
             errors.push(line, Some(name), "branch needs a final `else` arm");
         }
-        return Some(StepKind::Branch { arms: compiled, otherwise: otherwise? });
+        return Some(StepKind::Branch {
+            arms: compiled,
+            otherwise: otherwise?,
+        });
     }
     if let Some(arms) = &s.split {
         if arms.is_empty() || arms.iter().all(|a| a.weight == 0) {
-            errors.push(line, Some(name), "split needs at least one variant with a weight above 0");
+            errors.push(
+                line,
+                Some(name),
+                "split needs at least one variant with a weight above 0",
+            );
         }
         let mut seen = BTreeSet::new();
         let mut compiled = Vec::new();
         for a in arms {
             if !seen.insert(&a.variant) {
-                errors.push(line_of(&a.next), Some(name), format!("variant `{}` appears twice", a.variant));
+                errors.push(
+                    line_of(&a.next),
+                    Some(name),
+                    format!("variant `{}` appears twice", a.variant),
+                );
             }
             if let Some(next) = resolve(errors, name, "next", Some(&a.next), line) {
                 compiled.push((a.variant.clone(), a.weight, next));
@@ -249,7 +391,11 @@ fn step(name: &str, line: u32, s: &StepDef, channels: &[String], errors: &mut Er
         return Some(StepKind::Split { arms: compiled });
     }
     if let Some(u) = &s.update {
-        let set = u.set.iter().filter_map(|(k, v)| condition(errors, Some(name), v).map(|c| (k.clone(), c))).collect();
+        let set = u
+            .set
+            .iter()
+            .filter_map(|(k, v)| condition(errors, Some(name), v).map(|c| (k.clone(), c)))
+            .collect();
         let next = resolve(errors, name, "next", s.next.as_ref(), line);
         return Some(StepKind::Update {
             set,
@@ -283,7 +429,14 @@ fn check_graph(j: &Journey, errors: &mut Errors<'_>) {
     }
     for (s, r) in j.states.iter().zip(&reached) {
         if !r {
-            errors.push(s.line, Some(&s.name), format!("unreachable from start state `{}`", j.states.get(j.start.0).map_or("", |s| s.name.as_str())));
+            errors.push(
+                s.line,
+                Some(&s.name),
+                format!(
+                    "unreachable from start state `{}`",
+                    j.states.get(j.start.0).map_or("", |s| s.name.as_str())
+                ),
+            );
         }
     }
     // Depth-first search over the non-waiting states: a back edge is a cycle with no wait.
@@ -297,7 +450,12 @@ fn check_graph(j: &Journey, errors: &mut Errors<'_>) {
         if let Some(m) = marks.get_mut(i) {
             *m = Mark::Active;
         }
-        for (StateId(n), _) in j.states.get(i).map(|s| s.kind.successors()).unwrap_or_default() {
+        for (StateId(n), _) in j
+            .states
+            .get(i)
+            .map(|s| s.kind.successors())
+            .unwrap_or_default()
+        {
             if j.states.get(n).is_some_and(|s| s.kind.waits()) {
                 continue;
             }
@@ -319,7 +477,11 @@ fn check_graph(j: &Journey, errors: &mut Errors<'_>) {
         }
     }
     if let Some(s) = found.and_then(|i| j.states.get(i)) {
-        errors.push(s.line, Some(&s.name), "is on a cycle with no wait in it: a customer would loop without end");
+        errors.push(
+            s.line,
+            Some(&s.name),
+            "is on a cycle with no wait in it: a customer would loop without end",
+        );
     }
 }
 
@@ -327,9 +489,18 @@ fn check_graph(j: &Journey, errors: &mut Errors<'_>) {
 /// (id, version) pairs are errors too.
 pub fn load_dir(dir: &Path, channels: &[String]) -> Result<Vec<Journey>, Vec<JourneyError>> {
     let mut files: Vec<_> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml")).collect(),
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect(),
         Err(e) => {
-            return Err(vec![JourneyError { file: dir.display().to_string(), line: 0, state: None, message: format!("cannot read folder: {e}") }]);
+            return Err(vec![JourneyError {
+                file: dir.display().to_string(),
+                line: 0,
+                state: None,
+                message: format!("cannot read folder: {e}"),
+            }]);
         }
     };
     files.sort();
@@ -342,7 +513,12 @@ pub fn load_dir(dir: &Path, channels: &[String]) -> Result<Vec<Journey>, Vec<Jou
                 Ok(j) => journeys.push(j),
                 Err(e) => errors.extend(e),
             },
-            Err(e) => errors.push(JourneyError { file, line: 0, state: None, message: format!("cannot read: {e}") }),
+            Err(e) => errors.push(JourneyError {
+                file,
+                line: 0,
+                state: None,
+                message: format!("cannot read: {e}"),
+            }),
         }
     }
     let mut seen: HashMap<(String, u32), String> = HashMap::new();
@@ -352,9 +528,16 @@ pub fn load_dir(dir: &Path, channels: &[String]) -> Result<Vec<Journey>, Vec<Jou
                 file: j.source.clone(),
                 line: 1,
                 state: None,
-                message: format!("duplicate journey id `{}` version {} (also in {first})", j.id, j.version),
+                message: format!(
+                    "duplicate journey id `{}` version {} (also in {first})",
+                    j.id, j.version
+                ),
             });
         }
     }
-    if errors.is_empty() { Ok(journeys) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(journeys)
+    } else {
+        Err(errors)
+    }
 }

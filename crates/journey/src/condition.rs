@@ -30,7 +30,10 @@ impl Condition {
         let program = std::panic::catch_unwind(|| Program::compile(source))
             .map_err(|_| "the CEL parser failed on this expression".to_owned())?
             .map_err(|e| format!("invalid CEL `{source}`: {e}"))?;
-        Ok(Self { source: source.to_owned(), program: Arc::new(program) })
+        Ok(Self {
+            source: source.to_owned(),
+            program: Arc::new(program),
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -43,7 +46,9 @@ impl Condition {
             let mut context = root.new_inner_scope();
             context.add_variable_from_value("event", event.clone());
             context.add_variable_from_value("profile", profile.clone());
-            self.program.execute(&context).map_err(|e| format!("`{}`: {e}", self.source))
+            self.program
+                .execute(&context)
+                .map_err(|e| format!("`{}`: {e}", self.source))
         })
     }
 

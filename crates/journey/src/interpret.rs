@@ -21,8 +21,21 @@ use crate::{Journey, Reentry};
 const STEP_BUDGET: usize = 1_000;
 
 /// Applies one input to one customer.
-pub fn apply(journeys: &JourneySet, policies: &Policies, customer: Customer, input: &Input, now: i64) -> (Customer, Vec<Effect>) {
-    let mut run = Run { journeys, policies, customer, effects: Vec::new(), now, trigger: input.trigger() };
+pub fn apply(
+    journeys: &JourneySet,
+    policies: &Policies,
+    customer: Customer,
+    input: &Input,
+    now: i64,
+) -> (Customer, Vec<Effect>) {
+    let mut run = Run {
+        journeys,
+        policies,
+        customer,
+        effects: Vec::new(),
+        now,
+        trigger: input.trigger(),
+    };
     run.prune_sends();
     match input {
         Input::Event(e) => run.on_event(e),
@@ -42,7 +55,13 @@ pub(crate) struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    pub(crate) fn transition(&mut self, inst: &Instance, kind: TransitionKind, step: Option<&str>, reason: Option<String>) {
+    pub(crate) fn transition(
+        &mut self,
+        inst: &Instance,
+        kind: TransitionKind,
+        step: Option<&str>,
+        reason: Option<String>,
+    ) {
         self.effects.push(Effect::Transition(Transition {
             journey: inst.journey.clone(),
             version: inst.version,
@@ -76,7 +95,11 @@ impl<'a> Run<'a> {
         if e.event_type == "consent.changed" {
             let channel = e.attributes.get("channel");
             let granted = e.attributes.get("granted");
-            if let (Some(switchboard_codec::AttrValue::String(c)), Some(switchboard_codec::AttrValue::Bool(g))) = (channel, granted) {
+            if let (
+                Some(switchboard_codec::AttrValue::String(c)),
+                Some(switchboard_codec::AttrValue::Bool(g)),
+            ) = (channel, granted)
+            {
                 p.consent.insert(c.clone(), *g);
             }
         } else if let Some((channel, what)) = e.event_type.split_once('.')
@@ -99,7 +122,14 @@ impl<'a> Run<'a> {
             .customer
             .instances
             .values()
-            .map(|i| (self.journeys.get(&i.journey, i.version).map_or(0, |j| j.priority), i.journey.clone()))
+            .map(|i| {
+                (
+                    self.journeys
+                        .get(&i.journey, i.version)
+                        .map_or(0, |j| j.priority),
+                    i.journey.clone(),
+                )
+            })
             .collect();
         ids.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         ids.into_iter().map(|(_, id)| id).collect()
@@ -108,8 +138,12 @@ impl<'a> Run<'a> {
     fn on_event(&mut self, e: &ChannelEvent) {
         self.observe(e);
         for id in self.live_by_priority() {
-            let Some(mut inst) = self.customer.instances.remove(&id) else { continue };
-            let Some(j) = self.migrate(&mut inst) else { continue };
+            let Some(mut inst) = self.customer.instances.remove(&id) else {
+                continue;
+            };
+            let Some(j) = self.migrate(&mut inst) else {
+                continue;
+            };
             if let Some((goal, window)) = &j.goal
                 && *goal == e.event_type
                 && self.now <= inst.entered_at.saturating_add(*window)
@@ -122,14 +156,21 @@ impl<'a> Run<'a> {
                 self.end(&inst, format!("exit_on:{}", e.event_type));
                 continue;
             }
-            let awaited = j.state_id(&inst.state).and_then(|s| j.state(s)).and_then(|s| match &s.kind {
-                crate::StepKind::WaitFor { event, on_event, .. } if *event == e.event_type => Some(*on_event),
-                _ => None,
-            });
+            let awaited = j
+                .state_id(&inst.state)
+                .and_then(|s| j.state(s))
+                .and_then(|s| match &s.kind {
+                    crate::StepKind::WaitFor {
+                        event, on_event, ..
+                    } if *event == e.event_type => Some(*on_event),
+                    _ => None,
+                });
             match awaited {
                 Some(next) => {
                     if inst.wake_at.take().is_some() {
-                        self.effects.push(Effect::CancelTimer { journey: inst.journey.clone() });
+                        self.effects.push(Effect::CancelTimer {
+                            journey: inst.journey.clone(),
+                        });
                     }
                     self.advance(j, inst, Some(next), Some(e));
                 }
@@ -139,7 +180,11 @@ impl<'a> Run<'a> {
             }
         }
         let journeys: &'a JourneySet = self.journeys;
-        let entering: Vec<&Journey> = journeys.newest().into_iter().filter(|j| j.trigger_event == e.event_type).collect();
+        let entering: Vec<&Journey> = journeys
+            .newest()
+            .into_iter()
+            .filter(|j| j.trigger_event == e.event_type)
+            .collect();
         for j in entering {
             if !self.customer.instances.contains_key(&j.id) {
                 self.try_enter(j, e);
@@ -148,14 +193,18 @@ impl<'a> Run<'a> {
     }
 
     fn on_timer(&mut self, journey: &str, due: i64) {
-        let Some(mut inst) = self.customer.instances.remove(journey) else { return };
+        let Some(mut inst) = self.customer.instances.remove(journey) else {
+            return;
+        };
         if inst.wake_at != Some(due) || self.now < due {
             // A stale or early timer (the instance moved on, or was rescheduled): ignore it.
             self.customer.instances.insert(journey.to_owned(), inst);
             return;
         }
         inst.wake_at = None;
-        let Some(j) = self.migrate(&mut inst) else { return };
+        let Some(j) = self.migrate(&mut inst) else {
+            return;
+        };
         let Some(state) = j.state_id(&inst.state) else {
             self.end(&inst, "unknown_state".into());
             return;
@@ -175,7 +224,10 @@ impl<'a> Run<'a> {
         let journeys: &'a JourneySet = self.journeys;
         if let Some(newest) = journeys.newest_of(&inst.journey)
             && newest.version == inst.version + 1
-            && let Some(to) = newest.migrate_from_previous.get(&inst.state).and_then(|s| newest.state(*s))
+            && let Some(to) = newest
+                .migrate_from_previous
+                .get(&inst.state)
+                .and_then(|s| newest.state(*s))
         {
             let reason = format!("migrated from v{} state {}", inst.version, inst.state);
             inst.version = newest.version;
@@ -219,9 +271,20 @@ impl<'a> Run<'a> {
             trigger: e.clone(),
         };
         let holdout = ids::fraction(&[&profile_id, &j.id, "holdout"]) < j.holdout;
-        self.customer.profile.history.insert(j.id.clone(), Entry { at: self.now, holdout });
+        self.customer.profile.history.insert(
+            j.id.clone(),
+            Entry {
+                at: self.now,
+                holdout,
+            },
+        );
         if holdout {
-            self.transition(&inst, TransitionKind::Holdout, None, Some(format!("control group {:.0}%", j.holdout * 100.0)));
+            self.transition(
+                &inst,
+                TransitionKind::Holdout,
+                None,
+                Some(format!("control group {:.0}%", j.holdout * 100.0)),
+            );
             return;
         }
         self.transition(&inst, TransitionKind::Entered, None, None);
@@ -229,7 +292,13 @@ impl<'a> Run<'a> {
     }
 
     /// Runs `inst` from `from` until it waits or ends.
-    fn advance(&mut self, j: &Journey, mut inst: Instance, mut from: Option<crate::StateId>, event: Option<&ChannelEvent>) {
+    fn advance(
+        &mut self,
+        j: &Journey,
+        mut inst: Instance,
+        mut from: Option<crate::StateId>,
+        event: Option<&ChannelEvent>,
+    ) {
         let mut path = Vec::new();
         for _ in 0..STEP_BUDGET {
             let Some(state) = from.and_then(|s| j.state(s)) else {
@@ -257,7 +326,9 @@ impl<'a> Run<'a> {
     /// Ends an instance that is no longer in the map.
     pub(crate) fn end(&mut self, inst: &Instance, reason: String) {
         if inst.wake_at.is_some() {
-            self.effects.push(Effect::CancelTimer { journey: inst.journey.clone() });
+            self.effects.push(Effect::CancelTimer {
+                journey: inst.journey.clone(),
+            });
         }
         self.transition(inst, TransitionKind::Exited, None, Some(reason));
     }

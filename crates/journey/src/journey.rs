@@ -51,14 +51,44 @@ pub struct State {
 /// What a state does.
 #[derive(Debug, Clone)]
 pub enum StepKind {
-    Send { channels: Vec<String>, template: String, vars: Vec<(String, Condition)>, locale: Option<String>, next: StateId },
-    Wait { ms: i64, next: StateId },
-    WaitUntil { minute_of_day: u32, next: StateId },
-    WaitFor { event: String, timeout_ms: i64, on_event: StateId, on_timeout: StateId },
-    Branch { arms: Vec<(Condition, StateId)>, otherwise: StateId },
-    Split { arms: Vec<(String, u32, StateId)> },
-    Update { set: Vec<(String, Condition)>, increment: Vec<(String, i64)>, add_tags: Vec<String>, remove_tags: Vec<String>, next: StateId },
-    Exit { outcome: String },
+    Send {
+        channels: Vec<String>,
+        template: String,
+        vars: Vec<(String, Condition)>,
+        locale: Option<String>,
+        next: StateId,
+    },
+    Wait {
+        ms: i64,
+        next: StateId,
+    },
+    WaitUntil {
+        minute_of_day: u32,
+        next: StateId,
+    },
+    WaitFor {
+        event: String,
+        timeout_ms: i64,
+        on_event: StateId,
+        on_timeout: StateId,
+    },
+    Branch {
+        arms: Vec<(Condition, StateId)>,
+        otherwise: StateId,
+    },
+    Split {
+        arms: Vec<(String, u32, StateId)>,
+    },
+    Update {
+        set: Vec<(String, Condition)>,
+        increment: Vec<(String, i64)>,
+        add_tags: Vec<String>,
+        remove_tags: Vec<String>,
+        next: StateId,
+    },
+    Exit {
+        outcome: String,
+    },
 }
 
 impl StepKind {
@@ -67,20 +97,34 @@ impl StepKind {
         match self {
             Self::Send { next, .. } | Self::Update { next, .. } => vec![(*next, String::new())],
             Self::Wait { next, .. } | Self::WaitUntil { next, .. } => vec![(*next, String::new())],
-            Self::WaitFor { event, on_event, on_timeout, .. } => vec![(*on_event, event.clone()), (*on_timeout, "timeout".into())],
+            Self::WaitFor {
+                event,
+                on_event,
+                on_timeout,
+                ..
+            } => vec![(*on_event, event.clone()), (*on_timeout, "timeout".into())],
             Self::Branch { arms, otherwise } => {
-                let mut s: Vec<_> = arms.iter().map(|(c, n)| (*n, c.source().to_owned())).collect();
+                let mut s: Vec<_> = arms
+                    .iter()
+                    .map(|(c, n)| (*n, c.source().to_owned()))
+                    .collect();
                 s.push((*otherwise, "else".into()));
                 s
             }
-            Self::Split { arms } => arms.iter().map(|(v, w, n)| (*n, format!("{v} ({w})"))).collect(),
+            Self::Split { arms } => arms
+                .iter()
+                .map(|(v, w, n)| (*n, format!("{v} ({w})")))
+                .collect(),
             Self::Exit { .. } => Vec::new(),
         }
     }
 
     /// Whether reaching this state suspends the customer until time passes or an event comes.
     pub fn waits(&self) -> bool {
-        matches!(self, Self::Wait { .. } | Self::WaitUntil { .. } | Self::WaitFor { .. })
+        matches!(
+            self,
+            Self::Wait { .. } | Self::WaitUntil { .. } | Self::WaitFor { .. }
+        )
     }
 
     pub fn kind_name(&self) -> &'static str {

@@ -41,7 +41,9 @@ pub struct ConsentFile {
 
 impl Default for ConsentFile {
     fn default() -> Self {
-        Self { granted_by_default: true }
+        Self {
+            granted_by_default: true,
+        }
     }
 }
 
@@ -66,10 +68,15 @@ pub struct QuietHoursFile {
 }
 
 fn default_addresses() -> BTreeMap<String, String> {
-    [("email", "email"), ("sms", "phone"), ("push", "push_token"), ("app", "device_id")]
-        .into_iter()
-        .map(|(c, k)| (c.to_owned(), k.to_owned()))
-        .collect()
+    [
+        ("email", "email"),
+        ("sms", "phone"),
+        ("push", "push_token"),
+        ("app", "device_id"),
+    ]
+    .into_iter()
+    .map(|(c, k)| (c.to_owned(), k.to_owned()))
+    .collect()
 }
 fn utc() -> String {
     "UTC".into()
@@ -113,7 +120,11 @@ pub struct QuietHours {
 impl QuietHours {
     /// Whether `minute` (local) is inside the quiet window, which may span midnight.
     pub fn contains(&self, minute: u32) -> bool {
-        if self.from <= self.to { (self.from..self.to).contains(&minute) } else { minute >= self.from || minute < self.to }
+        if self.from <= self.to {
+            (self.from..self.to).contains(&minute)
+        } else {
+            minute >= self.from || minute < self.to
+        }
     }
 
     pub fn applies_to(&self, channel: &str) -> bool {
@@ -130,14 +141,22 @@ impl Policies {
 
     pub fn from_file(f: PoliciesFile) -> Result<Self, String> {
         let known = |c: &String, key: &str| {
-            if f.channels.contains(c) { Ok(()) } else { Err(format!("{key}: unknown channel `{c}`")) }
+            if f.channels.contains(c) {
+                Ok(())
+            } else {
+                Err(format!("{key}: unknown channel `{c}`"))
+            }
         };
         let mut caps = Vec::new();
         for (i, c) in f.caps.iter().enumerate() {
             if let Some(ch) = &c.channel {
                 known(ch, &format!("caps[{i}].channel"))?;
             }
-            caps.push(Cap { channel: c.channel.clone(), max: c.max, window_ms: parse_duration(&c.per).map_err(|e| format!("caps[{i}].per: {e}"))? });
+            caps.push(Cap {
+                channel: c.channel.clone(),
+                max: c.max,
+                window_ms: parse_duration(&c.per).map_err(|e| format!("caps[{i}].per: {e}"))?,
+            });
         }
         let quiet_hours = match &f.quiet_hours {
             None => None,
@@ -146,7 +165,8 @@ impl Policies {
                     known(c, "quiet_hours.channels")?;
                 }
                 Some(QuietHours {
-                    from: parse_time_of_day(&q.from).map_err(|e| format!("quiet_hours.from: {e}"))?,
+                    from: parse_time_of_day(&q.from)
+                        .map_err(|e| format!("quiet_hours.from: {e}"))?,
                     to: parse_time_of_day(&q.to).map_err(|e| format!("quiet_hours.to: {e}"))?,
                     channels: q.channels.clone(),
                 })
@@ -159,14 +179,23 @@ impl Policies {
                 }
                 given
             }
-            None => default_addresses().into_iter().filter(|(c, _)| f.channels.contains(c)).collect(),
+            None => default_addresses()
+                .into_iter()
+                .filter(|(c, _)| f.channels.contains(c))
+                .collect(),
         };
         if jiff::tz::TimeZone::get(&f.default_timezone).is_err() {
-            return Err(format!("default_timezone: unknown time zone `{}`", f.default_timezone));
+            return Err(format!(
+                "default_timezone: unknown time zone `{}`",
+                f.default_timezone
+            ));
         }
         Ok(Self {
             channels: f.channels,
-            address_kinds: addresses.into_iter().map(|(channel, kind)| (kind, channel)).collect(),
+            address_kinds: addresses
+                .into_iter()
+                .map(|(channel, kind)| (kind, channel))
+                .collect(),
             consent_by_default: f.consent.granted_by_default,
             caps,
             quiet_hours,

@@ -22,7 +22,11 @@ impl JourneySet {
 
     /// The newest version of each journey, highest priority first (ties by id).
     pub fn newest(&self) -> Vec<&Journey> {
-        let mut v: Vec<&Journey> = self.by_id.values().filter_map(|versions| versions.values().next_back()).collect();
+        let mut v: Vec<&Journey> = self
+            .by_id
+            .values()
+            .filter_map(|versions| versions.values().next_back())
+            .collect();
         v.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.id.cmp(&b.id)));
         v
     }

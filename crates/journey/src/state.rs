@@ -71,7 +71,10 @@ pub struct Instance {
 pub enum Input {
     Event(ChannelEvent),
     /// A timer of `journey` due at `due` (a wait ended, a timeout passed, quiet hours ended).
-    Timer { journey: String, due: i64 },
+    Timer {
+        journey: String,
+        due: i64,
+    },
 }
 
 impl Input {
@@ -90,9 +93,14 @@ pub enum Effect {
     Send(Box<SendCommand>),
     Transition(Transition),
     /// (Re)schedule the timer of `journey` for this customer.
-    ScheduleTimer { journey: String, at: i64 },
+    ScheduleTimer {
+        journey: String,
+        at: i64,
+    },
     /// Drop the pending timer of `journey`.
-    CancelTimer { journey: String },
+    CancelTimer {
+        journey: String,
+    },
 }
 
 /// A journey change, for `journeys.transitions`.

@@ -2,7 +2,8 @@
 
 /// Milliseconds in a duration such as `1h`, `24h`, `7d`, `23h 30m`.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let d = humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 30m, 1h, 7d"))?;
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 30m, 1h, 7d"))?;
     i64::try_from(d.as_millis()).map_err(|_| format!("`{s}` is too long"))
 }
 
@@ -21,10 +22,23 @@ pub fn parse_time_of_day(s: &str) -> Result<u32, String> {
 /// (minutes after midnight). Unknown zones fall back to UTC.
 pub fn next_local_time(now_ms: i64, tz: &str, minute: u32) -> i64 {
     let zone = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
-    let Ok(now) = jiff::Timestamp::from_millisecond(now_ms) else { return now_ms };
+    let Ok(now) = jiff::Timestamp::from_millisecond(now_ms) else {
+        return now_ms;
+    };
     let zoned = now.to_zoned(zone);
-    let (h, m) = (i8::try_from(minute / 60).unwrap_or(0), i8::try_from(minute % 60).unwrap_or(0));
-    let candidate = |z: &jiff::Zoned| z.with().hour(h).minute(m).second(0).subsec_nanosecond(0).build().ok();
+    let (h, m) = (
+        i8::try_from(minute / 60).unwrap_or(0),
+        i8::try_from(minute % 60).unwrap_or(0),
+    );
+    let candidate = |z: &jiff::Zoned| {
+        z.with()
+            .hour(h)
+            .minute(m)
+            .second(0)
+            .subsec_nanosecond(0)
+            .build()
+            .ok()
+    };
     let today = candidate(&zoned);
     let at = match today {
         Some(t) if t.timestamp() >= now => Some(t),
@@ -59,10 +73,16 @@ mod tests {
     #[test]
     fn next_local_time_respects_the_zone() {
         // 2026-01-15T20:00Z is 21:00 in Paris: the next 09:00 Paris is 2026-01-16T08:00Z.
-        let now = jiff::Timestamp::from_second(1_768_507_200).unwrap().as_millisecond();
+        let now = jiff::Timestamp::from_second(1_768_507_200)
+            .unwrap()
+            .as_millisecond();
         let next = next_local_time(now, "Europe/Paris", 9 * 60);
         assert_eq!(next - now, 12 * HOUR);
         assert_eq!(local_minute(now, "Europe/Paris"), 21 * 60);
-        assert_eq!(next_local_time(now, "UTC", 20 * 60), now, "already that time");
+        assert_eq!(
+            next_local_time(now, "UTC", 20 * 60),
+            now,
+            "already that time"
+        );
     }
 }

@@ -7,13 +7,31 @@ use switchboard_journey::load_dir;
 
 #[test]
 fn every_broken_fixture_is_reported_precisely() {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/broken-journeys"));
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/broken-journeys"
+    ));
     let channels: Vec<String> = ["email", "sms", "push"].map(String::from).to_vec();
     let errors = load_dir(dir, &channels).unwrap_err();
-    let shown: Vec<String> = errors.iter().map(|e| {
-        let file = Path::new(&e.file).file_name().unwrap().to_string_lossy().into_owned();
-        format!("{file}:{}: {}{}", e.line, e.state.as_ref().map(|s| format!("state `{s}`: ")).unwrap_or_default(), e.message)
-    }).collect();
+    let shown: Vec<String> = errors
+        .iter()
+        .map(|e| {
+            let file = Path::new(&e.file)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            format!(
+                "{file}:{}: {}{}",
+                e.line,
+                e.state
+                    .as_ref()
+                    .map(|s| format!("state `{s}`: "))
+                    .unwrap_or_default(),
+                e.message
+            )
+        })
+        .collect();
     let expected = [
         ("unknown-state.yaml:8: state `a`: `next` names unknown state `nowhere`"),
         ("unreachable.yaml:9: state `orphan`: unreachable from start state `a`"),
@@ -27,8 +45,22 @@ fn every_broken_fixture_is_reported_precisely() {
         ("unknown-field.yaml:7:"),
     ];
     for want in expected {
-        assert!(shown.iter().any(|s| s.starts_with(want)), "missing `{want}` in:\n{}", shown.join("\n"));
+        assert!(
+            shown.iter().any(|s| s.starts_with(want)),
+            "missing `{want}` in:\n{}",
+            shown.join("\n")
+        );
     }
-    assert!(shown.iter().any(|s| s.starts_with("unknown-field.yaml") && s.contains("wiat")), "{shown:#?}");
-    assert_eq!(shown.len(), expected.len(), "one error per fixture:\n{}", shown.join("\n"));
+    assert!(
+        shown
+            .iter()
+            .any(|s| s.starts_with("unknown-field.yaml") && s.contains("wiat")),
+        "{shown:#?}"
+    );
+    assert_eq!(
+        shown.len(),
+        expected.len(),
+        "one error per fixture:\n{}",
+        shown.join("\n")
+    );
 }

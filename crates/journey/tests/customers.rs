@@ -7,7 +7,11 @@ use switchboard_journey::simulate::What;
 
 #[test]
 fn a_shopper_who_leaves_a_cart_gets_a_reminder_after_an_hour_and_an_offer_after_a_day() {
-    let h = run(vec![ev("c1", "cart.updated", "web", T0, "ann").id("email", "ann@example.com").num("cart_value", 129.9)]);
+    let h = run(vec![
+        ev("c1", "cart.updated", "web", T0, "ann")
+            .id("email", "ann@example.com")
+            .num("cart_value", 129.9),
+    ]);
     assert_eq!(
         sends_of(&h, "abandoned-cart"),
         vec![
@@ -15,24 +19,44 @@ fn a_shopper_who_leaves_a_cart_gets_a_reminder_after_an_hour_and_an_offer_after_
             (T0 + 24 * HOUR, "email".into(), "cart-10-off".into()),
         ]
     );
-    assert_eq!(exits(&h, "abandoned-cart"), vec![(T0 + 24 * HOUR, "exit:reminded".into())]);
+    assert_eq!(
+        exits(&h, "abandoned-cart"),
+        vec![(T0 + 24 * HOUR, "exit:reminded".into())]
+    );
 }
 
 #[test]
 fn the_reminder_goes_to_the_app_when_the_customer_has_it() {
-    let h = run(vec![ev("c1", "cart.updated", "app", T0, "ann").id("email", "a@x.io").id("push_token", "tok").num("cart_value", 30.0)]);
-    assert_eq!(sends_of(&h, "abandoned-cart"), vec![(T0 + HOUR, "push".into(), "cart-reminder".into())], "small cart: no offer");
+    let h = run(vec![
+        ev("c1", "cart.updated", "app", T0, "ann")
+            .id("email", "a@x.io")
+            .id("push_token", "tok")
+            .num("cart_value", 30.0),
+    ]);
+    assert_eq!(
+        sends_of(&h, "abandoned-cart"),
+        vec![(T0 + HOUR, "push".into(), "cart-reminder".into())],
+        "small cart: no offer"
+    );
 }
 
 #[test]
 fn a_purchase_in_the_store_ends_the_cart_journey_the_website_started() {
     let h = run(vec![
-        ev("c1", "cart.updated", "web", T0, "ann").id("email", "ann@example.com").num("cart_value", 129.9),
+        ev("c1", "cart.updated", "web", T0, "ann")
+            .id("email", "ann@example.com")
+            .num("cart_value", 129.9),
         ev("o1", "order.completed", "pos", T0 + 30 * 60_000, "ann"),
     ]);
     assert!(sends_of(&h, "abandoned-cart").is_empty(), "{h:#?}");
-    assert_eq!(exits(&h, "abandoned-cart"), vec![(T0 + 30 * 60_000, "goal:order.completed".into())]);
-    assert!(h.iter().any(|x| matches!(&x.what, What::Goal { journey } if journey == "abandoned-cart")));
+    assert_eq!(
+        exits(&h, "abandoned-cart"),
+        vec![(T0 + 30 * 60_000, "goal:order.completed".into())]
+    );
+    assert!(
+        h.iter()
+            .any(|x| matches!(&x.what, What::Goal { journey } if journey == "abandoned-cart"))
+    );
 }
 
 #[test]
@@ -44,8 +68,16 @@ fn an_sms_opt_out_stops_sms_from_every_journey() {
         phone_only(ev("o1", "order.completed", "pos", T0 + 3 * DAY, "sam")),
     ]);
     assert!(sends(&h).iter().all(|s| s.3 != "sms"), "{:#?}", sends(&h));
-    let consent: Vec<_> = suppressions(&h).into_iter().filter(|s| s.2 == "consent").map(|s| s.1).collect();
-    assert!(consent.contains(&"abandoned-cart".to_owned()) && consent.contains(&"store-to-app".to_owned()), "{consent:?}");
+    let consent: Vec<_> = suppressions(&h)
+        .into_iter()
+        .filter(|s| s.2 == "consent")
+        .map(|s| s.1)
+        .collect();
+    assert!(
+        consent.contains(&"abandoned-cart".to_owned())
+            && consent.contains(&"store-to-app".to_owned()),
+        "{consent:?}"
+    );
 }
 
 #[test]
@@ -53,18 +85,35 @@ fn quiet_hours_defer_a_push_to_the_morning_in_the_customers_time_zone() {
     // 20:30 in Paris (19:30Z): the reminder is due at 21:30 Paris, inside quiet hours
     // (21:00-08:00), so it goes out at 08:00 Paris (07:00Z) the next day.
     let evening = T0 + 9 * HOUR + 30 * 60_000;
-    let h = run(vec![ev("c1", "cart.updated", "app", evening, "pia").id("push_token", "tok").num("cart_value", 20.0).tz("Europe/Paris")]);
+    let h = run(vec![
+        ev("c1", "cart.updated", "app", evening, "pia")
+            .id("push_token", "tok")
+            .num("cart_value", 20.0)
+            .tz("Europe/Paris"),
+    ]);
     let next_morning = T0 + 21 * HOUR;
-    assert_eq!(sends_of(&h, "abandoned-cart"), vec![(next_morning, "push".into(), "cart-reminder".into())]);
-    assert!(suppressions(&h).contains(&(evening + HOUR, "abandoned-cart".into(), "quiet_hours".into())));
+    assert_eq!(
+        sends_of(&h, "abandoned-cart"),
+        vec![(next_morning, "push".into(), "cart-reminder".into())]
+    );
+    assert!(suppressions(&h).contains(&(
+        evening + HOUR,
+        "abandoned-cart".into(),
+        "quiet_hours".into()
+    )));
 }
 
 #[test]
 fn a_new_app_user_without_push_is_welcomed_by_email() {
-    let h = run(vec![ev("i1", "app.installed", "app", T0, "bob").id("email", "bob@example.com")]);
+    let h = run(vec![
+        ev("i1", "app.installed", "app", T0, "bob").id("email", "bob@example.com"),
+    ]);
     assert_eq!(
         sends_of(&h, "welcome"),
-        vec![(T0, "email".into(), "welcome-1".into()), (T0 + 2 * DAY, "email".into(), "welcome-2-tips".into())]
+        vec![
+            (T0, "email".into(), "welcome-1".into()),
+            (T0 + 2 * DAY, "email".into(), "welcome-2-tips".into())
+        ]
     );
     let fallback = h.iter().find_map(|x| match &x.what {
         What::Send { fallback_from, .. } => Some(fallback_from.clone()),
@@ -79,15 +128,28 @@ fn a_customer_who_stops_buying_hears_from_us_thirty_days_after_the_last_purchase
         ev("o1", "order.completed", "web", T0, "wes").id("email", "wes@example.com"),
         ev("o2", "order.completed", "web", T0 + 10 * DAY, "wes").id("email", "wes@example.com"),
     ]);
-    assert_eq!(sends_of(&h, "win-back"), vec![(T0 + 40 * DAY, "email".into(), "we-miss-you".into())]);
+    assert_eq!(
+        sends_of(&h, "win-back"),
+        vec![(T0 + 40 * DAY, "email".into(), "we-miss-you".into())]
+    );
 }
 
 #[test]
 fn a_store_buyer_is_invited_to_the_app_two_hours_later_and_tagged() {
-    let h = run(vec![ev("o1", "order.completed", "pos", T0, "sue").id("phone", "+447700900555")]);
-    assert_eq!(sends_of(&h, "store-to-app"), vec![(T0 + 2 * HOUR, "sms".into(), "store-app-offer".into())]);
-    let web = run(vec![ev("o1", "order.completed", "web", T0, "sue").id("phone", "+447700900555")]);
-    assert!(sends_of(&web, "store-to-app").is_empty(), "web purchases do not trigger it");
+    let h = run(vec![
+        ev("o1", "order.completed", "pos", T0, "sue").id("phone", "+447700900555"),
+    ]);
+    assert_eq!(
+        sends_of(&h, "store-to-app"),
+        vec![(T0 + 2 * HOUR, "sms".into(), "store-app-offer".into())]
+    );
+    let web = run(vec![
+        ev("o1", "order.completed", "web", T0, "sue").id("phone", "+447700900555"),
+    ]);
+    assert!(
+        sends_of(&web, "store-to-app").is_empty(),
+        "web purchases do not trigger it"
+    );
 }
 
 #[test]
@@ -97,29 +159,86 @@ fn the_daily_reminder_comes_twenty_three_and_a_half_hours_after_the_last_activit
         ev("a2", "app.opened", "app", T0, "dan").id("push_token", "tok"),
     ]);
     // 23.5 h after 10:00Z is 09:30Z: outside quiet hours in UTC.
-    assert_eq!(sends_of(&h, "daily-reminder"), vec![(T0 + 23 * HOUR + 30 * 60_000, "push".into(), "daily-streak".into())]);
-    assert_eq!(exits(&h, "daily-reminder").first(), Some(&(T0, "exit_on:app.opened".into())), "activity restarts it");
+    assert_eq!(
+        sends_of(&h, "daily-reminder"),
+        vec![(
+            T0 + 23 * HOUR + 30 * 60_000,
+            "push".into(),
+            "daily-streak".into()
+        )]
+    );
+    assert_eq!(
+        exits(&h, "daily-reminder").first(),
+        Some(&(T0, "exit_on:app.opened".into())),
+        "activity restarts it"
+    );
 }
 
 #[test]
 fn the_ab_test_keeps_a_ten_percent_control_group_and_splits_the_rest_evenly() {
     let events = (0..2_000)
-        .map(|i| ev(&format!("v{i}"), "product.viewed", "web", T0, &format!("c{i}")).id("email", &format!("c{i}@x.io")).text("sku", "SKU-1"))
+        .map(|i| {
+            ev(
+                &format!("v{i}"),
+                "product.viewed",
+                "web",
+                T0,
+                &format!("c{i}"),
+            )
+            .id("email", &format!("c{i}@x.io"))
+            .text("sku", "SKU-1")
+        })
         .collect();
     let h = run(events);
-    let holdouts = h.iter().filter(|x| matches!(&x.what, What::Holdout { .. })).count();
-    let variant = |v: &str| h.iter().filter(|x| matches!(&x.what, What::Send { variant: Some(got), .. } if got == v)).count();
-    assert!((150..=250).contains(&holdouts), "holdouts {holdouts} of 2000");
+    let holdouts = h
+        .iter()
+        .filter(|x| matches!(&x.what, What::Holdout { .. }))
+        .count();
+    let variant = |v: &str| {
+        h.iter()
+            .filter(|x| matches!(&x.what, What::Send { variant: Some(got), .. } if got == v))
+            .count()
+    };
+    assert!(
+        (150..=250).contains(&holdouts),
+        "holdouts {holdouts} of 2000"
+    );
     let (a, b) = (variant("a"), variant("b"));
-    assert_eq!(a + b + holdouts, 2_000, "everyone else gets exactly one send");
+    assert_eq!(
+        a + b + holdouts,
+        2_000,
+        "everyone else gets exactly one send"
+    );
     assert!(a.abs_diff(b) < 200, "a {a}, b {b}");
     // Deterministic: the same customers, the same groups.
-    assert_eq!(run((0..50).map(|i| ev(&format!("v{i}"), "product.viewed", "web", T0, &format!("c{i}"))).collect()),
-               run((0..50).map(|i| ev(&format!("v{i}"), "product.viewed", "web", T0, &format!("c{i}"))).collect()));
+    assert_eq!(
+        run((0..50)
+            .map(|i| ev(
+                &format!("v{i}"),
+                "product.viewed",
+                "web",
+                T0,
+                &format!("c{i}")
+            ))
+            .collect()),
+        run((0..50)
+            .map(|i| ev(
+                &format!("v{i}"),
+                "product.viewed",
+                "web",
+                T0,
+                &format!("c{i}")
+            ))
+            .collect())
+    );
 }
 
 fn policies_with(caps: &str) -> switchboard_journey::Policies {
-    switchboard_journey::Policies::parse("p.yaml", &format!("channels: [email, sms]\ncaps:\n{caps}\n")).unwrap()
+    switchboard_journey::Policies::parse(
+        "p.yaml",
+        &format!("channels: [email, sms]\ncaps:\n{caps}\n"),
+    )
+    .unwrap()
 }
 
 fn sms_journey(id: &str, priority: i32, sends: usize) -> switchboard_journey::Journey {
@@ -127,22 +246,41 @@ fn sms_journey(id: &str, priority: i32, sends: usize) -> switchboard_journey::Jo
     for n in 0..sends {
         steps.push_str(&format!("  s{n}:\n    send: {{ channel: sms, template: t{n} }}\n    next: w{n}\n  w{n}:\n    wait: 1h\n    next: {}\n", if n + 1 == sends { "done".into() } else { format!("s{}", n + 1) }));
     }
-    let yaml = format!("journey: {id}\nversion: 1\npriority: {priority}\ntrigger: {{ event: go }}\nstart: s0\nsteps:\n{steps}  done:\n    exit: ok\n");
-    switchboard_journey::compile(&format!("{id}.yaml"), &yaml, &["email".into(), "sms".into()]).unwrap()
+    let yaml = format!(
+        "journey: {id}\nversion: 1\npriority: {priority}\ntrigger: {{ event: go }}\nstart: s0\nsteps:\n{steps}  done:\n    exit: ok\n"
+    );
+    switchboard_journey::compile(
+        &format!("{id}.yaml"),
+        &yaml,
+        &["email".into(), "sms".into()],
+    )
+    .unwrap()
 }
 
 #[test]
 fn a_capped_customer_gets_no_more_than_the_cap() {
     let set = switchboard_journey::JourneySet::new([sms_journey("many", 1, 4)]);
-    let h = switchboard_journey::simulate::simulate(&set, &policies_with("  - { channel: sms, max: 2, per: 7d }"), vec![ev("g", "go", "web", T0, "cap").id("phone", "+1555").0]);
+    let h = switchboard_journey::simulate::simulate(
+        &set,
+        &policies_with("  - { channel: sms, max: 2, per: 7d }"),
+        vec![ev("g", "go", "web", T0, "cap").id("phone", "+1555").0],
+    );
     assert_eq!(sends(&h).len(), 2);
     assert_eq!(suppressions(&h).iter().filter(|s| s.2 == "cap").count(), 2);
 }
 
 #[test]
 fn when_caps_collide_the_higher_priority_journey_sends() {
-    let set = switchboard_journey::JourneySet::new([sms_journey("low", 1, 1), sms_journey("high", 9, 1)]);
-    let h = switchboard_journey::simulate::simulate(&set, &policies_with("  - { max: 1, per: 1d }"), vec![ev("g", "go", "web", T0, "cap").id("phone", "+1555").0]);
-    assert_eq!(sends(&h).iter().map(|s| s.1.as_str()).collect::<Vec<_>>(), vec!["high"]);
+    let set =
+        switchboard_journey::JourneySet::new([sms_journey("low", 1, 1), sms_journey("high", 9, 1)]);
+    let h = switchboard_journey::simulate::simulate(
+        &set,
+        &policies_with("  - { max: 1, per: 1d }"),
+        vec![ev("g", "go", "web", T0, "cap").id("phone", "+1555").0],
+    );
+    assert_eq!(
+        sends(&h).iter().map(|s| s.1.as_str()).collect::<Vec<_>>(),
+        vec!["high"]
+    );
     assert_eq!(suppressions(&h), vec![(T0, "low".into(), "cap".into())]);
 }

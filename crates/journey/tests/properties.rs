@@ -11,13 +11,29 @@ use proptest::prelude::*;
 use switchboard_journey::simulate::{Happening, What};
 use switchboard_journey::time::local_minute;
 
-const TYPES: [&str; 8] = ["cart.updated", "order.completed", "app.installed", "app.opened", "product.viewed", "sms.unsubscribed", "email.clicked", "consent.changed"];
+const TYPES: [&str; 8] = [
+    "cart.updated",
+    "order.completed",
+    "app.installed",
+    "app.opened",
+    "product.viewed",
+    "sms.unsubscribed",
+    "email.clicked",
+    "consent.changed",
+];
 const CHANNELS: [&str; 5] = ["web", "app", "pos", "email", "sms"];
 const ZONES: [&str; 4] = ["UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo"];
 
 fn events() -> impl Strategy<Value = Vec<Ev>> {
     prop::collection::vec(
-        (0usize..TYPES.len(), 0usize..CHANNELS.len(), 0i64..(3 * DAY), 0usize..3, 0.0f64..300.0, any::<(bool, bool, bool)>()),
+        (
+            0usize..TYPES.len(),
+            0usize..CHANNELS.len(),
+            0i64..(3 * DAY),
+            0usize..3,
+            0.0f64..300.0,
+            any::<(bool, bool, bool)>(),
+        ),
         1..25,
     )
     .prop_map(|raw| {
@@ -27,11 +43,21 @@ fn events() -> impl Strategy<Value = Vec<Ev>> {
             .map(|(i, (t, c, gap, who, value, (email, phone, push)))| {
                 at += gap;
                 let customer = format!("c{who}");
-                let mut e = ev(&format!("e{i}"), TYPES[t], CHANNELS[c], at, &customer).num("cart_value", value).tz(ZONES[who]);
-                if email { e = e.id("email", &format!("{customer}@x.io")); }
-                if phone { e = e.id("phone", &format!("+155500{who}")); }
-                if push { e = e.id("push_token", &format!("tok-{customer}")); }
-                if TYPES[t] == "consent.changed" { e = e.text("channel", "email").flag("granted", false); }
+                let mut e = ev(&format!("e{i}"), TYPES[t], CHANNELS[c], at, &customer)
+                    .num("cart_value", value)
+                    .tz(ZONES[who]);
+                if email {
+                    e = e.id("email", &format!("{customer}@x.io"));
+                }
+                if phone {
+                    e = e.id("phone", &format!("+155500{who}"));
+                }
+                if push {
+                    e = e.id("push_token", &format!("tok-{customer}"));
+                }
+                if TYPES[t] == "consent.changed" {
+                    e = e.text("channel", "email").flag("granted", false);
+                }
                 e
             })
             .collect()

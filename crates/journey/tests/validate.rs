@@ -3,11 +3,17 @@
 use switchboard_journey::*;
 
 fn channels() -> Vec<String> {
-    ["web", "app", "email", "sms", "push", "pos"].map(String::from).to_vec()
+    ["web", "app", "email", "sms", "push", "pos"]
+        .map(String::from)
+        .to_vec()
 }
 
 fn errors(yaml: &str) -> Vec<String> {
-    compile("j.yaml", yaml, &channels()).unwrap_err().into_iter().map(|e| e.to_string()).collect()
+    compile("j.yaml", yaml, &channels())
+        .unwrap_err()
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect()
 }
 
 const GOOD: &str = r#"journey: cart
@@ -38,7 +44,11 @@ fn a_good_journey_compiles() {
 #[test]
 fn an_unknown_next_names_the_line_of_the_reference() {
     let e = errors(&GOOD.replace("next: done", "next: finish"));
-    assert_eq!(e, vec!["j.yaml:13: state `remind`: `next` names unknown state `finish`".to_owned()], "{e:?}");
+    assert_eq!(
+        e,
+        vec!["j.yaml:13: state `remind`: `next` names unknown state `finish`".to_owned()],
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -52,6 +62,9 @@ fn invalid_cel_is_named_with_its_line() {
 fn cel_compares_floats_with_ints() {
     use std::collections::HashMap;
     let c = condition::Condition::compile("event.cart_value > 0").unwrap();
-    let event = condition::map(HashMap::from([("cart_value".to_owned(), cel::Value::Float(12.5))]));
+    let event = condition::map(HashMap::from([(
+        "cart_value".to_owned(),
+        cel::Value::Float(12.5),
+    )]));
     assert!(c.holds(&event, &condition::map(HashMap::new())).unwrap());
 }

@@ -28,8 +28,16 @@ pub struct AdminServer {
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until `shutdown` is cancelled.
-pub async fn serve(addr: &str, registry: Registry, health: Health, shutdown: CancellationToken) -> Result<AdminServer, TelemetryError> {
-    let listen_err = |e: std::io::Error| TelemetryError::Listen { addr: addr.to_owned(), reason: e.to_string() };
+pub async fn serve(
+    addr: &str,
+    registry: Registry,
+    health: Health,
+    shutdown: CancellationToken,
+) -> Result<AdminServer, TelemetryError> {
+    let listen_err = |e: std::io::Error| TelemetryError::Listen {
+        addr: addr.to_owned(),
+        reason: e.to_string(),
+    };
     let listener = TcpListener::bind(addr).await.map_err(listen_err)?;
     let bound = listener.local_addr().map_err(listen_err)?;
     let app = Router::new()
@@ -38,7 +46,9 @@ pub async fn serve(addr: &str, registry: Registry, health: Health, shutdown: Can
         .route("/readyz", get(readyz))
         .with_state(AdminState { registry, health });
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "admin server stopped");
         }
@@ -51,8 +61,16 @@ async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
     let encoder = TextEncoder::new();
     let mut body = Vec::new();
     match encoder.encode(&s.registry.gather(), &mut body) {
-        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, encoder.format_type().to_owned())], body),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain".to_owned())], e.to_string().into_bytes()),
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
+            body,
+        ),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain".to_owned())],
+            e.to_string().into_bytes(),
+        ),
     }
 }
 

@@ -33,11 +33,20 @@ impl Health {
 
     /// `Ok` when ready; otherwise one line per component that is not.
     pub fn readiness(&self) -> Result<(), String> {
-        let Ok(c) = self.components.lock() else { return Err("health state poisoned".into()) };
+        let Ok(c) = self.components.lock() else {
+            return Err("health state poisoned".into());
+        };
         if c.is_empty() {
             return Err("starting: no component has reported yet".into());
         }
-        let waiting: Vec<String> = c.iter().filter_map(|(name, s)| s.as_ref().err().map(|r| format!("{name}: {r}"))).collect();
-        if waiting.is_empty() { Ok(()) } else { Err(waiting.join("\n")) }
+        let waiting: Vec<String> = c
+            .iter()
+            .filter_map(|(name, s)| s.as_ref().err().map(|r| format!("{name}: {r}")))
+            .collect();
+        if waiting.is_empty() {
+            Ok(())
+        } else {
+            Err(waiting.join("\n"))
+        }
     }
 }

@@ -12,12 +12,20 @@ pub fn init_logs(config: &LogConfig) -> Result<(), TelemetryError> {
         Ok(f) if !f.is_empty() => f,
         _ => config.level.clone(),
     };
-    let env_filter = EnvFilter::try_new(&filter)
-        .map_err(|e| TelemetryError::LogFilter { filter: filter.clone(), reason: e.to_string() })?;
-    let builder = tracing_subscriber::fmt().with_env_filter(env_filter).with_writer(std::io::stderr);
+    let env_filter = EnvFilter::try_new(&filter).map_err(|e| TelemetryError::LogFilter {
+        filter: filter.clone(),
+        reason: e.to_string(),
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(std::io::stderr);
     let _already_set = match config.format {
         LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
     };
     Ok(())
 }

@@ -15,7 +15,10 @@ pub fn tools_dir() -> PathBuf {
 /// Panics with installation instructions when it is nowhere.
 pub fn find_binary(name: &str) -> PathBuf {
     let env_key = format!("SWITCHBOARD_{}", name.to_uppercase().replace('-', "_"));
-    if let Some(p) = std::env::var_os(&env_key).map(PathBuf::from).filter(|p| p.is_file()) {
+    if let Some(p) = std::env::var_os(&env_key)
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+    {
         return p;
     }
     let in_tools = tools_dir().join("bin").join(name);

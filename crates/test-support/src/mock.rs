@@ -12,7 +12,9 @@ pub struct MockKafka {
 
 impl std::fmt::Debug for MockKafka {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MockKafka").field("bootstrap", &self.bootstrap()).finish()
+        f.debug_struct("MockKafka")
+            .field("bootstrap", &self.bootstrap())
+            .finish()
     }
 }
 
@@ -29,11 +31,15 @@ impl MockKafka {
 
     /// Creates `name` with `partitions` partitions (replication 1).
     pub fn create_topic(&self, name: &str, partitions: i32) {
-        self.cluster.create_topic(name, partitions, 1).expect("mock create_topic");
+        self.cluster
+            .create_topic(name, partitions, 1)
+            .expect("mock create_topic");
     }
 }
 
 /// A mock cluster of `brokers` brokers.
 pub fn mock_cluster(brokers: i32) -> MockKafka {
-    MockKafka { cluster: MockCluster::new(brokers).expect("librdkafka mock cluster") }
+    MockKafka {
+        cluster: MockCluster::new(brokers).expect("librdkafka mock cluster"),
+    }
 }

@@ -22,7 +22,9 @@ fn free_cluster_port(taken: &[u16]) -> u16 {
         if taken.contains(&p) {
             continue;
         }
-        if TcpListener::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+        if TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok()
+        {
             return p;
         }
     }
@@ -41,8 +43,22 @@ impl RedisCluster {
             let node_dir = dir.path().join(port.to_string());
             std::fs::create_dir_all(&node_dir).expect("node dir");
             let child = Command::new(&server)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
-                .args(["--cluster-config-file", "nodes.conf", "--save", "", "--appendonly", "no"])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                ])
+                .args([
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
                 .arg("--dir")
                 .arg(&node_dir)
                 .stdout(Stdio::null())
@@ -52,18 +68,30 @@ impl RedisCluster {
             ports.push(port);
             children.push(child);
         }
-        let cluster = Self { ports, children, _dir: dir };
+        let cluster = Self {
+            ports,
+            children,
+            _dir: dir,
+        };
         for p in &cluster.ports {
             cluster.wait(*p, "PING", "PONG");
         }
-        let nodes: Vec<String> = cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let nodes: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
         let created = Command::new(&cli)
             .args(["--cluster", "create"])
             .args(&nodes)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", cli.display()));
-        assert!(created.status.success(), "redis-cli --cluster create failed: {}", String::from_utf8_lossy(&created.stdout));
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&created.stdout)
+        );
         for p in &cluster.ports {
             cluster.wait(*p, "CLUSTER INFO", "cluster_state:ok");
         }
@@ -79,7 +107,10 @@ impl RedisCluster {
                 for arg in command.split(' ').skip(1) {
                     cmd.arg(arg);
                 }
-                if cmd.query::<String>(&mut c).is_ok_and(|r| r.contains(expect)) {
+                if cmd
+                    .query::<String>(&mut c)
+                    .is_ok_and(|r| r.contains(expect))
+                {
                     return;
                 }
             }
@@ -90,7 +121,10 @@ impl RedisCluster {
 
     /// `redis://127.0.0.1:<port>` of every master, as cluster seeds.
     pub fn urls(&self) -> Vec<String> {
-        self.ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect()
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
     }
 }
 

@@ -21,7 +21,14 @@ impl RedisServer {
 
     /// Starts a server with AOF persistence (`appendfsync always`), for restart tests.
     pub fn start_with_aof() -> Self {
-        Self::start_with(&["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+        Self::start_with(&[
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ])
     }
 
     fn start_with(args: &[&str]) -> Self {
@@ -71,7 +78,9 @@ impl RedisServer {
 
 fn wait_for_ping(port: u16, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
-    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else { return false };
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else {
+        return false;
+    };
     while Instant::now() < deadline {
         if let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200))
             && redis::cmd("PING").query::<String>(&mut conn).is_ok()

@@ -29,7 +29,12 @@ impl TansuBroker {
             let child = Command::new(&binary)
                 .arg("broker")
                 .args(["--listener-url", &url, "--advertised-listener-url", &url])
-                .args(["--storage-engine", "memory://tansu/", "--cluster-id", &unique("cluster")])
+                .args([
+                    "--storage-engine",
+                    "memory://tansu/",
+                    "--cluster-id",
+                    &unique("cluster"),
+                ])
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -39,8 +44,7 @@ impl TansuBroker {
             if broker.wait_ready(Duration::from_secs(20)) {
                 return broker;
             }
-            let mut broker = broker;
-            let _ = broker.child.kill();
+            // Dropping it kills the process; try another port.
         }
         panic!("tansu did not answer metadata requests after 5 attempts")
     }
@@ -75,9 +79,13 @@ impl TansuBroker {
 
     /// Creates `name` with `partitions` partitions through the Kafka admin API.
     pub async fn create_topic(&self, name: &str, partitions: i32) {
-        let admin: AdminClient<DefaultClientContext> = self.client_config().create().expect("admin client");
+        let admin: AdminClient<DefaultClientContext> =
+            self.client_config().create().expect("admin client");
         let results = admin
-            .create_topics(&[NewTopic::new(name, partitions, TopicReplication::Fixed(1))], &AdminOptions::new())
+            .create_topics(
+                &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
             .await
             .expect("create_topics request");
         for r in results {

@@ -4,14 +4,21 @@
 use switchboard_codec::ChannelEvent;
 
 use super::Flow;
+use crate::StateId;
 use crate::condition::Condition;
 use crate::context::{event_value, profile_value};
 use crate::interpret::Run;
-use crate::state::Instance;
-use crate::{State, StateId};
 
-pub(super) fn run(run: &mut Run<'_>, _inst: &Instance, _state: &State, arms: &[(Condition, StateId)], otherwise: StateId, event: &ChannelEvent) -> Flow {
+pub(super) fn run(
+    run: &Run<'_>,
+    arms: &[(Condition, StateId)],
+    otherwise: StateId,
+    event: &ChannelEvent,
+) -> Flow {
     let (event, profile) = (event_value(event), profile_value(&run.customer.profile));
-    let taken = arms.iter().find(|(c, _)| c.holds(&event, &profile).unwrap_or(false)).map(|(_, next)| *next);
+    let taken = arms
+        .iter()
+        .find(|(c, _)| c.holds(&event, &profile).unwrap_or(false))
+        .map(|(_, next)| *next);
     Flow::Next(taken.unwrap_or(otherwise))
 }

@@ -3,5 +3,9 @@
 use super::Flow;
 
 pub(super) fn run(outcome: &str) -> Flow {
-    Flow::End(if outcome.is_empty() { "exit".into() } else { format!("exit:{outcome}") })
+    Flow::End(if outcome.is_empty() {
+        "exit".into()
+    } else {
+        format!("exit:{outcome}")
+    })
 }

@@ -27,22 +27,55 @@ pub(crate) enum Flow {
 
 /// Runs a state the instance just reached. `event` is the event that moved it, if any;
 /// conditions see it as `event`, else the journey's trigger event.
-pub(crate) fn enter(run: &mut Run<'_>, j: &Journey, inst: &mut Instance, state: &State, event: Option<&ChannelEvent>, path: &[String]) -> Flow {
-    run.transition(inst, TransitionKind::Step, Some(&state.name), Some(state.kind.kind_name().to_owned()));
-    let event = event.cloned().unwrap_or_else(|| inst.trigger.clone());
+pub(crate) fn enter(
+    run: &mut Run<'_>,
+    j: &Journey,
+    inst: &mut Instance,
+    state: &State,
+    event: Option<&ChannelEvent>,
+    path: &[String],
+) -> Flow {
+    run.transition(
+        inst,
+        TransitionKind::Step,
+        Some(&state.name),
+        Some(state.kind.kind_name().to_owned()),
+    );
     match &state.kind {
         StepKind::Send { .. } => send::run(run, j, inst, state, path),
         StepKind::Wait { ms, .. } => wait::start(run, inst, run.now.saturating_add(*ms)),
         StepKind::WaitUntil { minute_of_day, .. } => {
-            let tz = run.customer.profile.timezone.clone().unwrap_or_else(|| run.policies.default_timezone.clone());
+            let tz = run
+                .customer
+                .profile
+                .timezone
+                .clone()
+                .unwrap_or_else(|| run.policies.default_timezone.clone());
             let at = crate::time::next_local_time(run.now, &tz, *minute_of_day);
             wait::start(run, inst, at)
         }
-        StepKind::WaitFor { timeout_ms, .. } => wait::start(run, inst, run.now.saturating_add(*timeout_ms)),
-        StepKind::Branch { arms, otherwise } => branch::run(run, inst, state, arms, *otherwise, &event),
+        StepKind::WaitFor { timeout_ms, .. } => {
+            wait::start(run, inst, run.now.saturating_add(*timeout_ms))
+        }
+        StepKind::Branch { arms, otherwise } => {
+            branch::run(run, arms, *otherwise, event.unwrap_or(&inst.trigger))
+        }
         StepKind::Split { arms } => split::run(run, inst, state, arms),
-        StepKind::Update { set, increment, add_tags, remove_tags, next } => {
-            update::run(run, inst, state, &event, set, increment, add_tags, remove_tags);
+        StepKind::Update {
+            set,
+            increment,
+            add_tags,
+            remove_tags,
+            next,
+        } => {
+            update::run(
+                run,
+                event.unwrap_or(&inst.trigger),
+                set,
+                increment,
+                add_tags,
+                remove_tags,
+            );
             Flow::Next(*next)
         }
         StepKind::Exit { outcome } => exit::run(outcome),
@@ -52,12 +85,14 @@ pub(crate) fn enter(run: &mut Run<'_>, j: &Journey, inst: &mut Instance, state: 
 /// Runs the state whose timer fired: a wait ends, a `wait_for` times out, a send deferred
 /// by quiet hours is tried again.
 pub(crate) fn resume(run: &mut Run<'_>, j: &Journey, inst: &mut Instance, state: StateId) -> Flow {
-    let Some(state) = j.state(state) else { return Flow::End("unknown_state".into()) };
+    let Some(state) = j.state(state) else {
+        return Flow::End("unknown_state".into());
+    };
     match &state.kind {
         StepKind::Wait { next, .. } | StepKind::WaitUntil { next, .. } => Flow::Next(*next),
         StepKind::WaitFor { on_timeout, .. } => Flow::Next(*on_timeout),
         StepKind::Send { .. } => send::run(run, j, inst, state, std::slice::from_ref(&state.name)),
-        // Other states never schedule a timer: move on as if it were not there.
+        // Other states never schedule a timer: a stray one leaves the instance where it is.
         _ => Flow::Suspend,
     }
 }

@@ -22,24 +22,55 @@ enum Skip {
     Cap,
 }
 
-pub(super) fn run(run: &mut Run<'_>, j: &Journey, inst: &mut Instance, state: &State, path: &[String]) -> Flow {
-    let StepKind::Send { channels, template, vars, locale, next } = &state.kind else { return Flow::End("not_a_send".into()) };
+pub(super) fn run(
+    run: &mut Run<'_>,
+    j: &Journey,
+    inst: &mut Instance,
+    state: &State,
+    path: &[String],
+) -> Flow {
+    let StepKind::Send {
+        channels,
+        template,
+        vars,
+        locale,
+        next,
+    } = &state.kind
+    else {
+        return Flow::End("not_a_send".into());
+    };
     let profile = &run.customer.profile;
     let sent_since = |channel: Option<&str>, window: i64| {
         let from = run.now.saturating_sub(window);
-        profile.sends.iter().filter(|s| s.at > from && channel.is_none_or(|c| c == s.channel)).count()
+        profile
+            .sends
+            .iter()
+            .filter(|s| s.at > from && channel.is_none_or(|c| c == s.channel))
+            .count()
     };
-    let overall_full = run.policies.caps.iter().any(|c| c.channel.is_none() && sent_since(None, c.window_ms) >= c.max as usize);
+    let overall_full = run
+        .policies
+        .caps
+        .iter()
+        .any(|c| c.channel.is_none() && sent_since(None, c.window_ms) >= c.max as usize);
 
     let mut skipped = Vec::new();
     let mut chosen = None;
     for channel in channels {
         let skip = if !profile.addresses.contains_key(channel) {
             Some(Skip::NoAddress)
-        } else if !profile.consent.get(channel).copied().unwrap_or(run.policies.consent_by_default) {
+        } else if !profile
+            .consent
+            .get(channel)
+            .copied()
+            .unwrap_or(run.policies.consent_by_default)
+        {
             Some(Skip::Consent)
         } else if overall_full
-            || run.policies.caps.iter().any(|c| c.channel.as_deref() == Some(channel) && sent_since(Some(channel), c.window_ms) >= c.max as usize)
+            || run.policies.caps.iter().any(|c| {
+                c.channel.as_deref() == Some(channel)
+                    && sent_since(Some(channel), c.window_ms) >= c.max as usize
+            })
         {
             Some(Skip::Cap)
         } else {
@@ -59,30 +90,66 @@ pub(super) fn run(run: &mut Run<'_>, j: &Journey, inst: &mut Instance, state: &S
             Some(Skip::Consent) => "consent",
             _ => "no_channel",
         };
-        run.transition(inst, TransitionKind::Suppressed, Some(&state.name), Some(reason.into()));
+        run.transition(
+            inst,
+            TransitionKind::Suppressed,
+            Some(&state.name),
+            Some(reason.into()),
+        );
         return Flow::Next(*next);
     };
 
-    let tz = profile.timezone.clone().unwrap_or_else(|| run.policies.default_timezone.clone());
-    if let Some(q) = run.policies.quiet_hours.as_ref().filter(|q| q.applies_to(&channel))
+    let tz = profile
+        .timezone
+        .clone()
+        .unwrap_or_else(|| run.policies.default_timezone.clone());
+    if let Some(q) = run
+        .policies
+        .quiet_hours
+        .as_ref()
+        .filter(|q| q.applies_to(&channel))
         && q.contains(local_minute(run.now, &tz))
     {
         let at = next_local_time(run.now, &tz, q.to);
         inst.wake_at = Some(at);
-        run.effects.push(Effect::ScheduleTimer { journey: inst.journey.clone(), at });
-        run.transition(inst, TransitionKind::Suppressed, Some(&state.name), Some("quiet_hours".into()));
+        run.effects.push(Effect::ScheduleTimer {
+            journey: inst.journey.clone(),
+            at,
+        });
+        run.transition(
+            inst,
+            TransitionKind::Suppressed,
+            Some(&state.name),
+            Some("quiet_hours".into()),
+        );
         return Flow::Suspend;
     }
 
     let (event, profile_v) = (event_value(&inst.trigger), profile_value(profile));
     let vars = vars
         .iter()
-        .map(|(name, expr)| (name.clone(), expr.evaluate(&event, &profile_v).map(|v| crate::condition::render(&v)).unwrap_or_default()))
+        .map(|(name, expr)| {
+            (
+                name.clone(),
+                expr.evaluate(&event, &profile_v)
+                    .map(|v| crate::condition::render(&v))
+                    .unwrap_or_default(),
+            )
+        })
         .collect();
     let address = profile.addresses.get(&channel).cloned().unwrap_or_default();
-    let locale = locale.clone().or_else(|| profile.locale.clone()).unwrap_or_else(|| run.policies.default_locale.clone());
+    let locale = locale
+        .clone()
+        .or_else(|| profile.locale.clone())
+        .unwrap_or_else(|| run.policies.default_locale.clone());
     let command = SendCommand {
-        command_id: ids::uuid(&[&j.id, &j.version.to_string(), &inst.id, &state.name, &run.trigger]),
+        command_id: ids::uuid(&[
+            &j.id,
+            &j.version.to_string(),
+            &inst.id,
+            &state.name,
+            &run.trigger,
+        ]),
         profile_id: profile.id.clone(),
         channel: channel.clone(),
         address,
@@ -94,10 +161,17 @@ pub(super) fn run(run: &mut Run<'_>, j: &Journey, inst: &mut Instance, state: &S
         step: state.name.clone(),
         variant: inst.variant.clone(),
         not_after: None,
-        reason: SendReason { trigger: run.trigger.clone(), path: path.to_vec(), fallback_from: skipped.into_iter().map(|(c, _)| c).collect() },
+        reason: SendReason {
+            trigger: run.trigger.clone(),
+            path: path.to_vec(),
+            fallback_from: skipped.into_iter().map(|(c, _)| c).collect(),
+        },
         created_at: run.now,
     };
-    run.customer.profile.sends.push(Sent { channel, at: run.now });
+    run.customer.profile.sends.push(Sent {
+        channel,
+        at: run.now,
+    });
     run.effects.push(Effect::Send(Box::new(command)));
     Flow::Next(*next)
 }

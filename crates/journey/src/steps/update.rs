@@ -5,14 +5,9 @@ use switchboard_codec::{AttrValue, ChannelEvent};
 use crate::condition::Condition;
 use crate::context::{event_value, profile_value};
 use crate::interpret::Run;
-use crate::state::Instance;
-use crate::State;
 
-#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     run: &mut Run<'_>,
-    _inst: &Instance,
-    _state: &State,
     event: &ChannelEvent,
     set: &[(String, Condition)],
     increment: &[(String, i64)],
@@ -39,7 +34,8 @@ pub(super) fn run(
             Some(AttrValue::Long(i)) => *i,
             _ => 0,
         };
-        p.attributes.insert(name.clone(), AttrValue::Long(current.saturating_add(*by)));
+        p.attributes
+            .insert(name.clone(), AttrValue::Long(current.saturating_add(*by)));
     }
     for t in add_tags {
         p.tags.insert(t.clone());

@@ -6,6 +6,9 @@ use crate::state::{Effect, Instance};
 
 pub(super) fn start(run: &mut Run<'_>, inst: &mut Instance, at: i64) -> Flow {
     inst.wake_at = Some(at);
-    run.effects.push(Effect::ScheduleTimer { journey: inst.journey.clone(), at });
+    run.effects.push(Effect::ScheduleTimer {
+        journey: inst.journey.clone(),
+        at,
+    });
     Flow::Suspend
 }

@@ -48,7 +48,9 @@ impl Ev {
         self
     }
     pub fn text(mut self, k: &str, v: &str) -> Self {
-        self.0.attributes.insert(k.into(), AttrValue::String(v.into()));
+        self.0
+            .attributes
+            .insert(k.into(), AttrValue::String(v.into()));
         self
     }
     pub fn flag(mut self, k: &str, v: bool) -> Self {
@@ -62,27 +64,49 @@ impl Ev {
 }
 
 pub fn run(events: Vec<Ev>) -> Vec<Happening> {
-    simulate(&journeys(), &policies(), events.into_iter().map(|e| e.0).collect())
+    simulate(
+        &journeys(),
+        &policies(),
+        events.into_iter().map(|e| e.0).collect(),
+    )
 }
 
 /// (time, journey, step, channel, template) of every send.
 pub fn sends(h: &[Happening]) -> Vec<(i64, String, String, String, String)> {
     h.iter()
         .filter_map(|h| match &h.what {
-            What::Send { journey, step, channel, template, .. } => Some((h.at, journey.clone(), step.clone(), channel.clone(), template.clone())),
+            What::Send {
+                journey,
+                step,
+                channel,
+                template,
+                ..
+            } => Some((
+                h.at,
+                journey.clone(),
+                step.clone(),
+                channel.clone(),
+                template.clone(),
+            )),
             _ => None,
         })
         .collect()
 }
 
 pub fn sends_of<'a>(h: &'a [Happening], journey: &str) -> Vec<(i64, String, String)> {
-    sends(h).into_iter().filter(|s| s.1 == journey).map(|s| (s.0, s.3, s.4)).collect()
+    sends(h)
+        .into_iter()
+        .filter(|s| s.1 == journey)
+        .map(|s| (s.0, s.3, s.4))
+        .collect()
 }
 
 pub fn suppressions(h: &[Happening]) -> Vec<(i64, String, String)> {
     h.iter()
         .filter_map(|h| match &h.what {
-            What::Suppressed { journey, reason, .. } => Some((h.at, journey.clone(), reason.clone())),
+            What::Suppressed {
+                journey, reason, ..
+            } => Some((h.at, journey.clone(), reason.clone())),
             _ => None,
         })
         .collect()
