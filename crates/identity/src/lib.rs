@@ -1,13 +1,22 @@
-//! Identity rules: which identifier kinds Switchboard links, how each is normalised (trim,
-//! lower-cased email, E.164 phone), their priority, how many of each a profile may hold, and
-//! which junk values never link anything.
+//! Identity: the rules (identifier kinds, normalisation, priority, limits, blocked values)
+//! and the identity graph, a union-find over identifiers and profiles.
 //!
 //! [`IdentityRules::prepare`] turns an event's raw identifiers into the normalised ones the
-//! identity graph may use, highest priority first, and says why each other one was dropped.
-//! Pure: the identity graph (Redis and in-memory stores) builds on it.
+//! graph may use, strongest first. [`stitch`] resolves them into one profile through an
+//! [`IdentityStore`], merging and refusing merges as the rules say. The algorithm is written
+//! once over the store's single-profile operations; Redis (in `switchboard-redis`) and
+//! [`MemoryIdentityStore`] implement them.
 
+mod memory;
 mod normalise;
+mod profile_id;
 mod rules;
+mod stitch;
+pub mod store;
 
+pub use memory::{MemoryIdentityStore, check_limits};
 pub use normalise::{Normalisation, Rejected};
+pub use profile_id::ProfileId;
 pub use rules::{IdentityRules, KindRule, Prepared, RulesError};
+pub use stitch::{Merge, ProfileView, StitchError, Stitched, find_root, show, stitch};
+pub use store::{IdentityStore, Limits, Refusal, StoreError};

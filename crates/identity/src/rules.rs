@@ -36,6 +36,8 @@ pub struct IdentityRules {
     pub max_identifiers_per_profile: u32,
     /// Most merges one profile may take part in: a shared device cannot build a super-profile.
     pub max_merges_per_profile: u32,
+    /// An `event_id` seen again within this many seconds is a duplicate and is dropped.
+    pub dedup_window_secs: u64,
 }
 
 impl Default for IdentityRules {
@@ -60,6 +62,7 @@ impl Default for IdentityRules {
             default_region: "GB".into(),
             max_identifiers_per_profile: 100,
             max_merges_per_profile: 20,
+            dedup_window_secs: 24 * 3600,
         }
     }
 }

@@ -1,0 +1,365 @@
+//! Stitching: resolving an event's identifiers into one profile on the union-find graph.
+//!
+//! Identifiers are taken strongest first. The first one that already points somewhere
+//! decides the event's profile (after following parents to the root, compressing the path);
+//! each further identifier either already belongs to that profile, belongs to another root
+//! (the two are merged, the older profile surviving), or is new (it is attached). A merge or
+//! attachment the limits refuse leaves that identifier unlinked: it is weaker than every
+//! identifier already linked, so the lowest-priority identifier is the one dropped.
+//!
+//! Every step is a single-profile operation of [`IdentityStore`]; merges reserve on the
+//! survivor first and commit on the loser only if the loser did not change, so concurrent
+//! stitchers never exceed a limit and all end with the same grouping.
+
+use switchboard_codec::Identifier;
+
+use crate::store::{Committed, IdentityStore, Limits, Refusal, Reservation, Reserved, StoreError};
+use crate::{IdentityRules, ProfileId};
+
+/// Retries of one identifier after a concurrent change, before giving up.
+const MAX_RETRIES: usize = 32;
+/// Longest parent chain followed (compression keeps real chains at one or two).
+const MAX_DEPTH: usize = 64;
+
+/// What stitching an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stitched {
+    /// The profile the event belongs to.
+    pub profile: ProfileId,
+    /// True when this event created the profile.
+    pub created: bool,
+    /// Merges carried out, in order; the survivor of the last is `profile`.
+    pub merges: Vec<Merge>,
+    /// Identifiers left unlinked (by kind, never value) and why.
+    pub conflicts: Vec<(String, Refusal)>,
+}
+
+/// One merge: `loser` is now an alias of `survivor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merge {
+    pub survivor: ProfileId,
+    pub loser: ProfileId,
+}
+
+/// Why an event could not be stitched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StitchError {
+    /// No identifier survived the rules: dead-letter the event.
+    #[error("the event has no usable identifier")]
+    NoIdentifiers,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Too many concurrent changes to one profile, or a parent chain too long: retry.
+    #[error("identity graph busy: {0}")]
+    Contended(String),
+}
+
+impl StitchError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::NoIdentifiers)
+    }
+}
+
+impl IdentityRules {
+    /// The limits a root enforces.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            per_kind: self
+                .kinds
+                .iter()
+                .filter_map(|k| k.max_per_profile.map(|m| (k.kind.clone(), m)))
+                .collect(),
+            total: self.max_identifiers_per_profile,
+            merges: self.max_merges_per_profile,
+        }
+    }
+}
+
+/// Stitches `identifiers` (already prepared by the rules: normalised, strongest first).
+pub async fn stitch<S: IdentityStore>(
+    store: &S,
+    limits: &Limits,
+    identifiers: &[Identifier],
+    now: i64,
+) -> Result<Stitched, StitchError> {
+    if identifiers.is_empty() {
+        return Err(StitchError::NoIdentifiers);
+    }
+    let pointers = store.lookup(identifiers).await?;
+    let mut anchor = match pointers.iter().flatten().next() {
+        Some(p) => Some(find_root(store, p).await?),
+        None => None,
+    };
+    let mut current: Option<ProfileId> = None;
+    let mut created = false;
+    let mut merges = Vec::new();
+    let mut conflicts = Vec::new();
+    for (identifier, pointer) in identifiers.iter().zip(pointers) {
+        let mut pointer = pointer;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if attempts > MAX_RETRIES {
+                return Err(StitchError::Contended(format!(
+                    "identifier of kind `{}` changed {MAX_RETRIES} times",
+                    identifier.kind
+                )));
+            }
+            let step = match (&pointer, &current) {
+                (Some(p), _) => {
+                    let root = find_root(store, p).await?;
+                    if &root != p {
+                        store.repoint(identifier, p, &root).await?;
+                    }
+                    match &current {
+                        None => Step::Linked(root),
+                        Some(c) if *c == root => Step::Linked(root),
+                        Some(c) => match merge(store, limits, c, &root, now).await? {
+                            MergeOutcome::Merged(m) => {
+                                let survivor = m.survivor.clone();
+                                merges.push(m);
+                                Step::Linked(survivor)
+                            }
+                            MergeOutcome::Refused(r) => Step::Unlinked(r),
+                            MergeOutcome::Retry => {
+                                current = Some(find_root(store, c).await?);
+                                Step::Retry
+                            }
+                        },
+                    }
+                }
+                (None, None) => match anchor.clone() {
+                    // A new strongest identifier joins the profile of the event's other
+                    // identifiers when the limits allow, instead of starting a profile that
+                    // would be merged at once.
+                    Some(a) => match attach(store, limits, identifier, &a, now).await? {
+                        Attached::Linked => Step::Linked(a),
+                        Attached::Owned(owner) => {
+                            pointer = Some(owner);
+                            Step::Retry
+                        }
+                        Attached::Moved(root) => {
+                            anchor = Some(root);
+                            Step::Retry
+                        }
+                        Attached::Refused(_) => {
+                            anchor = None;
+                            Step::Retry
+                        }
+                    },
+                    None => {
+                        // Reserve on a profile nobody knows yet, then publish it by the claim.
+                        let fresh = ProfileId::generate(now);
+                        match attach(store, limits, identifier, &fresh, now).await? {
+                            Attached::Linked => {
+                                created = true;
+                                Step::Linked(fresh)
+                            }
+                            Attached::Owned(owner) => {
+                                pointer = Some(owner);
+                                Step::Retry
+                            }
+                            other => {
+                                return Err(StitchError::Contended(format!(
+                                    "new profile {fresh} answered {other:?}"
+                                )));
+                            }
+                        }
+                    }
+                },
+                (None, Some(c)) => match attach(store, limits, identifier, c, now).await? {
+                    Attached::Linked => Step::Linked(c.clone()),
+                    Attached::Refused(refusal) => Step::Unlinked(refusal),
+                    Attached::Owned(owner) => {
+                        pointer = Some(owner);
+                        Step::Retry
+                    }
+                    Attached::Moved(root) => {
+                        current = Some(root);
+                        Step::Retry
+                    }
+                },
+            };
+            match step {
+                Step::Linked(p) => {
+                    current = Some(p);
+                    break;
+                }
+                Step::Unlinked(refusal) => {
+                    conflicts.push((identifier.kind.clone(), refusal));
+                    break;
+                }
+                Step::Retry => continue,
+            }
+        }
+    }
+    let profile = current.ok_or(StitchError::NoIdentifiers)?;
+    Ok(Stitched {
+        profile,
+        created,
+        merges,
+        conflicts,
+    })
+}
+
+enum Step {
+    Linked(ProfileId),
+    Unlinked(Refusal),
+    Retry,
+}
+
+#[derive(Debug)]
+enum Attached {
+    Linked,
+    Refused(Refusal),
+    /// Another profile claimed the identifier first.
+    Owned(ProfileId),
+    /// The profile was merged meanwhile: this is its root.
+    Moved(ProfileId),
+}
+
+/// Adds an unclaimed identifier to `root`: reserve within the limits, then claim the
+/// pointer; a lost claim gives the reservation back.
+async fn attach<S: IdentityStore>(
+    store: &S,
+    limits: &Limits,
+    identifier: &Identifier,
+    root: &ProfileId,
+    now: i64,
+) -> Result<Attached, StitchError> {
+    let r = reservation(vec![identifier.clone()], 0, now);
+    match store.reserve(root, &r, limits).await? {
+        Reserved::Moved(parent) => Ok(Attached::Moved(find_root(store, &parent).await?)),
+        Reserved::Refused(refusal) => Ok(Attached::Refused(refusal)),
+        Reserved::Added(added) => match store.claim(identifier, root).await? {
+            None => Ok(Attached::Linked),
+            Some(owner) if owner == *root => Ok(Attached::Linked),
+            Some(owner) => {
+                store.release(root, &added).await?;
+                Ok(Attached::Owned(owner))
+            }
+        },
+    }
+}
+
+enum MergeOutcome {
+    Merged(Merge),
+    Refused(Refusal),
+    Retry,
+}
+
+fn reservation(identifiers: Vec<Identifier>, merges: u32, now: i64) -> Reservation {
+    Reservation {
+        identifiers,
+        merges,
+        created_at: now,
+    }
+}
+
+/// Follows parents from `start` to its root and points the visited profiles at the root.
+pub async fn find_root<S: IdentityStore>(
+    store: &S,
+    start: &ProfileId,
+) -> Result<ProfileId, StitchError> {
+    let mut path = Vec::new();
+    let mut at = start.clone();
+    loop {
+        let parent = store.node(&at).await?.and_then(|n| n.parent);
+        match parent {
+            None => break,
+            Some(p) => {
+                if path.len() >= MAX_DEPTH {
+                    return Err(StitchError::Contended(format!(
+                        "parent chain longer than {MAX_DEPTH} from profile {start}"
+                    )));
+                }
+                path.push((at, p.clone()));
+                at = p;
+            }
+        }
+    }
+    for (node, parent) in path.iter().rev().skip(1) {
+        store.reparent(node, parent, &at).await?;
+    }
+    Ok(at)
+}
+
+/// Merges the roots `a` and `b`: the older survives.
+async fn merge<S: IdentityStore>(
+    store: &S,
+    limits: &Limits,
+    a: &ProfileId,
+    b: &ProfileId,
+    now: i64,
+) -> Result<MergeOutcome, StitchError> {
+    let (survivor, loser) = if a <= b { (a, b) } else { (b, a) };
+    // A loser without a node (its data was deleted) merges as an empty root.
+    let node = store.node(loser).await?.unwrap_or_default();
+    if node.parent.is_some() {
+        return Ok(MergeOutcome::Retry);
+    }
+    let ids: Vec<Identifier> = node.identifiers.iter().cloned().collect();
+    let r = reservation(ids, node.merges.saturating_add(1), now);
+    let added = match store.reserve(survivor, &r, limits).await? {
+        Reserved::Added(added) => added,
+        Reserved::Moved(_) => return Ok(MergeOutcome::Retry),
+        Reserved::Refused(refusal) => return Ok(MergeOutcome::Refused(refusal)),
+    };
+    match store.commit_merge(loser, survivor, node.version).await? {
+        Committed::Done => {
+            store.record_merge(survivor, loser).await?;
+            Ok(MergeOutcome::Merged(Merge {
+                survivor: survivor.clone(),
+                loser: loser.clone(),
+            }))
+        }
+        Committed::AlreadyDone => Ok(MergeOutcome::Merged(Merge {
+            survivor: survivor.clone(),
+            loser: loser.clone(),
+        })),
+        Committed::Changed => {
+            store.release(survivor, &added).await?;
+            Ok(MergeOutcome::Retry)
+        }
+    }
+}
+
+/// The resolved view of a profile, for `switchboard identity show`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileView {
+    pub profile: ProfileId,
+    pub created_at: i64,
+    pub identifiers: Vec<Identifier>,
+    /// Every profile merged into this one, directly or not.
+    pub merged: Vec<ProfileId>,
+}
+
+/// The profile an identifier belongs to, with its identifiers and merge history.
+pub async fn show<S: IdentityStore>(
+    store: &S,
+    identifier: &Identifier,
+) -> Result<Option<ProfileView>, StitchError> {
+    let Some(Some(pointer)) = store.lookup(std::slice::from_ref(identifier)).await?.pop() else {
+        return Ok(None);
+    };
+    let root = find_root(store, &pointer).await?;
+    let node = store.node(&root).await?.unwrap_or_default();
+    let mut merged = Vec::new();
+    let mut queue = node.merged.clone();
+    while let Some(p) = queue.pop() {
+        if merged.contains(&p) || merged.len() > 10_000 {
+            continue;
+        }
+        if let Some(n) = store.node(&p).await? {
+            queue.extend(n.merged);
+        }
+        merged.push(p);
+    }
+    merged.sort();
+    Ok(Some(ProfileView {
+        profile: root,
+        created_at: node.created_at,
+        identifiers: node.identifiers.into_iter().collect(),
+        merged,
+    }))
+}

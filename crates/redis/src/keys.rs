@@ -1,0 +1,54 @@
+//! Key names. Everything of one profile shares the `{<profile id>}` hash tag; an identifier's
+//! pointer is tagged by the identifier itself.
+
+use switchboard_codec::Identifier;
+use switchboard_identity::ProfileId;
+
+/// Key names under one prefix.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// `kind:value`, the member form of an identifier in a profile's identifier set.
+    pub fn member(id: &Identifier) -> String {
+        format!("{}:{}", id.kind, id.value)
+    }
+
+    /// The identifier back from its member form (kinds never contain `:`).
+    pub fn parse_member(member: &str) -> Option<Identifier> {
+        member.split_once(':').map(|(k, v)| Identifier::new(k, v))
+    }
+
+    /// Identifier → profile pointer (a string).
+    pub fn identifier(&self, id: &Identifier) -> String {
+        format!("{}:id:{{{}}}", self.prefix, Self::member(id))
+    }
+
+    /// A profile's graph node (a hash: parent, created, version, merges, n:<kind>).
+    pub fn node(&self, p: &ProfileId) -> String {
+        format!("{}:p:{{{p}}}", self.prefix)
+    }
+
+    /// The identifiers of a root (a set of `kind:value`).
+    pub fn identifiers(&self, p: &ProfileId) -> String {
+        format!("{}:p:{{{p}}}:ids", self.prefix)
+    }
+
+    /// Profiles merged into this one (a list).
+    pub fn merged(&self, p: &ProfileId) -> String {
+        format!("{}:p:{{{p}}}:merged", self.prefix)
+    }
+
+    /// Event dedup marker.
+    pub fn seen(&self, event_id: &str) -> String {
+        format!("{}:seen:{{{event_id}}}", self.prefix)
+    }
+}

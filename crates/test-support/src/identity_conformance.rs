@@ -1,0 +1,429 @@
+//! The conformance suite every [`IdentityStore`] passes: the in-memory store in its own
+//! crate's tests, the Redis store against a real redis-server and a real Redis Cluster.
+//! Each check takes a fresh, empty store and panics with what went wrong.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use switchboard_codec::Identifier;
+use switchboard_identity::{
+    IdentityRules, IdentityStore, ProfileId, Refusal, Stitched, find_root, show, stitch,
+};
+
+/// The identifiers of one event, as `(kind, value)` pairs.
+pub type Event = Vec<(&'static str, String)>;
+
+pub fn ids(pairs: &[(&str, &str)]) -> Vec<Identifier> {
+    pairs.iter().map(|(k, v)| Identifier::new(*k, *v)).collect()
+}
+
+/// Prepares and stitches one event's identifiers.
+pub async fn stitch_raw<S: IdentityStore>(
+    store: &S,
+    rules: &IdentityRules,
+    raw: &[Identifier],
+    now: i64,
+) -> Stitched {
+    let prepared = rules.prepare(raw);
+    stitch(store, &rules.limits(), &prepared.accepted, now)
+        .await
+        .expect("stitch")
+}
+
+/// How identifiers are grouped into profiles: the sets of identifiers sharing a root.
+pub async fn grouping<S: IdentityStore>(
+    store: &S,
+    identifiers: &BTreeSet<Identifier>,
+) -> BTreeSet<BTreeSet<Identifier>> {
+    let list: Vec<Identifier> = identifiers.iter().cloned().collect();
+    let pointers = store.lookup(&list).await.expect("lookup");
+    let mut groups: BTreeMap<ProfileId, BTreeSet<Identifier>> = BTreeMap::new();
+    for (id, p) in list.into_iter().zip(pointers) {
+        let p = p.unwrap_or_else(|| panic!("identifier of kind {} is not linked", id.kind));
+        let root = find_root(store, &p).await.expect("find_root");
+        groups.entry(root).or_default().insert(id);
+    }
+    groups.into_values().collect()
+}
+
+async fn root_of<S: IdentityStore>(store: &S, id: &Identifier) -> Option<ProfileId> {
+    let p = store
+        .lookup(std::slice::from_ref(id))
+        .await
+        .expect("lookup")
+        .pop()
+        .flatten()?;
+    Some(find_root(store, &p).await.expect("find_root"))
+}
+
+/// A returning visitor is recognised by any identifier seen before.
+pub async fn same_identifiers_same_profile<S: IdentityStore>(store: &S) {
+    let rules = IdentityRules::default();
+    let first = stitch_raw(
+        store,
+        &rules,
+        &ids(&[("anonymous_id", "c1"), ("device_id", "d1")]),
+        1,
+    )
+    .await;
+    assert!(first.created, "a new visitor creates a profile");
+    let again = stitch_raw(store, &rules, &ids(&[("device_id", "d1")]), 2).await;
+    assert_eq!(again.profile, first.profile);
+    assert!(!again.created);
+    let more = stitch_raw(
+        store,
+        &rules,
+        &ids(&[("device_id", "d1"), ("email", " Ann@Example.com")]),
+        3,
+    )
+    .await;
+    assert_eq!(
+        more.profile, first.profile,
+        "a new identifier attaches to the known profile"
+    );
+    let by_email = stitch_raw(store, &rules, &ids(&[("email", "ann@example.com")]), 4).await;
+    assert_eq!(
+        by_email.profile, first.profile,
+        "normalised email finds the profile"
+    );
+}
+
+/// An event carrying identifiers of two profiles merges them; the older survives, the loser
+/// becomes an alias, and `show` lists everything.
+pub async fn linking_event_merges_into_the_oldest<S: IdentityStore>(store: &S) {
+    let rules = IdentityRules::default();
+    let web = stitch_raw(store, &rules, &ids(&[("anonymous_id", "cookie-1")]), 1_000).await;
+    let app = stitch_raw(store, &rules, &ids(&[("device_id", "phone-1")]), 2_000).await;
+    assert_ne!(web.profile, app.profile);
+    let login = stitch_raw(
+        store,
+        &rules,
+        &ids(&[
+            ("device_id", "phone-1"),
+            ("anonymous_id", "cookie-1"),
+            ("customer_id", "C1"),
+        ]),
+        3_000,
+    )
+    .await;
+    assert_eq!(login.profile, web.profile, "the older profile survives");
+    assert_eq!(login.merges.len(), 1);
+    assert_eq!(login.merges[0].loser, app.profile);
+    let app_node = store
+        .node(&app.profile)
+        .await
+        .expect("node")
+        .expect("loser node");
+    assert_eq!(
+        app_node.parent.as_ref(),
+        Some(&web.profile),
+        "the loser is an alias"
+    );
+    let late = stitch_raw(store, &rules, &ids(&[("device_id", "phone-1")]), 4_000).await;
+    assert_eq!(
+        late.profile, web.profile,
+        "late events for the loser are redirected"
+    );
+    let view = show(store, &Identifier::new("device_id", "phone-1"))
+        .await
+        .expect("show")
+        .expect("known identifier");
+    assert_eq!(view.profile, web.profile);
+    assert_eq!(
+        view.identifiers,
+        ids(&[
+            ("anonymous_id", "cookie-1"),
+            ("customer_id", "C1"),
+            ("device_id", "phone-1")
+        ])
+    );
+    assert_eq!(view.merged, vec![app.profile.clone()]);
+    assert!(
+        show(store, &Identifier::new("email", "nobody@example.com"))
+            .await
+            .expect("show")
+            .is_none()
+    );
+}
+
+/// A shared device used by two logged-in customers: two profiles, one conflict, and the
+/// device (the weaker identifier) stays with the first customer.
+pub async fn two_customer_ids_never_merge<S: IdentityStore>(store: &S) {
+    let rules = IdentityRules::default();
+    let ann = stitch_raw(
+        store,
+        &rules,
+        &ids(&[("customer_id", "ann"), ("device_id", "family-ipad")]),
+        1,
+    )
+    .await;
+    let bob = stitch_raw(
+        store,
+        &rules,
+        &ids(&[("customer_id", "bob"), ("device_id", "family-ipad")]),
+        2,
+    )
+    .await;
+    assert_ne!(
+        ann.profile, bob.profile,
+        "two customer ids are two profiles"
+    );
+    assert!(bob.merges.is_empty());
+    assert_eq!(
+        bob.conflicts,
+        vec![(
+            "device_id".to_owned(),
+            Refusal::KindLimit("customer_id".into())
+        )]
+    );
+    assert_eq!(
+        root_of(store, &Identifier::new("device_id", "family-ipad")).await,
+        Some(ann.profile.clone())
+    );
+    // An email attached to bob, then an event naming ann's id and bob's email: still apart.
+    stitch_raw(
+        store,
+        &rules,
+        &ids(&[("customer_id", "bob"), ("email", "bob@example.com")]),
+        3,
+    )
+    .await;
+    let cross = stitch_raw(
+        store,
+        &rules,
+        &ids(&[("customer_id", "ann"), ("email", "bob@example.com")]),
+        4,
+    )
+    .await;
+    assert_eq!(cross.profile, ann.profile);
+    assert_eq!(cross.conflicts.len(), 1);
+    assert_ne!(
+        root_of(store, &Identifier::new("customer_id", "ann")).await,
+        root_of(store, &Identifier::new("customer_id", "bob")).await
+    );
+}
+
+/// Blocked junk values never link two visitors.
+pub async fn blocked_values_never_link<S: IdentityStore>(store: &S) {
+    let rules = IdentityRules {
+        blocked: vec!["00000000-0000-0000-0000-000000000000".into()],
+        ..IdentityRules::default()
+    };
+    let mut profiles = BTreeSet::new();
+    for (n, junk) in [
+        "",
+        "null",
+        "undefined",
+        "anonymous",
+        "0",
+        "-1",
+        "\"null\"",
+        "NULL",
+        "00000000-0000-0000-0000-000000000000",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let cookie = format!("cookie-{n}");
+        let s = stitch_raw(
+            store,
+            &rules,
+            &ids(&[("anonymous_id", &cookie), ("device_id", junk)]),
+            1,
+        )
+        .await;
+        profiles.insert(s.profile);
+        assert_eq!(
+            root_of(store, &Identifier::new("device_id", *junk)).await,
+            None,
+            "`{junk}` was linked"
+        );
+    }
+    assert_eq!(profiles.len(), 9, "each visitor keeps their own profile");
+}
+
+/// The caps on identifiers per profile and on merges per profile hold.
+pub async fn caps_hold<S: IdentityStore>(store: &S) {
+    let rules = IdentityRules {
+        max_identifiers_per_profile: 5,
+        max_merges_per_profile: 2,
+        ..IdentityRules::default()
+    };
+    let first = stitch_raw(store, &rules, &ids(&[("device_id", "kiosk")]), 1).await;
+    for n in 0..10 {
+        stitch_raw(
+            store,
+            &rules,
+            &ids(&[("device_id", "kiosk"), ("anonymous_id", &format!("a{n}"))]),
+            2 + n,
+        )
+        .await;
+    }
+    let node = store
+        .node(&first.profile)
+        .await
+        .expect("node")
+        .expect("exists");
+    assert_eq!(node.identifiers.len(), 5, "the identifier cap holds");
+    // Separate visitors each merged into one shared profile through a linking event.
+    let rules = IdentityRules {
+        max_merges_per_profile: 2,
+        ..IdentityRules::default()
+    };
+    let hub = stitch_raw(store, &rules, &ids(&[("push_token", "hub")]), 100).await;
+    let mut refused = 0;
+    for n in 0..5 {
+        let token = format!("t{n}");
+        stitch_raw(
+            store,
+            &rules,
+            &ids(&[
+                ("phone", &format!("+4479111234{n:02}")),
+                ("email", &format!("{token}@x.io")),
+            ]),
+            200 + n,
+        )
+        .await;
+        let link = stitch_raw(
+            store,
+            &rules,
+            &ids(&[("push_token", "hub"), ("email", &format!("{token}@x.io"))]),
+            300 + n,
+        )
+        .await;
+        refused += link
+            .conflicts
+            .iter()
+            .filter(|(_, r)| *r == Refusal::TooManyMerges)
+            .count();
+    }
+    let node = store
+        .node(&hub.profile)
+        .await
+        .expect("node")
+        .expect("exists");
+    assert_eq!(node.merges, 2, "the merge cap holds");
+    assert_eq!(refused, 3);
+}
+
+/// Event dedup within the window, replays of the same record excepted.
+pub async fn duplicate_events_are_recognised<S: IdentityStore>(store: &S) {
+    assert!(
+        store
+            .first_seen("e1", "events.web/0/10", 60_000)
+            .await
+            .expect("seen")
+    );
+    assert!(
+        !store
+            .first_seen("e1", "events.app/3/99", 60_000)
+            .await
+            .expect("seen"),
+        "same event id elsewhere is a duplicate"
+    );
+    assert!(
+        store
+            .first_seen("e1", "events.web/0/10", 60_000)
+            .await
+            .expect("seen"),
+        "a replay of the same record is not"
+    );
+    assert!(
+        store
+            .first_seen("e2", "events.app/3/99", 60_000)
+            .await
+            .expect("seen")
+    );
+}
+
+/// Rules without per-kind limits or caps: any grouping is the connected components.
+pub fn unlimited_rules() -> IdentityRules {
+    let mut rules = IdentityRules::default();
+    for k in &mut rules.kinds {
+        k.max_per_profile = None;
+    }
+    rules.max_identifiers_per_profile = u32::MAX;
+    rules.max_merges_per_profile = u32::MAX;
+    rules
+}
+
+/// Stitches `events` one after the other and returns the grouping.
+pub async fn sequential<S: IdentityStore>(
+    store: &S,
+    events: &[Vec<Identifier>],
+) -> BTreeSet<BTreeSet<Identifier>> {
+    let rules = unlimited_rules();
+    for (n, e) in events.iter().enumerate() {
+        stitch_raw(store, &rules, e, i64::try_from(n).unwrap_or(0)).await;
+    }
+    let all = events.iter().flatten().cloned().collect();
+    grouping(store, &all).await
+}
+
+/// The connected components of `events`: the grouping any correct stitcher must reach when
+/// no limit is hit.
+pub fn components(events: &[Vec<Identifier>]) -> BTreeSet<BTreeSet<Identifier>> {
+    let mut groups: Vec<BTreeSet<Identifier>> = Vec::new();
+    for e in events {
+        let mut merged: BTreeSet<Identifier> = e.iter().cloned().collect();
+        groups.retain(|g| {
+            if g.iter().any(|i| merged.contains(i)) {
+                merged.extend(g.iter().cloned());
+                false
+            } else {
+                true
+            }
+        });
+        groups.push(merged);
+    }
+    groups.into_iter().collect()
+}
+
+/// Overlapping events without conflicts (anonymous ids and devices only, few enough to stay
+/// under every cap), for the concurrency check.
+pub fn overlapping_events(n: usize, seed: u64) -> Vec<Vec<Identifier>> {
+    let mut x = seed | 1;
+    let mut next = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    (0..n)
+        .map(|_| {
+            vec![
+                Identifier::new("anonymous_id", format!("a{}", next(40))),
+                Identifier::new("device_id", format!("d{}", next(40))),
+            ]
+        })
+        .collect()
+}
+
+/// 8 tasks stitching overlapping identifiers at once reach the same grouping as the
+/// connected components.
+pub async fn concurrent_stitchers_agree<S: IdentityStore + 'static>(
+    store: Arc<S>,
+    events: Vec<Vec<Identifier>>,
+) {
+    let expected = components(&events);
+    let rules = Arc::new(unlimited_rules());
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..8 {
+        let mine: Vec<Vec<Identifier>> = events.iter().skip(worker).step_by(8).cloned().collect();
+        let (store, rules) = (store.clone(), rules.clone());
+        tasks.spawn(async move {
+            for (n, e) in mine.iter().enumerate() {
+                stitch_raw(&*store, &rules, e, i64::try_from(n).unwrap_or(0)).await;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("stitcher task");
+    }
+    let all = events.iter().flatten().cloned().collect();
+    assert_eq!(
+        grouping(&*store, &all).await,
+        expected,
+        "concurrent stitching changed the grouping"
+    );
+}
