@@ -112,6 +112,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = FramingArg::Confluent)]
         framing: FramingArg,
     },
+    /// Look up the identity graph in Redis.
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
     /// Print the records of a topic as JSON lines, decoding any Switchboard record.
     Tail {
         #[arg(long)]
@@ -122,6 +127,15 @@ pub enum Command {
         /// Stop after this many records.
         #[arg(long)]
         limit: Option<usize>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdentityCommand {
+    /// Print the profile an identifier belongs to, its identifiers and merge history.
+    Show {
+        /// `<kind>:<value>`, e.g. `email:ann@example.com` (normalised like incoming events).
+        identifier: String,
     },
 }
 

@@ -2,6 +2,7 @@
 //! library that does the work.
 
 mod args;
+mod identity;
 mod journeys;
 mod tools;
 
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command, ConfigCommand, TopicsCommand};
+use crate::args::{Cli, Command, ConfigCommand, IdentityCommand, TopicsCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -58,6 +59,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             key_by,
             framing,
         } => tools::produce(&config, &topic, &file, key_by.as_deref(), framing.into()).await,
+        Command::Identity {
+            command: IdentityCommand::Show { identifier },
+        } => identity::show_identifier(&config, &identifier).await,
         Command::Tail {
             topic,
             from_beginning,

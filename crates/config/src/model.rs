@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use switchboard_codec::Framing;
+use switchboard_identity::IdentityRules;
 
 /// Everything a Switchboard process is configured with.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -15,6 +16,8 @@ pub struct Config {
     pub topics: TopicsConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+    /// Identifier kinds, normalisation, limits and blocked values (see `IdentityRules`).
+    pub identity: IdentityRules,
 }
 
 /// Kafka connection. `properties` are passed to librdkafka unchanged, so any client setting

@@ -10,6 +10,9 @@ const REDIS_SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+unix://", "uni
 impl Config {
     /// Rejects values that cannot work, naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.identity
+            .validate()
+            .map_err(|e| ConfigError::invalid(&format!("identity.{}", e.key), e.reason))?;
         let k = &self.kafka;
         if k.bootstrap_servers.split(',').any(|s| s.trim().is_empty()) {
             return Err(ConfigError::invalid(
