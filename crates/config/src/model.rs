@@ -30,6 +30,8 @@ pub struct KafkaConfig {
     pub properties: BTreeMap<String, String>,
     /// Use Kafka transactions for exactly-once output (needs a broker that supports them).
     pub transactions: bool,
+    /// Consumer groups are `<group_prefix>-stitcher` and `<group_prefix>-engine`.
+    pub group_prefix: String,
 }
 
 impl Default for KafkaConfig {
@@ -38,6 +40,7 @@ impl Default for KafkaConfig {
             bootstrap_servers: "localhost:9092".into(),
             properties: BTreeMap::new(),
             transactions: false,
+            group_prefix: "switchboard".into(),
         }
     }
 }

@@ -1,0 +1,53 @@
+//! Folding a merged profile's state into the survivor's: pure, like the interpreter.
+
+use crate::state::{Customer, Effect};
+
+/// Folds `loser` into `survivor` and returns the survivor's new state with the timers to
+/// schedule for the instances it took over.
+///
+/// - attributes, addresses, locale and time zone: the survivor's values win, the loser fills
+///   the gaps;
+/// - consent: an opt-out on either side wins (it is honoured everywhere);
+/// - tags, recent sends and journey history: the union (sends count towards caps);
+/// - journey instances: the loser's instance moves over unless the survivor is in the same
+///   journey already, so nobody gets the same journey twice.
+pub fn fold(survivor: Customer, loser: Customer) -> (Customer, Vec<Effect>) {
+    let mut s = survivor;
+    let l = loser;
+    for (k, v) in l.profile.attributes {
+        s.profile.attributes.entry(k).or_insert(v);
+    }
+    for (k, v) in l.profile.addresses {
+        s.profile.addresses.entry(k).or_insert(v);
+    }
+    for (channel, consent) in l.profile.consent {
+        let e = s.profile.consent.entry(channel).or_insert(consent);
+        *e = *e && consent;
+    }
+    s.profile.tags.extend(l.profile.tags);
+    s.profile.locale = s.profile.locale.or(l.profile.locale);
+    s.profile.timezone = s.profile.timezone.or(l.profile.timezone);
+    s.profile.last_channel = s.profile.last_channel.or(l.profile.last_channel);
+    s.profile.sends.extend(l.profile.sends);
+    s.profile.sends.sort_by_key(|x| x.at);
+    for (journey, entry) in l.profile.history {
+        let e = s.profile.history.entry(journey).or_insert(entry);
+        if entry.at > e.at {
+            *e = entry;
+        }
+    }
+    let mut effects = Vec::new();
+    for (journey, inst) in l.instances {
+        if s.instances.contains_key(&journey) {
+            continue;
+        }
+        if let Some(at) = inst.wake_at {
+            effects.push(Effect::ScheduleTimer {
+                journey: journey.clone(),
+                at,
+            });
+        }
+        s.instances.insert(journey, inst);
+    }
+    (s, effects)
+}

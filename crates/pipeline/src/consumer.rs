@@ -1,0 +1,300 @@
+//! A consumer-group member that runs one task per assigned partition.
+//!
+//! On assignment (inside librdkafka's rebalance callback, before anything is fetched) each
+//! partition's queue is split off and handed to its own task, which reads batches, lets the
+//! [`Worker`] make them durable, then stores the offset. On revocation the callback asks the
+//! partition's task to finish its batch and commit, and waits for it (up to the drain
+//! deadline), so the next owner starts where this one stopped. Shutdown does the same for
+//! every partition.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, Weak, mpsc};
+use std::time::Duration;
+
+use futures::FutureExt;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// What a service does with its partitions.
+pub trait Worker: Send + 'static {
+    /// Makes a batch durable (retrying as needed). `Err` only when stopping before it could:
+    /// the batch's offsets are then not stored, and the next owner replays it.
+    fn process(
+        &mut self,
+        batch: Vec<OwnedMessage>,
+    ) -> impl Future<Output = Result<(), Stopped>> + Send;
+
+    /// Called between batches at least every `tick` (timers are fired here).
+    fn tick(&mut self) -> impl Future<Output = Result<(), Stopped>> + Send;
+}
+
+/// The worker gave up because the partition is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
+/// Starts a worker for a newly assigned partition.
+pub trait Workers: Send + Sync + 'static {
+    type Worker: Worker;
+    fn start(
+        &self,
+        topic: &str,
+        partition: i32,
+        stop: CancellationToken,
+    ) -> impl Future<Output = Result<Self::Worker, Stopped>> + Send;
+}
+
+/// Batch and timing settings of a partitioned consumer.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub group: String,
+    pub topics: Vec<String>,
+    pub max_batch: usize,
+    pub tick: Duration,
+    /// How long a revoked or stopping partition may take to finish its batch and commit.
+    pub drain: Duration,
+    /// The service name for metrics and logs.
+    pub service: &'static str,
+}
+
+type Tp = (String, i32);
+
+struct NewPartition {
+    tp: Tp,
+    queue: Queue,
+    stop: CancellationToken,
+    done: mpsc::Sender<()>,
+}
+
+struct Assigned {
+    stop: CancellationToken,
+    done: mpsc::Receiver<()>,
+}
+
+/// The consumer context: splits partition queues on assignment, drains on revocation.
+pub struct PartitionContext {
+    consumer: Mutex<Weak<StreamConsumer<PartitionContext>>>,
+    assigned: Mutex<HashMap<Tp, Assigned>>,
+    new_queues: tokio::sync::mpsc::UnboundedSender<NewPartition>,
+    drain: Duration,
+}
+
+impl ClientContext for PartitionContext {}
+
+impl ConsumerContext for PartitionContext {
+    fn pre_rebalance(&self, _base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut waiting = Vec::new();
+            if let Ok(mut assigned) = self.assigned.lock() {
+                for e in tpl.elements() {
+                    if let Some(a) = assigned.remove(&(e.topic().to_owned(), e.partition())) {
+                        a.stop.cancel();
+                        waiting.push((e.topic().to_owned(), e.partition(), a.done));
+                    }
+                }
+            }
+            for (topic, partition, done) in waiting {
+                if done.recv_timeout(self.drain).is_err() {
+                    warn!(
+                        topic,
+                        partition, "partition did not drain before the deadline"
+                    );
+                }
+            }
+            info!(partitions = tpl.count(), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            info!(partitions = tpl.count(), "partitions assigned");
+            let Some(consumer) = self.consumer.lock().ok().and_then(|w| w.upgrade()) else {
+                return;
+            };
+            for e in tpl.elements() {
+                let tp = (e.topic().to_owned(), e.partition());
+                // Split here, before anything of the partition is fetched into the main queue.
+                let Some(queue) = consumer.split_partition_queue(&tp.0, tp.1) else {
+                    warn!(
+                        topic = tp.0,
+                        partition = tp.1,
+                        "cannot split the partition queue"
+                    );
+                    continue;
+                };
+                let stop = CancellationToken::new();
+                let (done_tx, done_rx) = mpsc::channel();
+                if let Ok(mut assigned) = self.assigned.lock() {
+                    assigned.insert(
+                        tp.clone(),
+                        Assigned {
+                            stop: stop.clone(),
+                            done: done_rx,
+                        },
+                    );
+                }
+                let _ = self.new_queues.send(NewPartition {
+                    tp,
+                    queue,
+                    stop,
+                    done: done_tx,
+                });
+            }
+        }
+    }
+}
+
+/// Runs a consumer-group member until `shutdown`, with one task per assigned partition.
+pub async fn run_partitioned<W: Workers>(
+    mut client: ClientConfig,
+    settings: ConsumerSettings,
+    workers: Arc<W>,
+    metrics: crate::Metrics,
+    shutdown: CancellationToken,
+) -> Result<(), rdkafka::error::KafkaError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let context = PartitionContext {
+        consumer: Mutex::new(Weak::new()),
+        assigned: Mutex::new(HashMap::new()),
+        new_queues: tx,
+        drain: settings.drain,
+    };
+    client
+        .set("group.id", &settings.group)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    let consumer: Arc<StreamConsumer<PartitionContext>> =
+        Arc::new(client.create_with_context(context)?);
+    if let Ok(mut weak) = consumer.context().consumer.lock() {
+        *weak = Arc::downgrade(&consumer);
+    }
+    let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+    let owned = metrics
+        .partitions_owned
+        .with_label_values(&[settings.service]);
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(NewPartition { tp: (topic, partition), queue, stop, done }) = rx.recv() => {
+                let (workers, consumer, settings, owned) = (workers.clone(), consumer.clone(), settings.clone(), owned.clone());
+                tasks.spawn(async move {
+                    owned.inc();
+                    run_partition(&consumer, queue, &topic, partition, &*workers, &settings, stop).await;
+                    owned.dec();
+                    let _ = done.send(());
+                });
+            }
+            message = consumer.recv() => {
+                // Every assigned partition is split off in the rebalance callback, so only
+                // errors and events arrive here.
+                match message {
+                    Err(e) => {
+                        warn!(error = %e, "consumer error");
+                        metrics.kafka_errors.with_label_values(&["consume"]).inc();
+                    }
+                    Ok(m) => warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), "record on the main queue"),
+                }
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    let stops: Vec<CancellationToken> = consumer
+        .context()
+        .assigned
+        .lock()
+        .map(|a| a.values().map(|x| x.stop.clone()).collect())
+        .unwrap_or_default();
+    for s in stops {
+        s.cancel();
+    }
+    let drained = tokio::time::timeout(settings.drain, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            service = settings.service,
+            "partitions did not drain before the deadline"
+        );
+    }
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        debug!(error = %e, "final commit");
+    }
+    consumer.unsubscribe();
+    Ok(())
+}
+
+type Queue = rdkafka::consumer::stream_consumer::StreamPartitionQueue<PartitionContext>;
+
+async fn run_partition<W: Workers>(
+    consumer: &StreamConsumer<PartitionContext>,
+    queue: Queue,
+    topic: &str,
+    partition: i32,
+    workers: &W,
+    settings: &ConsumerSettings,
+    stop: CancellationToken,
+) {
+    let Ok(mut worker) = workers.start(topic, partition, stop.clone()).await else {
+        return;
+    };
+    let mut tick = tokio::time::interval(settings.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Option<i64> = None;
+    loop {
+        let first: BorrowedMessage<'_> = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {
+                if worker.tick().await.is_err() { break; }
+                continue;
+            }
+            m = queue.recv() => match m {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!(topic, partition, error = %e, "partition consume error");
+                    continue;
+                }
+            },
+        };
+        let mut batch = vec![first.detach()];
+        drop(first);
+        while batch.len() < settings.max_batch {
+            match queue.recv().now_or_never() {
+                Some(Ok(m)) => batch.push(m.detach()),
+                _ => break,
+            }
+        }
+        let offset = batch.last().map(|m| m.offset());
+        if worker.process(batch).await.is_err() {
+            break;
+        }
+        if let Some(o) = offset {
+            debug!(topic, partition, offset = o, "batch durable");
+            if let Err(e) = consumer.store_offset(topic, partition, o) {
+                debug!(topic, partition, error = %e, "store_offset (partition revoked?)");
+            }
+            last = Some(o);
+        }
+    }
+    // Commit what this partition made durable, so the next owner starts after it.
+    if let Some(o) = last {
+        let mut tpl = TopicPartitionList::new();
+        if tpl
+            .add_partition_offset(topic, partition, Offset::Offset(o + 1))
+            .is_ok()
+            && let Err(e) = consumer.commit(&tpl, CommitMode::Async)
+        {
+            debug!(topic, partition, error = %e, "commit on stop");
+        }
+    }
+}

@@ -1,0 +1,590 @@
+//! The engine: for each partition of `customer.events`, load the profiles of a batch, apply
+//! every input through the pure interpreter, write each profile's state, position and outbox
+//! in one atomic step, publish the outbox, clear it, then let the offset move on. Timers of
+//! the partition fire through the same path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use switchboard_codec::{
+    Codec, CustomerEvent, CustomerPayload, JourneyTransition, SchemaResolver, TransitionKind,
+};
+use switchboard_config::Config;
+use switchboard_journey::{Customer, Effect, Input, Profile, apply, fold};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::catalog::Catalog;
+use crate::consumer::{Stopped, Worker, Workers};
+use crate::dead_letters::dead_letter;
+use crate::output::{OutRecord, produce_all};
+use crate::retry::until_ok;
+use crate::state::{DueTimer, Outgoing, Record, Saved, StateStore, Write};
+use crate::{Metrics, now_ms};
+
+/// Timers fired per tick and partition, at most.
+const TIMERS_PER_TICK: usize = 500;
+
+/// Everything the engine's partitions share.
+pub struct Engine<R, S> {
+    pub codec: Arc<Codec<R>>,
+    pub store: Arc<S>,
+    pub catalog: watch::Receiver<Arc<Catalog>>,
+    pub config: Arc<Config>,
+    pub producer: FutureProducer,
+    pub metrics: Metrics,
+}
+
+/// Starts engine partitions.
+pub struct EngineWorkers<R, S>(pub Arc<Engine<R, S>>);
+
+/// One owned partition of `customer.events`.
+pub struct EnginePartition<R, S> {
+    shared: Arc<Engine<R, S>>,
+    partition: i32,
+    epoch: u64,
+    stop: CancellationToken,
+}
+
+/// A profile being changed within one batch.
+struct Pending {
+    record: Record,
+    outbox: Vec<Outgoing>,
+    timers: Vec<(String, i64)>,
+    changed: bool,
+}
+
+impl<R: SchemaResolver + 'static, S: StateStore> Workers for EngineWorkers<R, S> {
+    type Worker = EnginePartition<R, S>;
+
+    async fn start(
+        &self,
+        _topic: &str,
+        partition: i32,
+        stop: CancellationToken,
+    ) -> Result<Self::Worker, Stopped> {
+        let e = &self.0;
+        let epoch = until_ok(
+            "claim partition",
+            &stop,
+            |_| {
+                e.metrics
+                    .store_errors
+                    .with_label_values(&["claim_partition"])
+                    .inc()
+            },
+            || e.store.claim_partition(partition),
+        )
+        .await?;
+        info!(partition, epoch, "engine owns partition");
+        let mut p = EnginePartition {
+            shared: self.0.clone(),
+            partition,
+            epoch,
+            stop,
+        };
+        p.republish_outboxes().await?;
+        Ok(p)
+    }
+}
+
+impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S> {
+    async fn process(&mut self, batch: Vec<OwnedMessage>) -> Result<(), Stopped> {
+        let e = self.shared.clone();
+        let catalog = e.catalog.borrow().clone();
+        let mut inputs = Vec::with_capacity(batch.len());
+        let mut extra = Vec::new();
+        for msg in &batch {
+            e.metrics
+                .events_consumed
+                .with_label_values(&[msg.topic()])
+                .inc();
+            let Some(bytes) = msg.payload() else {
+                e.metrics.dead_letters.with_label_values(&["empty"]).inc();
+                extra.push(dead_letter(
+                    &e.config.topics.dead_letters,
+                    msg,
+                    "empty",
+                    "no value",
+                ));
+                continue;
+            };
+            match e.codec.decode::<CustomerEvent>(bytes).await {
+                Ok(ce) => inputs.push((msg.offset(), ce)),
+                Err(err) if err.is_retryable() => {
+                    // The registry is away: stop here; the batch is replayed.
+                    warn!(error = %err, "schema registry unavailable");
+                    return Err(Stopped);
+                }
+                Err(err) => {
+                    e.metrics
+                        .dead_letters
+                        .with_label_values(&[err.reason()])
+                        .inc();
+                    extra.push(dead_letter(
+                        &e.config.topics.dead_letters,
+                        msg,
+                        err.reason(),
+                        &err.to_string(),
+                    ));
+                }
+            }
+        }
+        let mut profiles: Vec<String> = Vec::new();
+        for (_, ce) in &inputs {
+            profiles.push(ce.profile_id.clone());
+            if let CustomerPayload::Merged(m) = &ce.payload {
+                profiles.push(m.loser.clone());
+            }
+        }
+        profiles.sort();
+        profiles.dedup();
+        let mut pending = self.load(&profiles).await?;
+        let now = now_ms();
+        let mut losers = Vec::new();
+        for (offset, ce) in inputs {
+            let Some(p) = pending.get(&ce.profile_id) else {
+                continue;
+            };
+            if offset <= p.record.offset {
+                continue; // applied before a crash or rebalance
+            }
+            if let Some(survivor) = p.record.merged_into.clone() {
+                extra.push(self.forward(&ce, &survivor)?);
+                continue;
+            }
+            match &ce.payload {
+                CustomerPayload::Event(event) => {
+                    let latency_from = event.occurred_at;
+                    self.apply_input(
+                        &catalog,
+                        &mut pending,
+                        &ce.profile_id,
+                        &Input::Event(event.clone()),
+                        now,
+                        latency_from,
+                        Some(offset),
+                    );
+                }
+                CustomerPayload::Merged(m) => {
+                    let loser = pending
+                        .get(&m.loser)
+                        .map(|l| l.record.customer.clone())
+                        .unwrap_or_default();
+                    if let Some(p) = pending.get_mut(&ce.profile_id) {
+                        let survivor = std::mem::take(&mut p.record.customer);
+                        let (mut folded, effects) = fold(survivor, loser);
+                        folded.profile.id = ce.profile_id.clone();
+                        p.record.customer = folded;
+                        for eff in effects {
+                            if let Effect::ScheduleTimer { journey, at } = eff {
+                                p.timers.push((journey, at));
+                            }
+                        }
+                        p.record.offset = offset;
+                        p.changed = true;
+                    }
+                    losers.push((m.loser.clone(), m.survivor.clone()));
+                }
+            }
+        }
+        self.commit(pending, extra).await?;
+        for (loser, survivor) in losers {
+            let e2 = e.clone();
+            until_ok(
+                "mark merged",
+                &self.stop,
+                |_| {
+                    e.metrics
+                        .store_errors
+                        .with_label_values(&["mark_merged"])
+                        .inc()
+                },
+                || e2.store.mark_merged(&loser, &survivor),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn tick(&mut self) -> Result<(), Stopped> {
+        let e = self.shared.clone();
+        let now = now_ms();
+        let due = until_ok(
+            "due timers",
+            &self.stop,
+            |_| {
+                e.metrics
+                    .store_errors
+                    .with_label_values(&["due_timers"])
+                    .inc()
+            },
+            || e.store.due_timers(self.partition, now, TIMERS_PER_TICK),
+        )
+        .await?;
+        if !due.is_empty() {
+            let catalog = e.catalog.borrow().clone();
+            let mut profiles: Vec<String> = due.iter().map(|t| t.profile.clone()).collect();
+            profiles.sort();
+            profiles.dedup();
+            let mut pending = self.load(&profiles).await?;
+            for DueTimer {
+                profile,
+                journey,
+                due: at,
+            } in &due
+            {
+                e.metrics.timers_fired.inc();
+                e.metrics
+                    .timer_lag
+                    .observe((now - at).max(0) as f64 / 1000.0);
+                let redirect = pending
+                    .get(profile)
+                    .and_then(|p| p.record.merged_into.clone());
+                if redirect.is_some() {
+                    continue; // the instance moved to the survivor with its own timer
+                }
+                self.apply_input(
+                    &catalog,
+                    &mut pending,
+                    profile,
+                    &Input::Timer {
+                        journey: journey.clone(),
+                        due: *at,
+                    },
+                    now,
+                    *at,
+                    None,
+                );
+            }
+            self.commit(pending, Vec::new()).await?;
+            until_ok(
+                "remove timers",
+                &self.stop,
+                |_| {
+                    e.metrics
+                        .store_errors
+                        .with_label_values(&["remove_timers"])
+                        .inc()
+                },
+                || e.store.remove_timers(self.partition, &due),
+            )
+            .await?;
+        }
+        if let Ok(n) = e.store.pending_timers(self.partition).await {
+            e.metrics
+                .timers_pending
+                .with_label_values(&[&self.partition.to_string()])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        Ok(())
+    }
+}
+
+impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
+    async fn load(&self, profiles: &[String]) -> Result<HashMap<String, Pending>, Stopped> {
+        let e = &self.shared;
+        let loaded = until_ok(
+            "load profiles",
+            &self.stop,
+            |_| e.metrics.store_errors.with_label_values(&["load"]).inc(),
+            || e.store.load(profiles),
+        )
+        .await?;
+        Ok(profiles
+            .iter()
+            .zip(loaded)
+            .map(|(id, found)| {
+                let record = found.map(|(r, _)| r).unwrap_or_else(|| Record {
+                    customer: Customer {
+                        profile: Profile {
+                            id: id.clone(),
+                            ..Profile::default()
+                        },
+                        ..Customer::default()
+                    },
+                    offset: -1,
+                    merged_into: None,
+                });
+                (
+                    id.clone(),
+                    Pending {
+                        record,
+                        outbox: Vec::new(),
+                        timers: Vec::new(),
+                        changed: false,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_input(
+        &self,
+        catalog: &Catalog,
+        pending: &mut HashMap<String, Pending>,
+        profile: &str,
+        input: &Input,
+        now: i64,
+        latency_from: i64,
+        offset: Option<i64>,
+    ) {
+        let Some(p) = pending.get_mut(profile) else {
+            return;
+        };
+        let customer = std::mem::take(&mut p.record.customer);
+        let (customer, effects) = apply(&catalog.journeys, &catalog.policies, customer, input, now);
+        p.record.customer = customer;
+        if let Some(o) = offset {
+            p.record.offset = o;
+        }
+        p.changed = true;
+        let m = &self.shared.metrics;
+        for effect in effects {
+            match effect {
+                Effect::Send(cmd) => {
+                    m.commands.with_label_values(&[cmd.channel.as_str()]).inc();
+                    m.latency
+                        .with_label_values(&[cmd.channel.as_str()])
+                        .observe((now - latency_from).max(0) as f64 / 1000.0);
+                    p.outbox.push(Outgoing::Command(*cmd));
+                }
+                Effect::Transition(t) => {
+                    let kind = kind_label(t.kind);
+                    m.transitions
+                        .with_label_values(&[t.journey.as_str(), kind])
+                        .inc();
+                    if t.kind == TransitionKind::Suppressed {
+                        m.suppressions
+                            .with_label_values(&[t.reason.as_deref().unwrap_or("unknown")])
+                            .inc();
+                    }
+                    let transition_id = uuid::Uuid::new_v5(
+                        &uuid::Uuid::NAMESPACE_OID,
+                        format!(
+                            "{profile}|{}|{}|{kind}|{}|{}",
+                            t.journey,
+                            t.version,
+                            t.step.as_deref().unwrap_or(""),
+                            t.trigger
+                        )
+                        .as_bytes(),
+                    )
+                    .to_string();
+                    p.outbox.push(Outgoing::Transition(JourneyTransition {
+                        transition_id,
+                        profile_id: profile.to_owned(),
+                        journey: t.journey,
+                        version: i32::try_from(t.version).unwrap_or(i32::MAX),
+                        kind: t.kind,
+                        step: t.step,
+                        reason: t.reason,
+                        trigger: t.trigger,
+                        at: t.at,
+                    }));
+                }
+                Effect::ScheduleTimer { journey, at } => p.timers.push((journey, at)),
+                // A cancelled timer stays in the shard and is ignored when it fires.
+                Effect::CancelTimer { .. } => {}
+            }
+        }
+    }
+
+    /// Saves every changed profile, publishes the outboxes (and `extra`), clears them.
+    async fn commit(
+        &self,
+        pending: HashMap<String, Pending>,
+        extra: Vec<OutRecord>,
+    ) -> Result<(), Stopped> {
+        let e = &self.shared;
+        let writes: Vec<Write> = pending
+            .into_iter()
+            .filter(|(_, p)| p.changed)
+            .map(|(profile, p)| Write {
+                profile,
+                partition: self.partition,
+                epoch: self.epoch,
+                record: p.record,
+                outbox: p.outbox,
+                timers: p.timers,
+            })
+            .collect();
+        let saved = until_ok(
+            "save profiles",
+            &self.stop,
+            |_| e.metrics.store_errors.with_label_values(&["save"]).inc(),
+            || e.store.save(&writes),
+        )
+        .await?;
+        if saved.contains(&Saved::Fenced) {
+            e.metrics.fenced.inc();
+            warn!(
+                partition = self.partition,
+                epoch = self.epoch,
+                "fenced: a newer owner wrote this partition; stopping"
+            );
+            self.stop.cancel();
+            return Err(Stopped);
+        }
+        let mut records = extra;
+        let mut with_outbox = Vec::new();
+        for w in &writes {
+            if !w.outbox.is_empty() {
+                with_outbox.push(w.profile.clone());
+                for o in &w.outbox {
+                    records.push(self.encode(o)?);
+                }
+            }
+        }
+        until_ok(
+            "produce commands",
+            &self.stop,
+            |_| e.metrics.kafka_errors.with_label_values(&["produce"]).inc(),
+            || produce_all(&e.producer, &records),
+        )
+        .await?;
+        if !with_outbox.is_empty() {
+            until_ok(
+                "clear outbox",
+                &self.stop,
+                |_| {
+                    e.metrics
+                        .store_errors
+                        .with_label_values(&["clear_outbox"])
+                        .inc()
+                },
+                || e.store.clear_outbox(self.partition, &with_outbox),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// After a crash: publish what was saved but not yet published.
+    async fn republish_outboxes(&mut self) -> Result<(), Stopped> {
+        let e = self.shared.clone();
+        let profiles = until_ok(
+            "pending outboxes",
+            &self.stop,
+            |_| {
+                e.metrics
+                    .store_errors
+                    .with_label_values(&["pending_outboxes"])
+                    .inc()
+            },
+            || e.store.pending_outboxes(self.partition),
+        )
+        .await?;
+        if profiles.is_empty() {
+            return Ok(());
+        }
+        let loaded = until_ok(
+            "load outboxes",
+            &self.stop,
+            |_| e.metrics.store_errors.with_label_values(&["load"]).inc(),
+            || e.store.load(&profiles),
+        )
+        .await?;
+        let mut records = Vec::new();
+        for (_, outbox) in loaded.into_iter().flatten() {
+            for o in &outbox {
+                records.push(self.encode(o)?);
+            }
+        }
+        info!(
+            partition = self.partition,
+            profiles = profiles.len(),
+            records = records.len(),
+            "republishing outboxes"
+        );
+        until_ok(
+            "republish",
+            &self.stop,
+            |_| e.metrics.kafka_errors.with_label_values(&["produce"]).inc(),
+            || produce_all(&e.producer, &records),
+        )
+        .await?;
+        until_ok(
+            "clear outbox",
+            &self.stop,
+            |_| {
+                e.metrics
+                    .store_errors
+                    .with_label_values(&["clear_outbox"])
+                    .inc()
+            },
+            || e.store.clear_outbox(self.partition, &profiles),
+        )
+        .await
+    }
+
+    fn encode(&self, o: &Outgoing) -> Result<OutRecord, Stopped> {
+        let e = &self.shared;
+        let t = &e.config.topics;
+        let framing = e.config.schemas.framing;
+        let (topic, key, payload) = match o {
+            Outgoing::Command(c) => (
+                format!("{}{}", t.commands_prefix, c.channel),
+                c.profile_id.clone(),
+                e.codec.encode(c, framing),
+            ),
+            Outgoing::Transition(x) => (
+                t.transitions.clone(),
+                x.profile_id.clone(),
+                e.codec.encode(x, framing),
+            ),
+        };
+        let payload = payload.map_err(|err| {
+            warn!(error = %err, "cannot encode an outgoing record");
+            Stopped
+        })?;
+        Ok(OutRecord {
+            topic,
+            key: Some(key.into_bytes()),
+            payload,
+            headers: Vec::new(),
+        })
+    }
+
+    /// A customer event for a merged profile, sent on to its survivor.
+    fn forward(&self, ce: &CustomerEvent, survivor: &str) -> Result<OutRecord, Stopped> {
+        let e = &self.shared;
+        let mut moved = ce.clone();
+        moved.profile_id = survivor.to_owned();
+        if let CustomerPayload::Merged(m) = &mut moved.payload {
+            m.survivor = survivor.to_owned();
+        }
+        let payload = e
+            .codec
+            .encode(&moved, e.config.schemas.framing)
+            .map_err(|_| Stopped)?;
+        Ok(OutRecord {
+            topic: e.config.topics.customer_events.clone(),
+            key: Some(survivor.as_bytes().to_vec()),
+            payload,
+            headers: Vec::new(),
+        })
+    }
+}
+
+fn kind_label(k: TransitionKind) -> &'static str {
+    match k {
+        TransitionKind::Entered => "entered",
+        TransitionKind::Step => "step",
+        TransitionKind::Exited => "exited",
+        TransitionKind::Goal => "goal",
+        TransitionKind::Holdout => "holdout",
+        TransitionKind::Suppressed => "suppressed",
+        TransitionKind::Forgotten => "forgotten",
+        TransitionKind::Unknown => "unknown",
+    }
+}
+
+/// The topic the engine consumes.
+pub fn topics(config: &Config) -> Vec<String> {
+    vec![config.topics.customer_events.clone()]
+}

@@ -1,0 +1,26 @@
+//! The running system: the stitcher and engine services, each a consumer-group member with
+//! one task per partition, over Kafka and a state store (Redis, or memory in the embedded
+//! mode).
+// Services hold librdkafka handles and generic stores; their Debug output would say nothing.
+#![allow(missing_debug_implementations)]
+
+pub mod catalog;
+pub mod consumer;
+mod dead_letters;
+pub mod engine;
+pub mod generate;
+mod metrics;
+pub mod output;
+mod retry;
+pub mod services;
+pub mod state;
+pub mod stitcher;
+
+pub use metrics::Metrics;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

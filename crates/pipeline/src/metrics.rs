@@ -1,0 +1,175 @@
+//! Every metric of the pipeline, registered once. Labels are low-cardinality: topics,
+//! channels, journeys, reasons, partitions; never a customer identifier.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+
+/// The pipeline's metrics.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub events_consumed: IntCounterVec,
+    pub dead_letters: IntCounterVec,
+    pub duplicates: IntCounter,
+    pub profiles_created: IntCounter,
+    pub merges: IntCounter,
+    pub conflicts: IntCounterVec,
+    pub transitions: IntCounterVec,
+    pub suppressions: IntCounterVec,
+    pub commands: IntCounterVec,
+    pub timers_fired: IntCounter,
+    pub timer_lag: Histogram,
+    pub timers_pending: IntGaugeVec,
+    pub latency: HistogramVec,
+    pub store_errors: IntCounterVec,
+    pub kafka_errors: IntCounterVec,
+    pub partitions_owned: IntGaugeVec,
+    pub fenced: IntCounter,
+    pub journeys_loaded: prometheus::IntGauge,
+    pub reload_failures: IntCounter,
+}
+
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
+];
+
+impl Metrics {
+    /// Registers every metric in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        fn counter(r: &Registry, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::new(name, help)?;
+            r.register(Box::new(c.clone()))?;
+            Ok(c)
+        }
+        fn counters(
+            r: &Registry,
+            name: &str,
+            help: &str,
+            labels: &[&str],
+        ) -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            r.register(Box::new(c.clone()))?;
+            Ok(c)
+        }
+        let r = registry;
+        let timer_lag = Histogram::with_opts(
+            HistogramOpts::new(
+                "switchboard_timer_lag_seconds",
+                "How late timers fire after they are due.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        r.register(Box::new(timer_lag.clone()))?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "switchboard_event_to_command_seconds",
+                "From an event's occurred_at (or a timer's due time) to its command being produced.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["channel"],
+        )?;
+        r.register(Box::new(latency.clone()))?;
+        let timers_pending = IntGaugeVec::new(
+            Opts::new(
+                "switchboard_timers_pending",
+                "Timers waiting in a partition's shard.",
+            ),
+            &["partition"],
+        )?;
+        r.register(Box::new(timers_pending.clone()))?;
+        let partitions_owned = IntGaugeVec::new(
+            Opts::new(
+                "switchboard_partitions_owned",
+                "Partitions this process owns.",
+            ),
+            &["service"],
+        )?;
+        r.register(Box::new(partitions_owned.clone()))?;
+        let journeys_loaded = prometheus::IntGauge::new(
+            "switchboard_journeys_loaded",
+            "Journey definitions (all versions) loaded.",
+        )?;
+        r.register(Box::new(journeys_loaded.clone()))?;
+        Ok(Self {
+            events_consumed: counters(
+                r,
+                "switchboard_events_consumed_total",
+                "Records consumed, per topic.",
+                &["topic"],
+            )?,
+            dead_letters: counters(
+                r,
+                "switchboard_dead_letters_total",
+                "Records sent to the dead-letter topic, per reason.",
+                &["reason"],
+            )?,
+            duplicates: counter(
+                r,
+                "switchboard_duplicate_events_total",
+                "Events dropped as duplicates of an event_id seen within the window.",
+            )?,
+            profiles_created: counter(
+                r,
+                "switchboard_profiles_created_total",
+                "Profiles created by the stitcher.",
+            )?,
+            merges: counter(
+                r,
+                "switchboard_identity_merges_total",
+                "Profiles merged into another.",
+            )?,
+            conflicts: counters(
+                r,
+                "switchboard_identity_conflicts_total",
+                "Identifiers left unlinked, per kind and reason.",
+                &["kind", "reason"],
+            )?,
+            transitions: counters(
+                r,
+                "switchboard_journey_transitions_total",
+                "Journey entries, steps, exits, goals, holdouts and suppressions.",
+                &["journey", "kind"],
+            )?,
+            suppressions: counters(
+                r,
+                "switchboard_suppressions_total",
+                "Sends suppressed, per reason.",
+                &["reason"],
+            )?,
+            commands: counters(
+                r,
+                "switchboard_commands_total",
+                "Send commands produced, per channel.",
+                &["channel"],
+            )?,
+            timers_fired: counter(r, "switchboard_timers_fired_total", "Timers fired.")?,
+            timer_lag,
+            timers_pending,
+            latency,
+            store_errors: counters(
+                r,
+                "switchboard_store_errors_total",
+                "Redis (or state store) errors, per operation.",
+                &["operation"],
+            )?,
+            kafka_errors: counters(
+                r,
+                "switchboard_kafka_errors_total",
+                "Kafka errors, per operation.",
+                &["operation"],
+            )?,
+            partitions_owned,
+            fenced: counter(
+                r,
+                "switchboard_fenced_writes_total",
+                "Writes refused because a newer owner of the partition wrote first.",
+            )?,
+            journeys_loaded,
+            reload_failures: counter(
+                r,
+                "switchboard_journey_reload_failures_total",
+                "Journey or policy reloads that failed validation.",
+            )?,
+        })
+    }
+}

@@ -1,0 +1,171 @@
+//! The engine's state in process memory, for the embedded mode.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use super::{
+    DueTimer, Outgoing, Record, Saved, StateError, StateStore, Write, parse_timer_member,
+    timer_member,
+};
+
+#[derive(Debug, Default)]
+struct Inner {
+    records: HashMap<String, (Record, u64, Vec<Outgoing>)>,
+    epochs: HashMap<i32, u64>,
+    outboxes: HashMap<i32, BTreeSet<String>>,
+    timers: HashMap<i32, BTreeSet<(i64, String)>>,
+}
+
+/// In-memory [`StateStore`].
+#[derive(Debug, Default)]
+pub struct MemoryStateStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStateStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> Result<T, StateError> {
+        let mut g = self
+            .inner
+            .lock()
+            .map_err(|_| StateError("memory store lock poisoned".into()))?;
+        Ok(f(&mut g))
+    }
+
+    /// Profiles stored, for progress reports.
+    pub fn profiles(&self) -> usize {
+        self.with(|i| i.records.len()).unwrap_or(0)
+    }
+}
+
+impl StateStore for MemoryStateStore {
+    async fn claim_partition(&self, partition: i32) -> Result<u64, StateError> {
+        self.with(|i| {
+            let e = i.epochs.entry(partition).or_insert(0);
+            *e += 1;
+            *e
+        })
+    }
+
+    async fn load(
+        &self,
+        profiles: &[String],
+    ) -> Result<Vec<Option<(Record, Vec<Outgoing>)>>, StateError> {
+        self.with(|i| {
+            profiles
+                .iter()
+                .map(|p| i.records.get(p).map(|(r, _, o)| (r.clone(), o.clone())))
+                .collect()
+        })
+    }
+
+    async fn save(&self, writes: &[Write]) -> Result<Vec<Saved>, StateError> {
+        self.with(|i| {
+            writes
+                .iter()
+                .map(|w| {
+                    let stored_epoch = i.records.get(&w.profile).map_or(0, |(_, e, _)| *e);
+                    if stored_epoch > w.epoch {
+                        return Saved::Fenced;
+                    }
+                    let outbox = if w.outbox.is_empty() {
+                        i.records
+                            .get(&w.profile)
+                            .map(|(_, _, o)| o.clone())
+                            .unwrap_or_default()
+                    } else {
+                        i.outboxes
+                            .entry(w.partition)
+                            .or_default()
+                            .insert(w.profile.clone());
+                        w.outbox.clone()
+                    };
+                    for (journey, due) in &w.timers {
+                        i.timers
+                            .entry(w.partition)
+                            .or_default()
+                            .insert((*due, timer_member(&w.profile, journey, *due)));
+                    }
+                    i.records
+                        .insert(w.profile.clone(), (w.record.clone(), w.epoch, outbox));
+                    Saved::Done
+                })
+                .collect()
+        })
+    }
+
+    async fn clear_outbox(&self, partition: i32, profiles: &[String]) -> Result<(), StateError> {
+        self.with(|i| {
+            for p in profiles {
+                if let Some((_, _, o)) = i.records.get_mut(p) {
+                    o.clear();
+                }
+                if let Some(set) = i.outboxes.get_mut(&partition) {
+                    set.remove(p);
+                }
+            }
+        })
+    }
+
+    async fn pending_outboxes(&self, partition: i32) -> Result<Vec<String>, StateError> {
+        self.with(|i| {
+            i.outboxes
+                .get(&partition)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default()
+        })
+    }
+
+    async fn due_timers(
+        &self,
+        partition: i32,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<DueTimer>, StateError> {
+        self.with(|i| {
+            i.timers
+                .get(&partition)
+                .map(|s| {
+                    s.iter()
+                        .take_while(|(due, _)| *due <= now)
+                        .take(limit)
+                        .filter_map(|(_, m)| parse_timer_member(m))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    async fn remove_timers(&self, partition: i32, timers: &[DueTimer]) -> Result<(), StateError> {
+        self.with(|i| {
+            if let Some(s) = i.timers.get_mut(&partition) {
+                for t in timers {
+                    s.remove(&(t.due, timer_member(&t.profile, &t.journey, t.due)));
+                }
+            }
+        })
+    }
+
+    async fn pending_timers(&self, partition: i32) -> Result<u64, StateError> {
+        self.with(|i| i.timers.get(&partition).map_or(0, |s| s.len() as u64))
+    }
+
+    async fn mark_merged(&self, loser: &str, survivor: &str) -> Result<(), StateError> {
+        self.with(|i| {
+            let entry = i.records.entry(loser.to_owned()).or_insert_with(|| {
+                (
+                    Record {
+                        offset: -1,
+                        ..Record::default()
+                    },
+                    0,
+                    Vec::new(),
+                )
+            });
+            entry.0.merged_into = Some(survivor.to_owned());
+        })
+    }
+}

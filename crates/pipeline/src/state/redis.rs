@@ -1,0 +1,218 @@
+//! The engine's state in Redis or Redis Cluster.
+//!
+//! - `<prefix>:c:{<profile>}`: a hash with `rec` (the record as JSON), `epoch` (of its last
+//!   writer), `outbox` (JSON, while unpublished) and `merged_into`;
+//! - `<prefix>:outbox:{p<N>}`: the set of profiles of partition N with an outbox;
+//! - `<prefix>:timers:{p<N>}`: partition N's timers, a sorted set scored by due time;
+//! - `<prefix>:epoch:{p<N>}`: partition N's fencing epoch.
+//!
+//! Each profile write is one script on one key; the index and timer writes that go with it
+//! are idempotent and happen first, so a crash leaves at worst a stale entry, which the
+//! engine ignores.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use futures::future::try_join_all;
+use redis::Script;
+use switchboard_redis::Redis;
+
+use super::{
+    DueTimer, Outgoing, Record, Saved, StateError, StateStore, Write, parse_timer_member,
+    timer_member,
+};
+
+static SAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/save.lua")));
+
+/// [`StateStore`] on Redis.
+#[derive(Debug, Clone)]
+pub struct RedisStateStore {
+    redis: Redis,
+    prefix: String,
+}
+
+fn err(e: redis::RedisError) -> StateError {
+    StateError(format!("redis: {e}"))
+}
+
+fn json_err(e: serde_json::Error) -> StateError {
+    StateError(format!("stored record is not valid JSON: {e}"))
+}
+
+impl RedisStateStore {
+    pub fn new(redis: Redis, prefix: impl Into<String>) -> Self {
+        Self {
+            redis,
+            prefix: prefix.into(),
+        }
+    }
+
+    fn record_key(&self, profile: &str) -> String {
+        format!("{}:c:{{{profile}}}", self.prefix)
+    }
+
+    fn partition_key(&self, what: &str, partition: i32) -> String {
+        format!("{}:{what}:{{p{partition}}}", self.prefix)
+    }
+}
+
+impl StateStore for RedisStateStore {
+    async fn claim_partition(&self, partition: i32) -> Result<u64, StateError> {
+        redis::cmd("INCR")
+            .arg(self.partition_key("epoch", partition))
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(err)
+    }
+
+    async fn load(
+        &self,
+        profiles: &[String],
+    ) -> Result<Vec<Option<(Record, Vec<Outgoing>)>>, StateError> {
+        let cmds = profiles
+            .iter()
+            .map(|p| redis::Cmd::hgetall(self.record_key(p)))
+            .collect();
+        let found: Vec<HashMap<String, String>> = self.redis.query_each(cmds).await.map_err(err)?;
+        found
+            .into_iter()
+            .map(|mut h| {
+                if h.is_empty() {
+                    return Ok(None);
+                }
+                let mut record: Record = match h.remove("rec") {
+                    Some(json) => serde_json::from_str(&json).map_err(json_err)?,
+                    None => Record {
+                        offset: -1,
+                        ..Record::default()
+                    },
+                };
+                if let Some(s) = h.remove("merged_into") {
+                    record.merged_into = Some(s);
+                }
+                let outbox = match h.remove("outbox") {
+                    Some(json) => serde_json::from_str(&json).map_err(json_err)?,
+                    None => Vec::new(),
+                };
+                Ok(Some((record, outbox)))
+            })
+            .collect()
+    }
+
+    async fn save(&self, writes: &[Write]) -> Result<Vec<Saved>, StateError> {
+        let mut index = Vec::new();
+        for w in writes {
+            if !w.outbox.is_empty() {
+                index.push(redis::Cmd::sadd(
+                    self.partition_key("outbox", w.partition),
+                    &w.profile,
+                ));
+            }
+            for (journey, due) in &w.timers {
+                index.push(redis::Cmd::zadd(
+                    self.partition_key("timers", w.partition),
+                    timer_member(&w.profile, journey, *due),
+                    *due,
+                ));
+            }
+        }
+        let _: Vec<redis::Value> = self.redis.query_each(index).await.map_err(err)?;
+        try_join_all(writes.iter().map(|w| async move {
+            let record = serde_json::to_string(&w.record).map_err(json_err)?;
+            let outbox = if w.outbox.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&w.outbox).map_err(json_err)?
+            };
+            let done: i64 = SAVE
+                .key(self.record_key(&w.profile))
+                .arg(w.epoch)
+                .arg(record)
+                .arg(outbox)
+                .invoke_async(&mut self.redis.clone())
+                .await
+                .map_err(err)?;
+            Ok(if done == 1 {
+                Saved::Done
+            } else {
+                Saved::Fenced
+            })
+        }))
+        .await
+    }
+
+    async fn clear_outbox(&self, partition: i32, profiles: &[String]) -> Result<(), StateError> {
+        let mut cmds: Vec<redis::Cmd> = profiles
+            .iter()
+            .map(|p| redis::Cmd::hdel(self.record_key(p), "outbox"))
+            .collect();
+        if !profiles.is_empty() {
+            cmds.push(redis::Cmd::srem(
+                self.partition_key("outbox", partition),
+                profiles,
+            ));
+        }
+        let _: Vec<redis::Value> = self.redis.query_each(cmds).await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn pending_outboxes(&self, partition: i32) -> Result<Vec<String>, StateError> {
+        redis::Cmd::smembers(self.partition_key("outbox", partition))
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(err)
+    }
+
+    async fn due_timers(
+        &self,
+        partition: i32,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<DueTimer>, StateError> {
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.partition_key("timers", partition))
+            .arg("-inf")
+            .arg(now)
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(err)?;
+        Ok(members
+            .iter()
+            .filter_map(|m| parse_timer_member(m))
+            .collect())
+    }
+
+    async fn remove_timers(&self, partition: i32, timers: &[DueTimer]) -> Result<(), StateError> {
+        if timers.is_empty() {
+            return Ok(());
+        }
+        let members: Vec<String> = timers
+            .iter()
+            .map(|t| timer_member(&t.profile, &t.journey, t.due))
+            .collect();
+        redis::Cmd::zrem(self.partition_key("timers", partition), members)
+            .query_async::<i64>(&mut self.redis.clone())
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn pending_timers(&self, partition: i32) -> Result<u64, StateError> {
+        redis::Cmd::zcard(self.partition_key("timers", partition))
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(err)
+    }
+
+    async fn mark_merged(&self, loser: &str, survivor: &str) -> Result<(), StateError> {
+        redis::Cmd::hset(self.record_key(loser), "merged_into", survivor)
+            .query_async::<i64>(&mut self.redis.clone())
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+}

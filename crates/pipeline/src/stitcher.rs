@@ -1,0 +1,308 @@
+//! The stitcher: decode each channel event, validate it, drop duplicates, resolve its
+//! identifiers into a profile and publish it to `customer.events` keyed by profile id, with a
+//! `ProfileMerged` record before it for every merge it caused. Bad input goes to the
+//! dead-letter topic with the reason.
+
+use std::sync::Arc;
+
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use switchboard_codec::{
+    ChannelEvent, Codec, CustomerEvent, CustomerPayload, Framing, ProfileMerged, SchemaResolver,
+    SourcePosition,
+};
+use switchboard_config::Config;
+use switchboard_identity::{IdentityRules, IdentityStore, Limits, StitchError, stitch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::consumer::{Stopped, Worker, Workers};
+use crate::dead_letters::dead_letter;
+use crate::output::{OutRecord, produce_all};
+use crate::retry::until_ok;
+use crate::{Metrics, now_ms};
+
+/// What a merge asks the engine to fold into the survivor.
+pub const FOLD: [&str; 5] = ["attributes", "consent", "counters", "instances", "timers"];
+
+/// Everything the stitcher's partitions share.
+pub struct Stitcher<R, S> {
+    pub codec: Arc<Codec<R>>,
+    pub store: Arc<S>,
+    pub rules: IdentityRules,
+    pub limits: Limits,
+    pub config: Arc<Config>,
+    pub producer: FutureProducer,
+    pub metrics: Metrics,
+}
+
+impl<R, S> Stitcher<R, S> {
+    pub fn new(
+        codec: Arc<Codec<R>>,
+        store: Arc<S>,
+        config: Arc<Config>,
+        producer: FutureProducer,
+        metrics: Metrics,
+    ) -> Self {
+        let rules = config.identity.clone();
+        let limits = rules.limits();
+        Self {
+            codec,
+            store,
+            rules,
+            limits,
+            config,
+            producer,
+            metrics,
+        }
+    }
+
+    /// The topics the stitcher consumes: `events.<channel>` for every channel.
+    pub fn topics(config: &Config) -> Vec<String> {
+        let t = &config.topics;
+        t.channels
+            .iter()
+            .map(|c| format!("{}{c}", t.events_prefix))
+            .collect()
+    }
+}
+
+/// Why an event is not stitched.
+enum Outcome {
+    Stitched(Vec<OutRecord>),
+    Duplicate,
+    DeadLetter(&'static str, String),
+}
+
+/// One partition of the stitcher.
+pub struct StitcherPartition<R, S> {
+    shared: Arc<Stitcher<R, S>>,
+    stop: CancellationToken,
+}
+
+/// Starts stitcher partitions from a shared [`Stitcher`].
+pub struct StitcherWorkers<R, S>(pub Arc<Stitcher<R, S>>);
+
+impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Workers for StitcherWorkers<R, S> {
+    type Worker = StitcherPartition<R, S>;
+
+    async fn start(
+        &self,
+        _topic: &str,
+        _partition: i32,
+        stop: CancellationToken,
+    ) -> Result<Self::Worker, Stopped> {
+        Ok(StitcherPartition {
+            shared: self.0.clone(),
+            stop,
+        })
+    }
+}
+
+impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for StitcherPartition<R, S> {
+    async fn process(&mut self, batch: Vec<OwnedMessage>) -> Result<(), Stopped> {
+        let s = &*self.shared;
+        let mut out = Vec::with_capacity(batch.len());
+        for msg in &batch {
+            s.metrics
+                .events_consumed
+                .with_label_values(&[msg.topic()])
+                .inc();
+            let outcome = until_ok(
+                "stitch",
+                &self.stop,
+                |_: &StitchError| s.metrics.store_errors.with_label_values(&["stitch"]).inc(),
+                || stitch_one(s, msg),
+            )
+            .await?;
+            match outcome {
+                Outcome::Stitched(records) => out.extend(records),
+                Outcome::Duplicate => s.metrics.duplicates.inc(),
+                Outcome::DeadLetter(reason, detail) => {
+                    debug!(
+                        topic = msg.topic(),
+                        partition = msg.partition(),
+                        offset = msg.offset(),
+                        reason,
+                        detail,
+                        "dead letter"
+                    );
+                    s.metrics.dead_letters.with_label_values(&[reason]).inc();
+                    out.push(dead_letter(
+                        &s.config.topics.dead_letters,
+                        msg,
+                        reason,
+                        &detail,
+                    ));
+                }
+            }
+        }
+        until_ok(
+            "produce customer events",
+            &self.stop,
+            |_| s.metrics.kafka_errors.with_label_values(&["produce"]).inc(),
+            || produce_all(&s.producer, &out),
+        )
+        .await
+    }
+
+    async fn tick(&mut self) -> Result<(), Stopped> {
+        Ok(())
+    }
+}
+
+fn channel_of<'a>(config: &Config, topic: &'a str) -> &'a str {
+    topic
+        .strip_prefix(config.topics.events_prefix.as_str())
+        .unwrap_or(topic)
+}
+
+async fn decode<R: SchemaResolver>(
+    s: &Stitcher<R, impl Sync>,
+    msg: &OwnedMessage,
+) -> Result<ChannelEvent, (bool, &'static str, String)> {
+    let Some(bytes) = msg.payload() else {
+        return Err((false, "empty", "the record has no value".into()));
+    };
+    if s.config
+        .topics
+        .json_channels
+        .iter()
+        .any(|c| c == channel_of(&s.config, msg.topic()))
+    {
+        return serde_json::from_slice(bytes).map_err(|e| (false, "bad_json", e.to_string()));
+    }
+    s.codec
+        .decode::<ChannelEvent>(bytes)
+        .await
+        .map_err(|e| (e.is_retryable(), e.reason(), e.to_string()))
+}
+
+fn invalid(e: &ChannelEvent) -> Option<String> {
+    if e.event_id.trim().is_empty() {
+        return Some("event_id is empty".into());
+    }
+    if e.event_type.trim().is_empty() {
+        return Some("type is empty".into());
+    }
+    if e.channel.trim().is_empty() {
+        return Some("channel is empty".into());
+    }
+    if e.occurred_at <= 0 {
+        return Some(format!("occurred_at {} is not a time", e.occurred_at));
+    }
+    None
+}
+
+async fn stitch_one<R: SchemaResolver, S: IdentityStore>(
+    s: &Stitcher<R, S>,
+    msg: &OwnedMessage,
+) -> Result<Outcome, StitchError> {
+    let event = match decode(s, msg).await {
+        Ok(e) => e,
+        Err((true, _, detail)) => return Err(StitchError::Contended(detail)),
+        Err((false, reason, detail)) => return Ok(Outcome::DeadLetter(reason, detail)),
+    };
+    if let Some(why) = invalid(&event) {
+        return Ok(Outcome::DeadLetter("invalid_event", why));
+    }
+    let prepared = s.rules.prepare(&event.identifiers);
+    if prepared.accepted.is_empty() {
+        let kinds: Vec<String> = prepared
+            .rejected
+            .iter()
+            .map(|(k, r)| format!("{k}: {}", r.reason()))
+            .collect();
+        return Ok(Outcome::DeadLetter(
+            "no_identifiers",
+            format!("no usable identifier ({})", kinds.join(", ")),
+        ));
+    }
+    let position = format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset());
+    if !s
+        .store
+        .first_seen(
+            &event.event_id,
+            &position,
+            s.rules.dedup_window_secs.saturating_mul(1000),
+        )
+        .await?
+    {
+        return Ok(Outcome::Duplicate);
+    }
+    let now = now_ms();
+    let stitched = stitch(&*s.store, &s.limits, &prepared.accepted, now).await?;
+    if stitched.created {
+        s.metrics.profiles_created.inc();
+    }
+    for (kind, refusal) in &stitched.conflicts {
+        s.metrics
+            .conflicts
+            .with_label_values(&[kind.as_str(), refusal.reason()])
+            .inc();
+        warn!(
+            kind,
+            reason = refusal.reason(),
+            event_type = event.event_type,
+            "identifier left unlinked"
+        );
+    }
+    let source = SourcePosition {
+        topic: msg.topic().to_owned(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+    };
+    let topic = &s.config.topics.customer_events;
+    let framing = s.config.schemas.framing;
+    let mut records = Vec::with_capacity(1 + stitched.merges.len());
+    for m in &stitched.merges {
+        s.metrics.merges.inc();
+        let merged = CustomerEvent {
+            profile_id: m.survivor.to_string(),
+            stitched_at: now,
+            source: source.clone(),
+            payload: CustomerPayload::Merged(ProfileMerged {
+                survivor: m.survivor.to_string(),
+                loser: m.loser.to_string(),
+                fold: FOLD.map(String::from).to_vec(),
+                cause_event_id: event.event_id.clone(),
+            }),
+            identifiers: Vec::new(),
+        };
+        match encode(s, topic, framing, &merged) {
+            Ok(r) => records.push(r),
+            Err(e) => return Ok(Outcome::DeadLetter("encode", e)),
+        }
+    }
+    let profile = stitched.profile.to_string();
+    let stitched_event = CustomerEvent {
+        profile_id: profile,
+        stitched_at: now,
+        source,
+        payload: CustomerPayload::Event(event),
+        identifiers: prepared.accepted,
+    };
+    match encode(s, topic, framing, &stitched_event) {
+        Ok(r) => records.push(r),
+        Err(e) => return Ok(Outcome::DeadLetter("encode", e)),
+    }
+    Ok(Outcome::Stitched(records))
+}
+
+fn encode<R: SchemaResolver, S>(
+    s: &Stitcher<R, S>,
+    topic: &str,
+    framing: Framing,
+    e: &CustomerEvent,
+) -> Result<OutRecord, String> {
+    let payload = s
+        .codec
+        .encode(e, framing)
+        .map_err(|err| format!("encoding a customer event: {err}"))?;
+    Ok(OutRecord {
+        topic: topic.to_owned(),
+        key: Some(e.profile_id.clone().into_bytes()),
+        payload,
+        headers: Vec::new(),
+    })
+}

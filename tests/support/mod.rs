@@ -1,0 +1,314 @@
+//! A running Switchboard for end-to-end tests: tansu, redis-server, topics with unique names,
+//! and the stitcher and engine services started in-process against them.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::FutureProducer;
+use switchboard_codec::{ChannelEvent, Codec, Framing, LocalSchemas, SendCommand};
+use switchboard_config::Config;
+use switchboard_pipeline::Metrics;
+use switchboard_pipeline::catalog::{CatalogSource, watch_catalog};
+use switchboard_pipeline::output::{OutRecord, produce_all};
+use switchboard_pipeline::services::{producer, run_engine, run_stitcher};
+use switchboard_pipeline::state::RedisStateStore;
+use switchboard_redis::{Keys, RedisIdentityStore, connect};
+use switchboard_test_support::{RedisServer, TansuBroker, unique};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const POLICIES: &str = include_str!("../../deploy/policies.yaml");
+
+/// The broker, Redis, config and services of one test.
+pub struct Running {
+    pub broker: TansuBroker,
+    pub redis: RedisServer,
+    pub config: Arc<Config>,
+    pub codec: Arc<Codec<LocalSchemas>>,
+    pub metrics: Metrics,
+    pub registry: prometheus::Registry,
+    pub journeys: std::path::PathBuf,
+    services: Vec<(CancellationToken, JoinHandle<()>)>,
+    producer: FutureProducer,
+}
+
+impl Running {
+    /// Starts the parts and creates the topics; no service runs yet.
+    pub async fn parts(journeys: &Path) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let broker = TansuBroker::start();
+        let redis = RedisServer::start();
+        let mut config = Config::default();
+        config.kafka.bootstrap_servers = broker.bootstrap();
+        config.kafka.group_prefix = unique("sb");
+        config.redis.url = redis.url();
+        config.redis.key_prefix = unique("sb");
+        let t = &mut config.topics;
+        let run = unique("t");
+        t.events_prefix = format!("{run}.events.");
+        t.commands_prefix = format!("{run}.commands.");
+        t.customer_events = format!("{run}.customer.events");
+        t.transitions = format!("{run}.journeys.transitions");
+        t.dead_letters = format!("{run}.events.dlq");
+        t.partitions = 3;
+        t.replication_factor = 1;
+        t.channels = ["web", "app", "email", "sms", "push", "pos"]
+            .map(String::from)
+            .to_vec();
+        switchboard_kafka::create_topics(
+            &config.kafka,
+            &switchboard_kafka::topic_plan(&config.topics),
+        )
+        .await
+        .expect("create topics");
+        let registry = prometheus::Registry::new();
+        let metrics = Metrics::register(&registry).unwrap();
+        let codec = Arc::new(Codec::new(LocalSchemas::embedded().unwrap()).await.unwrap());
+        let producer = producer(&config).unwrap();
+        Self {
+            broker,
+            redis,
+            config: Arc::new(config),
+            codec,
+            metrics,
+            registry,
+            journeys: journeys.to_path_buf(),
+            services: Vec::new(),
+            producer,
+        }
+    }
+
+    /// Parts plus one stitcher and one engine.
+    pub async fn start(journeys: &Path) -> Self {
+        let mut r = Self::parts(journeys).await;
+        r.start_stitcher().await;
+        r.start_engine().await;
+        r
+    }
+
+    pub async fn start_stitcher(&mut self) -> usize {
+        let redis = connect(&self.config.redis).await.unwrap();
+        let store = Arc::new(RedisIdentityStore::new(
+            redis,
+            Keys::new(self.config.redis.key_prefix.clone()),
+        ));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let (config, codec, metrics, stop) = (
+                self.config.clone(),
+                self.codec.clone(),
+                self.metrics.clone(),
+                stop.clone(),
+            );
+            async move {
+                run_stitcher(config, codec, store, metrics, stop)
+                    .await
+                    .unwrap()
+            }
+        });
+        self.services.push((stop, task));
+        self.services.len() - 1
+    }
+
+    pub async fn start_engine(&mut self) -> usize {
+        let redis = connect(&self.config.redis).await.unwrap();
+        let store = Arc::new(RedisStateStore::new(
+            redis,
+            self.config.redis.key_prefix.clone(),
+        ));
+        let stop = CancellationToken::new();
+        let source = CatalogSource {
+            journeys_dir: self.journeys.clone(),
+            policies_file: None,
+            default_policies: POLICIES.to_owned(),
+        };
+        let catalog = watch_catalog(
+            source.clone(),
+            source.load().unwrap(),
+            Duration::from_millis(500),
+            self.metrics.clone(),
+            stop.clone(),
+        );
+        let task = tokio::spawn({
+            let (config, codec, metrics, stop) = (
+                self.config.clone(),
+                self.codec.clone(),
+                self.metrics.clone(),
+                stop.clone(),
+            );
+            async move {
+                run_engine(config, codec, store, catalog, metrics, stop)
+                    .await
+                    .unwrap()
+            }
+        });
+        self.services.push((stop, task));
+        self.services.len() - 1
+    }
+
+    /// Stops one service gracefully and waits for it.
+    pub async fn stop(&mut self, index: usize) {
+        let (stop, task) = &mut self.services[index];
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("service stops within 30 s")
+            .unwrap();
+    }
+
+    pub async fn produce(&self, events: &[ChannelEvent]) {
+        let records: Vec<OutRecord> = events
+            .iter()
+            .map(|e| OutRecord {
+                topic: format!("{}{}", self.config.topics.events_prefix, e.channel),
+                key: e.identifiers.first().map(|i| i.value.clone().into_bytes()),
+                payload: self.codec.encode(e, Framing::Confluent).unwrap(),
+                headers: Vec::new(),
+            })
+            .collect();
+        produce_all(&self.producer, &records).await.unwrap();
+    }
+
+    pub async fn produce_raw(&self, channel: &str, payload: &[u8]) {
+        let r = OutRecord {
+            topic: format!("{}{channel}", self.config.topics.events_prefix),
+            key: None,
+            payload: payload.to_vec(),
+            headers: vec![("origin".into(), "test".into())],
+        };
+        produce_all(&self.producer, &[r]).await.unwrap();
+    }
+
+    /// A consumer of every partition of `topics` from the beginning (assigned, no group).
+    pub fn consumer(&self, topics: &[String]) -> StreamConsumer {
+        let c: StreamConsumer = self
+            .broker
+            .client_config()
+            .set("group.id", unique("reader"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for t in topics {
+            for p in 0..self.config.topics.partitions {
+                tpl.add_partition_offset(t, p, rdkafka::Offset::Beginning)
+                    .unwrap();
+            }
+        }
+        c.assign(&tpl).unwrap();
+        c
+    }
+
+    /// Every command topic.
+    pub fn command_topics(&self) -> Vec<String> {
+        self.config
+            .topics
+            .channels
+            .iter()
+            .map(|c| format!("{}{c}", self.config.topics.commands_prefix))
+            .collect()
+    }
+
+    /// Reads commands until `stop` says enough or `timeout` passes.
+    pub async fn commands_until(
+        &self,
+        timeout: Duration,
+        mut stop: impl FnMut(&[SendCommand]) -> bool,
+    ) -> Vec<SendCommand> {
+        let consumer = self.consumer(&self.command_topics());
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        let mut stream = consumer.stream();
+        while !stop(&out) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(left, stream.next()).await {
+                Ok(Some(Ok(m))) => out.push(
+                    self.codec
+                        .decode::<SendCommand>(m.payload().unwrap())
+                        .await
+                        .unwrap(),
+                ),
+                Ok(Some(Err(e))) => panic!("consume commands: {e}"),
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// Records of the dead-letter topic, with their headers.
+    pub async fn dead_letters(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<(Vec<u8>, BTreeMap<String, String>)> {
+        use rdkafka::message::Headers;
+        let consumer = self.consumer(std::slice::from_ref(&self.config.topics.dead_letters));
+        let mut stream = consumer.stream();
+        let mut out = Vec::new();
+        let deadline = Instant::now() + timeout;
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, stream.next()).await {
+                Ok(Some(Ok(m))) => {
+                    let headers = m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|x| {
+                                    (
+                                        x.key.to_owned(),
+                                        String::from_utf8_lossy(x.value.unwrap_or_default())
+                                            .into_owned(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    out.push((m.payload().unwrap_or_default().to_vec(), headers));
+                }
+                _ => break,
+            }
+        }
+        out
+    }
+
+    pub fn metric(&self, name: &str) -> f64 {
+        self.registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == name)
+            .flat_map(|f| {
+                f.get_metric()
+                    .iter()
+                    .map(|m| m.get_counter().value() + m.get_gauge().value())
+                    .collect::<Vec<_>>()
+            })
+            .sum()
+    }
+}
+
+impl Drop for Running {
+    /// Stops the services while the broker is still up (they commit and leave their groups),
+    /// then the broker and Redis go.
+    fn drop(&mut self) {
+        for (stop, _) in &self.services {
+            stop.cancel();
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && self.services.iter().any(|(_, t)| !t.is_finished()) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
