@@ -53,6 +53,13 @@ impl Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the stitcher and the engine. Without --config: the embedded default (an in-process
+    /// Kafka-protocol mock cluster, in-memory state, the example journeys, live progress).
+    Run(crate::run::RunArgs),
+    /// Run the stitcher only (against the configured Kafka and Redis).
+    Stitcher(crate::run::RunArgs),
+    /// Run the engine only (against the configured Kafka and Redis).
+    Engine(crate::run::RunArgs),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]

@@ -13,7 +13,7 @@ use switchboard_journey::{
 use crate::args::GraphFormat;
 
 /// The default policies, built in, for when no policies file is given or found.
-const DEFAULT_POLICIES: &str = include_str!("../../../deploy/policies.yaml");
+pub const DEFAULT_POLICIES: &str = include_str!("../../../deploy/policies.yaml");
 
 pub fn policies(path: Option<&Path>) -> anyhow::Result<Policies> {
     match path {

@@ -4,6 +4,7 @@
 mod args;
 mod identity;
 mod journeys;
+mod run;
 mod tools;
 
 use std::process::ExitCode;
@@ -33,7 +34,11 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = switchboard_config::load(cli.global.config.as_deref(), &cli.global.overrides())?;
     switchboard_telemetry::init_logs(&config.log)?;
+    let embedded = cli.global.config.is_none();
     match cli.command {
+        Command::Run(args) => run::run(config, args, run::Role::Both, embedded).await,
+        Command::Stitcher(args) => run::run(config, args, run::Role::Stitcher, false).await,
+        Command::Engine(args) => run::run(config, args, run::Role::Engine, false).await,
         Command::Config {
             command: ConfigCommand::Check,
         } => tools::config_check(&config),

@@ -10,6 +10,8 @@
 //! Every malformed input is a typed [`CodecError`], never a panic: the stitcher sends such
 //! input to the dead-letter topic with [`CodecError::reason`] in a header.
 
+#[cfg(feature = "registry")]
+mod any;
 mod codec;
 mod error;
 mod fields;
@@ -20,6 +22,8 @@ mod records;
 mod registry;
 mod resolver;
 
+#[cfg(feature = "registry")]
+pub use any::AnySchemas;
 pub use codec::Codec;
 pub use error::CodecError;
 pub use framing::{Framing, SchemaRef, parse_header};
