@@ -1,12 +1,15 @@
-//! End to end on tansu and redis-server: channel events in, send commands out.
+//! End to end on tansu and redis-server: channel events in, send commands out, for the
+//! journeys a customer meets (fixtures in tests/journeys are the examples with waits of
+//! seconds instead of hours).
 
 mod support;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use support::Running;
-use switchboard_codec::{AttrValue, ChannelEvent, Identifier};
+use switchboard_codec::{AttrValue, ChannelEvent, Identifier, SendCommand};
 
 fn journeys() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/journeys"))
@@ -34,6 +37,13 @@ fn event(
     }
 }
 
+fn templates(commands: &[SendCommand]) -> Vec<(&str, &str)> {
+    commands
+        .iter()
+        .map(|c| (c.channel.as_str(), c.template.as_str()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_app_install_gets_the_welcome_push() {
     let r = Running::start(&journeys()).await;
@@ -52,11 +62,282 @@ async fn an_app_install_gets_the_welcome_push() {
     let commands = r
         .commands_until(Duration::from_secs(30), |c| !c.is_empty())
         .await;
-    assert_eq!(commands.len(), 1, "{commands:?}");
-    let c = &commands[0];
-    assert_eq!(
-        (c.channel.as_str(), c.template.as_str(), c.journey.as_str()),
-        ("push", "welcome-1", "welcome")
+    assert_eq!(templates(&commands), [("push", "welcome-1")]);
+    assert_eq!(commands[0].address, "tok-1");
+    assert_eq!(commands[0].journey, "welcome");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_abandoned_cart_is_reminded_after_the_wait_then_offered_a_discount() {
+    let r = Running::start(&journeys()).await;
+    let cart = event(
+        "c1",
+        "cart.updated",
+        "web",
+        &[("anonymous_id", "cookie-9"), ("email", "Dana@Example.com")],
+        &[("cart_value", AttrValue::Double(150.0))],
     );
-    assert_eq!(c.address, "tok-1");
+    let at = cart.occurred_at;
+    r.produce(&[cart]).await;
+    let commands = r
+        .commands_until(Duration::from_secs(30), |c| c.len() >= 2)
+        .await;
+    assert_eq!(
+        templates(&commands),
+        [("email", "cart-reminder"), ("email", "cart-10-off")]
+    );
+    assert_eq!(
+        commands[0].address, "dana@example.com",
+        "the normalised email is the address"
+    );
+    assert_eq!(
+        commands[0].vars.get("value").map(String::as_str),
+        Some("150")
+    );
+    assert!(
+        commands[0].created_at - at >= 2_000,
+        "the reminder waits 2 s: {}",
+        commands[0].created_at - at
+    );
+    assert!(
+        commands[1].created_at - commands[0].created_at >= 2_000,
+        "the offer waits 2 s more"
+    );
+    assert_ne!(commands[0].command_id, commands[1].command_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_purchase_in_the_store_ends_the_cart_reminder_the_web_started() {
+    let r = Running::start(&journeys()).await;
+    r.produce(&[event(
+        "c2",
+        "cart.updated",
+        "web",
+        &[("customer_id", "C2"), ("email", "eve@example.com")],
+        &[("cart_value", AttrValue::Double(80.0))],
+    )])
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    r.produce(&[event(
+        "o2",
+        "order.completed",
+        "pos",
+        &[("loyalty_card", "L-2"), ("customer_id", "C2")],
+        &[("total", AttrValue::Double(80.0))],
+    )])
+    .await;
+    // store-to-app invites the store customer after 1 s; the cart reminder (due after 2 s)
+    // must never come.
+    let commands = r.commands_until(Duration::from_secs(8), |_| false).await;
+    assert_eq!(
+        templates(&commands),
+        [("email", "store-app-offer")],
+        "{commands:?}"
+    );
+    assert!(r.metric("switchboard_journey_transitions_total") > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_sms_opt_out_stops_sms_from_every_journey_and_the_cap_holds() {
+    let r = Running::start(&journeys()).await;
+    // Frank may get SMS: three promo views, but the cap is 2 SMS per 7 days.
+    for n in 0..3 {
+        r.produce(&[event(
+            &format!("f{n}"),
+            "promo.viewed",
+            "web",
+            &[("phone", "07911 123456")],
+            &[],
+        )])
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Gina opts out by SMS, then views a promo and leaves a cart.
+    r.produce(&[event(
+        "g0",
+        "sms.unsubscribed",
+        "sms",
+        &[("phone", "+33612345678")],
+        &[],
+    )])
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    r.produce(&[
+        event(
+            "g1",
+            "promo.viewed",
+            "web",
+            &[("phone", "+33612345678")],
+            &[],
+        ),
+        event(
+            "g2",
+            "cart.updated",
+            "web",
+            &[("phone", "+33612345678")],
+            &[("cart_value", AttrValue::Double(20.0))],
+        ),
+    ])
+    .await;
+    let commands = r.commands_until(Duration::from_secs(8), |_| false).await;
+    let to = |phone: &str| commands.iter().filter(|c| c.address == phone).count();
+    assert_eq!(
+        to("+447911123456"),
+        2,
+        "the cap of 2 SMS holds: {commands:?}"
+    );
+    assert_eq!(
+        to("+33612345678"),
+        0,
+        "no SMS after the opt-out: {commands:?}"
+    );
+    let suppressed = r.series("switchboard_suppressions_total", "reason");
+    assert_eq!(suppressed.get("cap"), Some(&1.0), "{suppressed:?}");
+    assert_eq!(
+        suppressed.get("consent"),
+        Some(&2.0),
+        "the promo and the cart reminder: {suppressed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_events_go_to_the_dead_letter_topic_and_the_partition_keeps_flowing() {
+    let r = Running::start(&journeys()).await;
+    r.produce_raw("app", b"\x00\x00\x00\x00").await;
+    r.produce_raw("app", b"{not avro}").await;
+    r.produce(&[event(
+        "no-ids",
+        "app.installed",
+        "app",
+        &[("email", "null")],
+        &[],
+    )])
+    .await;
+    r.produce(&[event(
+        "ok",
+        "app.installed",
+        "app",
+        &[("customer_id", "C3"), ("push_token", "tok-3")],
+        &[],
+    )])
+    .await;
+    let dead = r.dead_letters(3, Duration::from_secs(30)).await;
+    let reasons: BTreeSet<&str> = dead
+        .iter()
+        .map(|(_, h)| h["switchboard.error.reason"].as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        BTreeSet::from(["short_header", "wrong_magic", "no_identifiers"])
+    );
+    let (payload, headers) = &dead[0];
+    assert_eq!(
+        payload.as_slice(),
+        b"\x00\x00\x00\x00",
+        "the original bytes, untouched"
+    );
+    assert_eq!(headers["origin"], "test", "the original headers are kept");
+    assert!(headers["switchboard.source.topic"].ends_with("events.app"));
+    assert!(headers.contains_key("switchboard.source.offset"));
+    let commands = r
+        .commands_until(Duration::from_secs(30), |c| !c.is_empty())
+        .await;
+    assert_eq!(
+        templates(&commands),
+        [("push", "welcome-1")],
+        "the event after the bad ones is processed"
+    );
+    assert_eq!(r.metric("switchboard_dead_letters_total"), 3.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn merged_profiles_continue_the_journey_on_the_survivor() {
+    let r = Running::start(&journeys()).await;
+    r.produce(&[event(
+        "m1",
+        "app.installed",
+        "app",
+        &[("device_id", "d-7"), ("push_token", "tok-7")],
+        &[],
+    )])
+    .await;
+    let welcome = r
+        .commands_until(Duration::from_secs(30), |c| !c.is_empty())
+        .await;
+    let app_profile = welcome[0].profile_id.clone();
+    r.produce(&[event(
+        "m2",
+        "cart.updated",
+        "web",
+        &[("anonymous_id", "cookie-7")],
+        &[("cart_value", AttrValue::Double(60.0))],
+    )])
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    r.produce(&[event(
+        "m3",
+        "login",
+        "web",
+        &[
+            ("anonymous_id", "cookie-7"),
+            ("device_id", "d-7"),
+            ("customer_id", "C7"),
+        ],
+        &[],
+    )])
+    .await;
+    let commands = r
+        .commands_until(Duration::from_secs(30), |c| c.len() >= 2)
+        .await;
+    assert_eq!(
+        templates(&commands),
+        [("push", "welcome-1"), ("push", "cart-reminder")],
+        "the web cart reaches the app user: {commands:?}"
+    );
+    assert_eq!(
+        commands[1].profile_id, app_profile,
+        "the older profile survives"
+    );
+    assert_eq!(r.metric("switchboard_identity_merges_total"), 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_engine_stopped_mid_stream_loses_nothing_and_sends_nothing_under_two_ids() {
+    let mut r = Running::parts(&journeys()).await;
+    r.start_stitcher().await;
+    let first = r.start_engine().await;
+    r.start_engine().await;
+    let customers = 60;
+    for n in 0..customers {
+        r.produce(&[event(
+            &format!("i{n}"),
+            "app.installed",
+            "app",
+            &[
+                ("customer_id", &format!("K{n}")),
+                ("push_token", &format!("tok-{n}")),
+            ],
+            &[],
+        )])
+        .await;
+        if n == customers / 2 {
+            r.stop(first).await;
+        }
+    }
+    let commands = r
+        .commands_until(Duration::from_secs(60), |c| {
+            c.iter().map(|c| &c.address).collect::<BTreeSet<_>>().len() >= customers
+        })
+        .await;
+    let mut ids: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for c in &commands {
+        ids.entry(c.address.as_str())
+            .or_default()
+            .insert(c.command_id.as_str());
+    }
+    assert_eq!(ids.len(), customers, "every customer got the welcome push");
+    assert!(
+        ids.values().all(|set| set.len() == 1),
+        "one logical send, one command id: {ids:?}"
+    );
 }

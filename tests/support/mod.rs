@@ -23,7 +23,7 @@ use switchboard_test_support::{RedisServer, TansuBroker, unique};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub const POLICIES: &str = include_str!("../../deploy/policies.yaml");
+pub const POLICIES: &str = include_str!("../policies.yaml");
 
 /// The broker, Redis, config and services of one test.
 pub struct Running {
@@ -282,6 +282,20 @@ impl Running {
             }
         }
         out
+    }
+
+    /// A metric's series by the value of one label.
+    pub fn series(&self, name: &str, label: &str) -> BTreeMap<String, f64> {
+        self.registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == name)
+            .flat_map(|f| f.get_metric().iter())
+            .filter_map(|m| {
+                let l = m.get_label().iter().find(|l| l.name() == label)?;
+                Some((l.value().to_owned(), m.get_counter().value()))
+            })
+            .collect()
     }
 
     pub fn metric(&self, name: &str) -> f64 {

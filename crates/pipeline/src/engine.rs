@@ -158,12 +158,18 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
             }
             match &ce.payload {
                 CustomerPayload::Event(event) => {
+                    // The stitched identifiers are the normalised ones (E.164 phones,
+                    // lower-cased emails): addresses come from them.
+                    let mut event = event.clone();
+                    if !ce.identifiers.is_empty() {
+                        event.identifiers = ce.identifiers.clone();
+                    }
                     let latency_from = event.occurred_at;
                     self.apply_input(
                         &catalog,
                         &mut pending,
                         &ce.profile_id,
-                        &Input::Event(event.clone()),
+                        &Input::Event(event),
                         now,
                         latency_from,
                         Some(offset),
