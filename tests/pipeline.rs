@@ -341,3 +341,115 @@ async fn an_engine_stopped_mid_stream_loses_nothing_and_sends_nothing_under_two_
         "one logical send, one command id: {ids:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_outbox_left_by_a_crash_is_published_by_the_next_owner() {
+    use switchboard_pipeline::state::{Outgoing, Record, RedisStateStore, StateStore, Write};
+    let mut r = Running::parts(&journeys()).await;
+    let redis = switchboard_redis::connect(&r.config.redis).await.unwrap();
+    let store = RedisStateStore::new(redis, r.config.redis.key_prefix.clone());
+    // A crash between the atomic write and the publish leaves this behind.
+    let command = SendCommand {
+        command_id: "cmd-left-behind".into(),
+        profile_id: "p-crashed".into(),
+        channel: "email".into(),
+        address: "h@example.com".into(),
+        template: "cart-reminder".into(),
+        locale: "en".into(),
+        vars: BTreeMap::new(),
+        journey: "abandoned-cart".into(),
+        version: 3,
+        step: "remind".into(),
+        variant: None,
+        not_after: None,
+        reason: Default::default(),
+        created_at: 1,
+    };
+    store
+        .save(&[Write {
+            profile: "p-crashed".into(),
+            partition: 1,
+            epoch: 0,
+            record: Record {
+                offset: 5,
+                ..Record::default()
+            },
+            outbox: vec![Outgoing::Command(command)],
+            timers: vec![],
+        }])
+        .await
+        .unwrap();
+    r.start_engine().await;
+    let commands = r
+        .commands_until(Duration::from_secs(30), |c| !c.is_empty())
+        .await;
+    assert_eq!(
+        commands
+            .iter()
+            .map(|c| c.command_id.as_str())
+            .collect::<Vec<_>>(),
+        ["cmd-left-behind"]
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        store.pending_outboxes(1).await.unwrap().is_empty(),
+        "published, then cleared"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn journeys_are_reloaded_without_restart_and_a_broken_file_keeps_the_running_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        journeys().join("welcome.yaml"),
+        dir.path().join("welcome.yaml"),
+    )
+    .unwrap();
+    let r = Running::start(dir.path()).await;
+    std::fs::write(
+        dir.path().join("flash.yaml"),
+        std::fs::read_to_string(journeys().join("flash-sale.yaml")).unwrap(),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    r.produce(&[event(
+        "h1",
+        "promo.viewed",
+        "web",
+        &[("phone", "+33612345679")],
+        &[],
+    )])
+    .await;
+    let commands = r
+        .commands_until(Duration::from_secs(30), |c| !c.is_empty())
+        .await;
+    assert_eq!(
+        templates(&commands),
+        [("sms", "flash")],
+        "the new journey runs"
+    );
+
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "journey: broken\nversion: 1\nstart: nowhere\nsteps: {}\n",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(r.metric("switchboard_journey_reload_failures_total") >= 1.0);
+    r.produce(&[event(
+        "h2",
+        "app.installed",
+        "app",
+        &[("customer_id", "C9"), ("push_token", "tok-9")],
+        &[],
+    )])
+    .await;
+    let commands = r
+        .commands_until(Duration::from_secs(30), |c| c.len() >= 2)
+        .await;
+    assert_eq!(
+        templates(&commands),
+        [("sms", "flash"), ("push", "welcome-1")],
+        "the running journeys stay"
+    );
+}

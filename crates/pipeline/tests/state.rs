@@ -1,0 +1,181 @@
+//! The engine's state stores (memory, Redis, Redis Cluster): atomic writes with outbox,
+//! fencing of zombie owners, durable timers.
+
+use switchboard_codec::{SendCommand, SendReason};
+use switchboard_config::RedisConfig;
+use switchboard_pipeline::state::{
+    DueTimer, MemoryStateStore, Outgoing, Record, RedisStateStore, Saved, StateStore, Write,
+};
+use switchboard_redis::connect;
+use switchboard_test_support::{RedisCluster, RedisServer, unique};
+
+fn command(id: &str) -> Outgoing {
+    Outgoing::Command(SendCommand {
+        command_id: id.into(),
+        profile_id: "p1".into(),
+        channel: "email".into(),
+        address: "a@example.com".into(),
+        template: "t".into(),
+        locale: "en".into(),
+        vars: Default::default(),
+        journey: "j".into(),
+        version: 1,
+        step: "s".into(),
+        variant: None,
+        not_after: None,
+        reason: SendReason::default(),
+        created_at: 1,
+    })
+}
+
+fn write(
+    profile: &str,
+    epoch: u64,
+    offset: i64,
+    outbox: Vec<Outgoing>,
+    timers: Vec<(String, i64)>,
+) -> Write {
+    Write {
+        profile: profile.into(),
+        partition: 3,
+        epoch,
+        record: Record {
+            offset,
+            ..Record::default()
+        },
+        outbox,
+        timers,
+    }
+}
+
+async fn conformance<S: StateStore>(store: &S) {
+    // The record, its position and its outbox land together; the outbox is indexed.
+    let saved = store
+        .save(&[write("p1", 1, 10, vec![command("c1")], vec![])])
+        .await
+        .unwrap();
+    assert_eq!(saved, vec![Saved::Done]);
+    let (record, outbox) = store
+        .load(&["p1".into()])
+        .await
+        .unwrap()
+        .pop()
+        .flatten()
+        .unwrap();
+    assert_eq!(record.offset, 10);
+    assert_eq!(outbox, vec![command("c1")]);
+    assert_eq!(
+        store.pending_outboxes(3).await.unwrap(),
+        vec!["p1".to_owned()]
+    );
+    store.clear_outbox(3, &["p1".into()]).await.unwrap();
+    assert!(store.pending_outboxes(3).await.unwrap().is_empty());
+    assert!(
+        store.load(&["p1".into()]).await.unwrap()[0]
+            .as_ref()
+            .unwrap()
+            .1
+            .is_empty()
+    );
+    assert!(store.load(&["nobody".into()]).await.unwrap()[0].is_none());
+
+    // A newer owner of the partition fences the old one.
+    let old = store.claim_partition(3).await.unwrap();
+    let new = store.claim_partition(3).await.unwrap();
+    assert!(new > old);
+    assert_eq!(
+        store
+            .save(&[write("p2", new, 1, vec![], vec![])])
+            .await
+            .unwrap(),
+        vec![Saved::Done]
+    );
+    assert_eq!(
+        store
+            .save(&[write("p2", old, 2, vec![], vec![])])
+            .await
+            .unwrap(),
+        vec![Saved::Fenced]
+    );
+    assert_eq!(
+        store.load(&["p2".into()]).await.unwrap()[0]
+            .as_ref()
+            .unwrap()
+            .0
+            .offset,
+        1,
+        "the zombie's write did not land"
+    );
+
+    // Timers: only the due ones, oldest first; removed once fired.
+    store
+        .save(&[write(
+            "p3",
+            new,
+            1,
+            vec![],
+            vec![("j1".into(), 100), ("j2".into(), 50), ("j3".into(), 10_000)],
+        )])
+        .await
+        .unwrap();
+    let due = store.due_timers(3, 200, 10).await.unwrap();
+    let j = |journey: &str, due: i64| DueTimer {
+        profile: "p3".into(),
+        journey: journey.into(),
+        due,
+    };
+    assert_eq!(due, vec![j("j2", 50), j("j1", 100)]);
+    assert_eq!(store.pending_timers(3).await.unwrap(), 3);
+    store.remove_timers(3, &due).await.unwrap();
+    assert_eq!(
+        store.due_timers(3, 20_000, 10).await.unwrap(),
+        vec![j("j3", 10_000)]
+    );
+
+    store.mark_merged("p3", "p1").await.unwrap();
+    assert_eq!(
+        store.load(&["p3".into()]).await.unwrap()[0]
+            .as_ref()
+            .unwrap()
+            .0
+            .merged_into
+            .as_deref(),
+        Some("p1")
+    );
+}
+
+#[tokio::test]
+async fn memory_state_store() {
+    conformance(&MemoryStateStore::new()).await;
+}
+
+#[tokio::test]
+async fn redis_state_store() {
+    let server = RedisServer::start();
+    let config = RedisConfig {
+        url: server.url(),
+        ..RedisConfig::default()
+    };
+    conformance(&RedisStateStore::new(
+        connect(&config).await.unwrap(),
+        unique("s"),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn redis_cluster_state_store() {
+    let cluster = RedisCluster::start();
+    let urls = cluster.urls();
+    let config = RedisConfig {
+        url: urls[0].clone(),
+        cluster: true,
+        cluster_seeds: urls[1..].to_vec(),
+        ..RedisConfig::default()
+    };
+    conformance(&RedisStateStore::new(
+        connect(&config).await.unwrap(),
+        unique("s"),
+    ))
+    .await;
+}
