@@ -35,7 +35,10 @@ fn consumed(registry: &prometheus::Registry, topic: &str) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let events: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(50_000);
+    let events: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(50_000);
     let broker = TansuBroker::start();
     let redis = RedisServer::start();
     let mut config = Config::default();
@@ -43,7 +46,12 @@ async fn main() {
     config.redis.url = redis.url();
     config.topics.partitions = 6;
     config.topics.replication_factor = 1;
-    switchboard_kafka::create_topics(&config.kafka, &switchboard_kafka::topic_plan(&config.topics)).await.unwrap();
+    switchboard_kafka::create_topics(
+        &config.kafka,
+        &switchboard_kafka::topic_plan(&config.topics),
+    )
+    .await
+    .unwrap();
     let config = Arc::new(config);
     let codec = Arc::new(Codec::new(LocalSchemas::embedded().unwrap()).await.unwrap());
 
@@ -64,7 +72,10 @@ async fn main() {
     for chunk in records.chunks(10_000) {
         produce_all(&p, chunk).await.unwrap();
     }
-    println!("produced {events} events in {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "produced {events} events in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
 
     let registry = prometheus::Registry::new();
     let metrics = Metrics::register(&registry).unwrap();
@@ -77,20 +88,49 @@ async fn main() {
         policies_file: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/policies.yaml").into()),
         default_policies: String::new(),
     };
-    let catalog = watch_catalog(source.clone(), source.load().unwrap(), Duration::from_secs(60), metrics.clone(), stop.clone());
+    let catalog = watch_catalog(
+        source.clone(),
+        source.load().unwrap(),
+        Duration::from_secs(60),
+        metrics.clone(),
+        stop.clone(),
+    );
     let start = Instant::now();
-    let s = tokio::spawn(run_stitcher(config.clone(), codec.clone(), identity, metrics.clone(), stop.clone()));
-    let e = tokio::spawn(run_engine(config.clone(), codec.clone(), state, catalog, metrics.clone(), stop.clone()));
+    let s = tokio::spawn(run_stitcher(
+        config.clone(),
+        codec.clone(),
+        identity,
+        metrics.clone(),
+        stop.clone(),
+    ));
+    let e = tokio::spawn(run_engine(
+        config.clone(),
+        codec.clone(),
+        state,
+        catalog,
+        metrics.clone(),
+        stop.clone(),
+    ));
     let customer_events = config.topics.customer_events.clone();
     let mut stitched_at = None;
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let stitched: f64 = config.topics.channels.iter().map(|c| consumed(&registry, &format!("{}{c}", config.topics.events_prefix))).sum();
+        let stitched: f64 = config
+            .topics
+            .channels
+            .iter()
+            .map(|c| consumed(&registry, &format!("{}{c}", config.topics.events_prefix)))
+            .sum();
         if stitched_at.is_none() && stitched >= events as f64 {
             stitched_at = Some(start.elapsed());
         }
         // Every event plus one record per merge reaches the engine.
-        let merges: f64 = registry.gather().iter().filter(|f| f.name() == "switchboard_identity_merges_total").map(|f| f.get_metric()[0].get_counter().value()).sum();
+        let merges: f64 = registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "switchboard_identity_merges_total")
+            .map(|f| f.get_metric()[0].get_counter().value())
+            .sum();
         if consumed(&registry, &customer_events) >= events as f64 + merges {
             break;
         }
@@ -101,8 +141,14 @@ async fn main() {
     }
     let total = start.elapsed().as_secs_f64();
     let stitch_secs = stitched_at.map_or(total, |d| d.as_secs_f64());
-    println!("stitcher: {events} events in {stitch_secs:.2} s = {:.0} events/s", events as f64 / stitch_secs);
-    println!("end to end (stitcher + engine, backlog drained): {total:.2} s = {:.0} events/s", events as f64 / total);
+    println!(
+        "stitcher: {events} events in {stitch_secs:.2} s = {:.0} events/s",
+        events as f64 / stitch_secs
+    );
+    println!(
+        "end to end (stitcher + engine, backlog drained): {total:.2} s = {:.0} events/s",
+        events as f64 / total
+    );
     stop.cancel();
     let _ = s.await;
     let _ = e.await;

@@ -21,6 +21,10 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use rdkafka::producer::{FutureProducer, Producer};
+
+use crate::output::Publisher;
+
 /// What a service does with its partitions.
 pub trait Worker: Send + 'static {
     /// Makes a batch durable (retrying as needed). `Err` only when stopping before it could:
@@ -45,6 +49,7 @@ pub trait Workers: Send + Sync + 'static {
         &self,
         topic: &str,
         partition: i32,
+        publisher: Publisher,
         stop: CancellationToken,
     ) -> impl Future<Output = Result<Self::Worker, Stopped>> + Send;
 }
@@ -60,6 +65,26 @@ pub struct ConsumerSettings {
     pub drain: Duration,
     /// The service name for metrics and logs.
     pub service: &'static str,
+    pub output: OutputMode,
+}
+
+/// How partitions publish.
+#[derive(Clone)]
+pub enum OutputMode {
+    /// One idempotent producer shared by every partition.
+    Shared(FutureProducer),
+    /// A transactional producer per partition (`transactional.id` = group, topic, partition),
+    /// created from this configuration.
+    Transactional(ClientConfig),
+}
+
+impl std::fmt::Debug for OutputMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Shared(_) => "Shared",
+            Self::Transactional(_) => "Transactional",
+        })
+    }
 }
 
 type Tp = (String, i32);
@@ -244,7 +269,45 @@ async fn run_partition<W: Workers>(
     settings: &ConsumerSettings,
     stop: CancellationToken,
 ) {
-    let Ok(mut worker) = workers.start(topic, partition, stop.clone()).await else {
+    let publisher = match &settings.output {
+        OutputMode::Shared(p) => Publisher::Plain(p.clone()),
+        OutputMode::Transactional(config) => {
+            let mut config = config.clone();
+            config.set(
+                "transactional.id",
+                format!("{}-{topic}-{partition}", settings.group),
+            );
+            let producer: FutureProducer = match config.create() {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!(topic, partition, error = %e, "cannot create the transactional producer");
+                    return;
+                }
+            };
+            // Fences any earlier producer of this partition (a zombie owner).
+            if let Err(e) = producer.init_transactions(Duration::from_secs(30)) {
+                warn!(topic, partition, error = %e, "init_transactions");
+                return;
+            }
+            let Some(group) = consumer.group_metadata() else {
+                warn!(
+                    topic,
+                    partition, "no consumer group metadata for transactions"
+                );
+                return;
+            };
+            Publisher::Transactional {
+                producer,
+                group,
+                topic: topic.to_owned(),
+                partition,
+            }
+        }
+    };
+    let Ok(mut worker) = workers
+        .start(topic, partition, publisher, stop.clone())
+        .await
+    else {
         return;
     };
     let mut tick = tokio::time::interval(settings.tick);

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::FutureProducer;
 use switchboard_codec::{
     Codec, CustomerEvent, CustomerPayload, JourneyTransition, SchemaResolver, TransitionKind,
 };
@@ -20,7 +19,7 @@ use tracing::{info, warn};
 use crate::catalog::Catalog;
 use crate::consumer::{Stopped, Worker, Workers};
 use crate::dead_letters::dead_letter;
-use crate::output::{OutRecord, produce_all};
+use crate::output::{OutRecord, Publisher};
 use crate::retry::until_ok;
 use crate::state::{DueTimer, Outgoing, Record, Saved, StateStore, Write};
 use crate::{Metrics, now_ms};
@@ -34,7 +33,6 @@ pub struct Engine<R, S> {
     pub store: Arc<S>,
     pub catalog: watch::Receiver<Arc<Catalog>>,
     pub config: Arc<Config>,
-    pub producer: FutureProducer,
     pub metrics: Metrics,
 }
 
@@ -44,6 +42,7 @@ pub struct EngineWorkers<R, S>(pub Arc<Engine<R, S>>);
 /// One owned partition of `customer.events`.
 pub struct EnginePartition<R, S> {
     shared: Arc<Engine<R, S>>,
+    publisher: Publisher,
     partition: i32,
     epoch: u64,
     stop: CancellationToken,
@@ -64,6 +63,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> Workers for EngineWorkers<R, S>
         &self,
         _topic: &str,
         partition: i32,
+        publisher: Publisher,
         stop: CancellationToken,
     ) -> Result<Self::Worker, Stopped> {
         let e = &self.0;
@@ -82,6 +82,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> Workers for EngineWorkers<R, S>
         info!(partition, epoch, "engine owns partition");
         let mut p = EnginePartition {
             shared: self.0.clone(),
+            publisher,
             partition,
             epoch,
             stop,
@@ -197,7 +198,8 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
                 }
             }
         }
-        self.commit(pending, extra).await?;
+        self.commit(pending, extra, batch.last().map(Message::offset))
+            .await?;
         for (loser, survivor) in losers {
             let e2 = e.clone();
             until_ok(
@@ -266,7 +268,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
                     None,
                 );
             }
-            self.commit(pending, Vec::new()).await?;
+            self.commit(pending, Vec::new(), None).await?;
             until_ok(
                 "remove timers",
                 &self.stop,
@@ -405,6 +407,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
         &self,
         pending: HashMap<String, Pending>,
         extra: Vec<OutRecord>,
+        consumed: Option<i64>,
     ) -> Result<(), Stopped> {
         let e = &self.shared;
         let writes: Vec<Write> = pending
@@ -450,7 +453,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
             "produce commands",
             &self.stop,
             |_| e.metrics.kafka_errors.with_label_values(&["produce"]).inc(),
-            || produce_all(&e.producer, &records),
+            || self.publisher.publish(&records, consumed),
         )
         .await?;
         if !with_outbox.is_empty() {
@@ -511,7 +514,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
             "republish",
             &self.stop,
             |_| e.metrics.kafka_errors.with_label_values(&["produce"]).inc(),
-            || produce_all(&e.producer, &records),
+            || self.publisher.publish(&records, None),
         )
         .await?;
         until_ok(

@@ -60,3 +60,62 @@ pub async fn produce_all(
     }
     Ok(())
 }
+
+/// Where a partition's output goes: the shared idempotent producer, or (with
+/// `kafka.transactions`) a transactional producer of its own that commits the consumed
+/// offsets in the same transaction as the output.
+pub enum Publisher {
+    Plain(FutureProducer),
+    Transactional {
+        producer: FutureProducer,
+        group: rdkafka::consumer::ConsumerGroupMetadata,
+        topic: String,
+        partition: i32,
+    },
+}
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Publisher {
+    /// Produces `records`; in transactional mode, with the offset after `consumed` (the last
+    /// offset of the batch) committed atomically with them.
+    pub async fn publish(
+        &self,
+        records: &[OutRecord],
+        consumed: Option<i64>,
+    ) -> Result<(), KafkaError> {
+        use rdkafka::producer::Producer;
+        match self {
+            Self::Plain(p) => produce_all(p, records).await,
+            Self::Transactional {
+                producer,
+                group,
+                topic,
+                partition,
+            } => {
+                if records.is_empty() && consumed.is_none() {
+                    return Ok(());
+                }
+                producer.begin_transaction()?;
+                let result = async {
+                    produce_all(producer, records).await?;
+                    if let Some(offset) = consumed {
+                        let mut tpl = rdkafka::TopicPartitionList::new();
+                        tpl.add_partition_offset(
+                            topic,
+                            *partition,
+                            rdkafka::Offset::Offset(offset + 1),
+                        )?;
+                        producer.send_offsets_to_transaction(&tpl, group, TXN_TIMEOUT)?;
+                    }
+                    producer.commit_transaction(TXN_TIMEOUT)
+                }
+                .await;
+                if result.is_err() {
+                    let _ = producer.abort_transaction(TXN_TIMEOUT);
+                }
+                result
+            }
+        }
+    }
+}

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Metrics;
 use crate::catalog::Catalog;
-use crate::consumer::{ConsumerSettings, run_partitioned};
+use crate::consumer::{ConsumerSettings, OutputMode, run_partitioned};
 use crate::engine::{Engine, EngineWorkers};
 use crate::state::StateStore;
 use crate::stitcher::{Stitcher, StitcherWorkers};
@@ -32,15 +32,29 @@ pub fn producer(config: &Config) -> Result<FutureProducer, rdkafka::error::Kafka
     c.create()
 }
 
-fn settings(config: &Config, service: &'static str, topics: Vec<String>) -> ConsumerSettings {
-    ConsumerSettings {
+fn settings(
+    config: &Config,
+    service: &'static str,
+    topics: Vec<String>,
+) -> Result<ConsumerSettings, rdkafka::error::KafkaError> {
+    let output = if config.kafka.transactions {
+        let mut c: ClientConfig = switchboard_kafka::client_config(&config.kafka);
+        c.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5");
+        OutputMode::Transactional(c)
+    } else {
+        OutputMode::Shared(producer(config)?)
+    };
+    Ok(ConsumerSettings {
         group: format!("{}-{service}", config.kafka.group_prefix),
         topics,
         max_batch: 500,
         tick: Duration::from_millis(200),
         drain: DRAIN,
         service,
-    }
+        output,
+    })
 }
 
 /// Runs the stitcher until `shutdown`.
@@ -51,12 +65,11 @@ pub async fn run_stitcher<R: SchemaResolver + 'static, I: IdentityStore + 'stati
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> Result<(), rdkafka::error::KafkaError> {
-    let producer = producer(&config)?;
     let topics = Stitcher::<R, I>::topics(&config);
-    let stitcher = Stitcher::new(codec, identity, config.clone(), producer, metrics.clone());
+    let stitcher = Stitcher::new(codec, identity, config.clone(), metrics.clone());
     run_partitioned(
         switchboard_kafka::client_config(&config.kafka),
-        settings(&config, "stitcher", topics),
+        settings(&config, "stitcher", topics)?,
         Arc::new(StitcherWorkers(Arc::new(stitcher))),
         metrics,
         shutdown,
@@ -73,19 +86,17 @@ pub async fn run_engine<R: SchemaResolver + 'static, S: StateStore>(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> Result<(), rdkafka::error::KafkaError> {
-    let producer = producer(&config)?;
     let topics = crate::engine::topics(&config);
     let engine = Engine {
         codec,
         store,
         catalog,
         config: config.clone(),
-        producer,
         metrics: metrics.clone(),
     };
     run_partitioned(
         switchboard_kafka::client_config(&config.kafka),
-        settings(&config, "engine", topics),
+        settings(&config, "engine", topics)?,
         Arc::new(EngineWorkers(Arc::new(engine))),
         metrics,
         shutdown,

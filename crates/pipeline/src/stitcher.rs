@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::FutureProducer;
 use switchboard_codec::{
     ChannelEvent, Codec, CustomerEvent, CustomerPayload, Framing, ProfileMerged, SchemaResolver,
     SourcePosition,
@@ -18,7 +17,7 @@ use tracing::{debug, warn};
 
 use crate::consumer::{Stopped, Worker, Workers};
 use crate::dead_letters::dead_letter;
-use crate::output::{OutRecord, produce_all};
+use crate::output::{OutRecord, Publisher};
 use crate::retry::until_ok;
 use crate::{Metrics, now_ms};
 
@@ -32,18 +31,11 @@ pub struct Stitcher<R, S> {
     pub rules: IdentityRules,
     pub limits: Limits,
     pub config: Arc<Config>,
-    pub producer: FutureProducer,
     pub metrics: Metrics,
 }
 
 impl<R, S> Stitcher<R, S> {
-    pub fn new(
-        codec: Arc<Codec<R>>,
-        store: Arc<S>,
-        config: Arc<Config>,
-        producer: FutureProducer,
-        metrics: Metrics,
-    ) -> Self {
+    pub fn new(codec: Arc<Codec<R>>, store: Arc<S>, config: Arc<Config>, metrics: Metrics) -> Self {
         let rules = config.identity.clone();
         let limits = rules.limits();
         Self {
@@ -52,7 +44,6 @@ impl<R, S> Stitcher<R, S> {
             rules,
             limits,
             config,
-            producer,
             metrics,
         }
     }
@@ -77,6 +68,7 @@ enum Outcome {
 /// One partition of the stitcher.
 pub struct StitcherPartition<R, S> {
     shared: Arc<Stitcher<R, S>>,
+    publisher: Publisher,
     stop: CancellationToken,
 }
 
@@ -90,10 +82,12 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Workers for Stitch
         &self,
         _topic: &str,
         _partition: i32,
+        publisher: Publisher,
         stop: CancellationToken,
     ) -> Result<Self::Worker, Stopped> {
         Ok(StitcherPartition {
             shared: self.0.clone(),
+            publisher,
             stop,
         })
     }
@@ -102,6 +96,7 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Workers for Stitch
 impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for StitcherPartition<R, S> {
     async fn process(&mut self, batch: Vec<OwnedMessage>) -> Result<(), Stopped> {
         let s = &*self.shared;
+        let last = batch.last().map(Message::offset);
         let mut out = Vec::with_capacity(batch.len());
         for msg in &batch {
             s.metrics
@@ -141,7 +136,7 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
             "produce customer events",
             &self.stop,
             |_| s.metrics.kafka_errors.with_label_values(&["produce"]).inc(),
-            || produce_all(&s.producer, &out),
+            || self.publisher.publish(&out, last),
         )
         .await
     }

@@ -15,28 +15,53 @@ fn event(n: u64, customers: u64) -> Vec<Identifier> {
     let c = (n.wrapping_mul(2_654_435_761)) % customers;
     match n % 4 {
         0 => vec![Identifier::new("anonymous_id", format!("cookie-{c}"))],
-        1 => vec![Identifier::new("anonymous_id", format!("cookie-{c}")), Identifier::new("email", format!("s{c}@example.com"))],
-        2 => vec![Identifier::new("customer_id", format!("C{c}")), Identifier::new("email", format!("s{c}@example.com"))],
-        _ => vec![Identifier::new("device_id", format!("dev-{c}")), Identifier::new("customer_id", format!("C{c}"))],
+        1 => vec![
+            Identifier::new("anonymous_id", format!("cookie-{c}")),
+            Identifier::new("email", format!("s{c}@example.com")),
+        ],
+        2 => vec![
+            Identifier::new("customer_id", format!("C{c}")),
+            Identifier::new("email", format!("s{c}@example.com")),
+        ],
+        _ => vec![
+            Identifier::new("device_id", format!("dev-{c}")),
+            Identifier::new("customer_id", format!("C{c}")),
+        ],
     }
 }
 
 async fn used_memory(url: &str) -> u64 {
     let client = redis::Client::open(url).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let info: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await.unwrap();
-    info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let events = args.first().copied().unwrap_or(100_000);
     let concurrency = args.get(1).copied().unwrap_or(64);
     let customers = events / 4;
     let server = RedisServer::start();
-    let config = RedisConfig { url: server.url(), ..RedisConfig::default() };
-    let store = Arc::new(RedisIdentityStore::new(connect(&config).await.unwrap(), Keys::new("sb")));
+    let config = RedisConfig {
+        url: server.url(),
+        ..RedisConfig::default()
+    };
+    let store = Arc::new(RedisIdentityStore::new(
+        connect(&config).await.unwrap(),
+        Keys::new("sb"),
+    ));
     let rules = Arc::new(IdentityRules::default());
     let before = used_memory(&server.url()).await;
     let start = Instant::now();
@@ -48,7 +73,14 @@ async fn main() {
             let mut n = worker;
             while n < events {
                 let prepared = rules.prepare(&event(n, customers));
-                stitch(&*store, &limits, &prepared.accepted, i64::try_from(n).unwrap_or(0)).await.unwrap();
+                stitch(
+                    &*store,
+                    &limits,
+                    &prepared.accepted,
+                    i64::try_from(n).unwrap_or(0),
+                )
+                .await
+                .unwrap();
                 n += concurrency;
             }
         });
@@ -57,6 +89,13 @@ async fn main() {
     let secs = start.elapsed().as_secs_f64();
     let after = used_memory(&server.url()).await;
     let identifiers = customers * 4;
-    println!("stitched {events} events in {secs:.2} s with {concurrency} concurrent stitches: {:.0} events/s", events as f64 / secs);
-    println!("redis memory: {} bytes for {identifiers} identifiers in {customers} profiles: {:.0} bytes per identifier", after - before, (after - before) as f64 / identifiers as f64);
+    println!(
+        "stitched {events} events in {secs:.2} s with {concurrency} concurrent stitches: {:.0} events/s",
+        events as f64 / secs
+    );
+    println!(
+        "redis memory: {} bytes for {identifiers} identifiers in {customers} profiles: {:.0} bytes per identifier",
+        after - before,
+        (after - before) as f64 / identifiers as f64
+    );
 }
