@@ -126,12 +126,12 @@ async fn a_purchase_in_the_store_ends_the_cart_reminder_the_web_started() {
         &[("total", AttrValue::Double(80.0))],
     )])
     .await;
-    // store-to-app invites the store customer after 1 s; the cart reminder (due after 2 s)
-    // must never come.
+    // store-to-app invites the store customer after 1 s and win-back starts its clock
+    // (3 s); the cart reminder (due after 2 s) must never come.
     let commands = r.commands_until(Duration::from_secs(8), |_| false).await;
     assert_eq!(
         templates(&commands),
-        [("email", "store-app-offer")],
+        [("email", "store-app-offer"), ("email", "we-miss-you")],
         "{commands:?}"
     );
     assert!(r.metric("switchboard_journey_transitions_total") > 0.0);
@@ -230,7 +230,10 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_the_partition_keeps_fl
         reasons,
         BTreeSet::from(["short_header", "wrong_magic", "no_identifiers"])
     );
-    let (payload, headers) = &dead[0];
+    let (payload, headers) = dead
+        .iter()
+        .find(|(_, h)| h["switchboard.error.reason"] == "short_header")
+        .unwrap();
     assert_eq!(
         payload.as_slice(),
         b"\x00\x00\x00\x00",
@@ -452,4 +455,117 @@ async fn journeys_are_reloaded_without_restart_and_a_broken_file_keeps_the_runni
         [("sms", "flash"), ("push", "welcome-1")],
         "the running journeys stay"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_product_view_gets_its_variant_and_the_control_group_gets_nothing() {
+    let r = Running::start(&journeys()).await;
+    let customers = 40;
+    let views: Vec<ChannelEvent> = (0..customers)
+        .map(|n| {
+            event(
+                &format!("v{n}"),
+                "product.viewed",
+                "web",
+                &[
+                    ("email", &format!("v{n}@example.com")),
+                    ("push_token", &format!("vt-{n}")),
+                ],
+                &[("sku", AttrValue::String("SKU-1".into()))],
+            )
+        })
+        .collect();
+    r.produce(&views).await;
+    let commands = r.commands_until(Duration::from_secs(15), |_| false).await;
+    let browse: Vec<&SendCommand> = commands
+        .iter()
+        .filter(|c| c.journey == "browse-ab-test")
+        .collect();
+    for c in &browse {
+        match c.variant.as_deref() {
+            Some("a") => assert_eq!(
+                (c.channel.as_str(), c.template.as_str()),
+                ("email", "browse-a")
+            ),
+            Some("b") => assert_eq!(
+                (c.channel.as_str(), c.template.as_str()),
+                ("push", "browse-b")
+            ),
+            other => panic!("variant {other:?}"),
+        }
+        assert_eq!(c.vars.get("sku").map(String::as_str), Some("SKU-1"));
+    }
+    let people: BTreeSet<&str> = browse.iter().map(|c| c.profile_id.as_str()).collect();
+    assert_eq!(people.len(), browse.len(), "one follow-up per customer");
+    assert!(
+        browse.iter().any(|c| c.variant.as_deref() == Some("a"))
+            && browse.iter().any(|c| c.variant.as_deref() == Some("b"))
+    );
+    let held_out = r
+        .series("switchboard_journey_transitions_total", "kind")
+        .get("holdout")
+        .copied()
+        .unwrap_or(0.0);
+    assert_eq!(
+        browse.len() + held_out as usize,
+        customers,
+        "everyone is either followed up or in the control group"
+    );
+    assert!(
+        held_out >= 1.0 && held_out <= 12.0,
+        "about 10% held out: {held_out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn win_back_waits_from_the_last_purchase_and_the_daily_nudge_follows_app_activity() {
+    let r = Running::start(&journeys()).await;
+    let first = event(
+        "p1",
+        "order.completed",
+        "web",
+        &[("customer_id", "W1"), ("email", "w1@example.com")],
+        &[],
+    );
+    let t0 = first.occurred_at;
+    r.produce(&[first]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    r.produce(&[
+        event(
+            "p2",
+            "order.completed",
+            "web",
+            &[("customer_id", "W1")],
+            &[],
+        ),
+        event(
+            "a1",
+            "app.opened",
+            "app",
+            &[("device_id", "dev-n"), ("push_token", "tok-n")],
+            &[],
+        ),
+    ])
+    .await;
+    let commands = r.commands_until(Duration::from_secs(12), |_| false).await;
+    let win_back: Vec<&SendCommand> = commands
+        .iter()
+        .filter(|c| c.template == "we-miss-you")
+        .collect();
+    assert_eq!(
+        win_back.len(),
+        1,
+        "the second purchase restarted the clock: {commands:?}"
+    );
+    assert_eq!(win_back[0].channel, "email");
+    assert!(
+        win_back[0].created_at - t0 >= 4_500,
+        "3 s after the last purchase, not the first"
+    );
+    let nudges: Vec<&SendCommand> = commands
+        .iter()
+        .filter(|c| c.template == "daily-streak")
+        .collect();
+    assert_eq!(nudges.len(), 1);
+    assert_eq!(nudges[0].address, "tok-n");
 }

@@ -85,8 +85,9 @@ pub fn watch_catalog(
         .journeys_loaded
         .set(i64::try_from(initial.journeys.len()).unwrap_or(0));
     let (tx, rx) = watch::channel(Arc::new(initial));
+    // Taken now, not when the task first runs: a change made right after start is seen.
+    let mut seen = source.fingerprint();
     tokio::spawn(async move {
-        let mut seen = source.fingerprint();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
