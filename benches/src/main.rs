@@ -129,7 +129,7 @@ async fn main() {
             .gather()
             .iter()
             .filter(|f| f.name() == "switchboard_identity_merges_total")
-            .map(|f| f.get_metric()[0].get_counter().value())
+            .filter_map(|f| f.get_metric().first().map(|m| m.get_counter().value()))
             .sum();
         if consumed(&registry, &customer_events) >= events as f64 + merges {
             break;

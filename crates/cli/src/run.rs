@@ -81,7 +81,7 @@ async fn codec(config: &Config) -> anyhow::Result<Arc<Codec<AnySchemas>>> {
                 }),
                 _ => None,
             };
-            AnySchemas::Registry(RegistrySchemas::new(url, auth, local)?)
+            AnySchemas::Registry(Box::new(RegistrySchemas::new(url, auth, local)?))
         }
     };
     Ok(Arc::new(
@@ -347,8 +347,11 @@ fn start_generator(
     Ok(())
 }
 
-/// Sums a metric family, optionally only the series whose `label` satisfies `keep`.
-fn total(registry: &Registry, name: &str, label: Option<(&str, &dyn Fn(&str) -> bool)>) -> f64 {
+/// A label name and a test of its value.
+type LabelFilter<'a> = (&'a str, &'a dyn Fn(&str) -> bool);
+
+/// Sums a metric family, optionally only the series whose label passes the filter.
+fn total(registry: &Registry, name: &str, label: Option<LabelFilter<'_>>) -> f64 {
     registry
         .gather()
         .iter()

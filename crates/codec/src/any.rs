@@ -10,7 +10,7 @@ use crate::{
 #[derive(Debug)]
 pub enum AnySchemas {
     Local(LocalSchemas),
-    Registry(RegistrySchemas),
+    Registry(Box<RegistrySchemas>),
 }
 
 impl SchemaResolver for AnySchemas {

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use super::{
-    DueTimer, Outgoing, Record, Saved, StateError, StateStore, Write, parse_timer_member,
+    DueTimer, Loaded, Outgoing, Record, Saved, StateError, StateStore, Write, parse_timer_member,
     timer_member,
 };
 
@@ -50,10 +50,7 @@ impl StateStore for MemoryStateStore {
         })
     }
 
-    async fn load(
-        &self,
-        profiles: &[String],
-    ) -> Result<Vec<Option<(Record, Vec<Outgoing>)>>, StateError> {
+    async fn load(&self, profiles: &[String]) -> Result<Vec<Loaded>, StateError> {
         self.with(|i| {
             profiles
                 .iter()

@@ -70,6 +70,9 @@ pub struct DueTimer {
 #[error("state store: {0}")]
 pub struct StateError(pub String);
 
+/// A profile's record with its unpublished outbox, if the profile is stored.
+pub type Loaded = Option<(Record, Vec<Outgoing>)>;
+
 /// The engine's storage.
 pub trait StateStore: Send + Sync + 'static {
     /// Takes ownership of a partition: a new epoch, greater than every earlier one.
@@ -82,7 +85,7 @@ pub trait StateStore: Send + Sync + 'static {
     fn load(
         &self,
         profiles: &[String],
-    ) -> impl Future<Output = Result<Vec<Option<(Record, Vec<Outgoing>)>>, StateError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Loaded>, StateError>> + Send;
 
     /// Writes each profile atomically, refusing writers with an older epoch than the last.
     fn save(&self, writes: &[Write])

@@ -18,7 +18,7 @@ use redis::Script;
 use switchboard_redis::Redis;
 
 use super::{
-    DueTimer, Outgoing, Record, Saved, StateError, StateStore, Write, parse_timer_member,
+    DueTimer, Loaded, Outgoing, Record, Saved, StateError, StateStore, Write, parse_timer_member,
     timer_member,
 };
 
@@ -65,10 +65,7 @@ impl StateStore for RedisStateStore {
             .map_err(err)
     }
 
-    async fn load(
-        &self,
-        profiles: &[String],
-    ) -> Result<Vec<Option<(Record, Vec<Outgoing>)>>, StateError> {
+    async fn load(&self, profiles: &[String]) -> Result<Vec<Loaded>, StateError> {
         let cmds = profiles
             .iter()
             .map(|p| redis::Cmd::hgetall(self.record_key(p)))
