@@ -512,7 +512,7 @@ async fn a_product_view_gets_its_variant_and_the_control_group_gets_nothing() {
         "everyone is either followed up or in the control group"
     );
     assert!(
-        held_out >= 1.0 && held_out <= 12.0,
+        (1.0..=12.0).contains(&held_out),
         "about 10% held out: {held_out}"
     );
 }
