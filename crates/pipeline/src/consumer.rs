@@ -124,7 +124,8 @@ impl ConsumerContext for PartitionContext {
                 }
             }
             for (topic, partition, done) in waiting {
-                if done.recv_timeout(self.drain).is_err() {
+                // Disconnected means the task already ended: it drained.
+                if let Err(mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(self.drain) {
                     warn!(
                         topic,
                         partition, "partition did not drain before the deadline"

@@ -18,7 +18,7 @@ use redis::Script;
 use switchboard_redis::Redis;
 
 use super::{
-    DueTimer, Loaded, Outgoing, Record, Saved, StateError, StateStore, Write, parse_timer_member,
+    DueTimer, Loaded, Record, Saved, StateError, StateStore, Write, parse_timer_member,
     timer_member,
 };
 
