@@ -198,8 +198,9 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
                 }
             }
         }
-        self.commit(pending, extra, batch.last().map(Message::offset))
-            .await?;
+        // The loser is marked first, so its own partition stops firing its timers and
+        // forwards its late records before the survivor takes its instances over. A crash in
+        // between replays the merge record, which folds again from the loser's state.
         for (loser, survivor) in losers {
             let e2 = e.clone();
             until_ok(
@@ -215,6 +216,8 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
             )
             .await?;
         }
+        self.commit(pending, extra, batch.last().map(Message::offset))
+            .await?;
         Ok(())
     }
 
