@@ -3,7 +3,6 @@
 //! in-process with the example journeys, and reports events/s through both services.
 //!
 //! `cargo run --release -p switchboard-bench -- [events]`
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +33,7 @@ fn consumed(registry: &prometheus::Registry, topic: &str) -> f64 {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
@@ -50,27 +49,26 @@ async fn main() {
         &config.kafka,
         &switchboard_kafka::topic_plan(&config.topics),
     )
-    .await
-    .unwrap();
+    .await?;
     let config = Arc::new(config);
-    let codec = Arc::new(Codec::new(LocalSchemas::embedded().unwrap()).await.unwrap());
+    let codec = Arc::new(Codec::new(LocalSchemas::embedded()?).await?);
 
     let mut rng = StdRng::seed_from_u64(1);
     let records: Vec<OutRecord> = (0..events)
         .map(|n| {
             let e = event(&mut rng, u32::try_from(events / 5).unwrap_or(10_000), n);
-            OutRecord {
+            Ok(OutRecord {
                 topic: format!("{}{}", config.topics.events_prefix, e.channel),
                 key: e.identifiers.first().map(|i| i.value.clone().into_bytes()),
-                payload: codec.encode(&e, Framing::Confluent).unwrap(),
+                payload: codec.encode(&e, Framing::Confluent)?,
                 headers: Vec::new(),
-            }
+            })
         })
-        .collect();
-    let p = producer(&config).unwrap();
+        .collect::<Result<_, switchboard_codec::CodecError>>()?;
+    let p = producer(&config)?;
     let t = Instant::now();
     for chunk in records.chunks(10_000) {
-        produce_all(&p, chunk).await.unwrap();
+        produce_all(&p, chunk).await?;
     }
     println!(
         "produced {events} events in {:.2} s",
@@ -78,9 +76,9 @@ async fn main() {
     );
 
     let registry = prometheus::Registry::new();
-    let metrics = Metrics::register(&registry).unwrap();
+    let metrics = Metrics::register(&registry)?;
     let stop = CancellationToken::new();
-    let conn = connect(&config.redis).await.unwrap();
+    let conn = connect(&config.redis).await?;
     let identity = Arc::new(RedisIdentityStore::new(conn.clone(), Keys::new("sb")));
     let state = Arc::new(RedisStateStore::new(conn, "sb"));
     let source = CatalogSource {
@@ -90,7 +88,7 @@ async fn main() {
     };
     let catalog = watch_catalog(
         source.clone(),
-        source.load().unwrap(),
+        source.load()?,
         Duration::from_secs(60),
         metrics.clone(),
         stop.clone(),
@@ -152,4 +150,5 @@ async fn main() {
     stop.cancel();
     let _ = s.await;
     let _ = e.await;
+    Ok(())
 }

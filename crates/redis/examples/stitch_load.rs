@@ -30,22 +30,19 @@ fn event(n: u64, customers: u64) -> Vec<Identifier> {
     }
 }
 
-async fn used_memory(url: &str) -> u64 {
-    let client = redis::Client::open(url).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    info.lines()
+async fn used_memory(url: &str) -> redis::RedisResult<u64> {
+    let client = redis::Client::open(url)?;
+    let mut c = client.get_multiplexed_async_connection().await?;
+    let info: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await?;
+    Ok(info
+        .lines()
         .find_map(|l| l.strip_prefix("used_memory:"))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0))
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<u64> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -59,11 +56,11 @@ async fn main() {
         ..RedisConfig::default()
     };
     let store = Arc::new(RedisIdentityStore::new(
-        connect(&config).await.unwrap(),
+        connect(&config).await?,
         Keys::new("sb"),
     ));
     let rules = Arc::new(IdentityRules::default());
-    let before = used_memory(&server.url()).await;
+    let before = used_memory(&server.url()).await?;
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..concurrency {
@@ -79,15 +76,17 @@ async fn main() {
                     &prepared.accepted,
                     i64::try_from(n).unwrap_or(0),
                 )
-                .await
-                .unwrap();
+                .await?;
                 n += concurrency;
             }
+            Ok::<(), switchboard_identity::StitchError>(())
         });
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
     let secs = start.elapsed().as_secs_f64();
-    let after = used_memory(&server.url()).await;
+    let after = used_memory(&server.url()).await?;
     let identifiers = customers * 4;
     println!(
         "stitched {events} events in {secs:.2} s with {concurrency} concurrent stitches: {:.0} events/s",
@@ -98,4 +97,5 @@ async fn main() {
         after - before,
         (after - before) as f64 / identifiers as f64
     );
+    Ok(())
 }
