@@ -70,12 +70,9 @@ impl<R: SchemaResolver + 'static, S: StateStore> Workers for EngineWorkers<R, S>
         let epoch = until_ok(
             "claim partition",
             &stop,
-            |_| {
-                e.metrics
-                    .store_errors
-                    .with_label_values(&["claim_partition"])
-                    .inc()
-            },
+            e.metrics
+                .store_errors
+                .with_label_values(&["claim_partition"]),
             || e.store.claim_partition(partition),
         )
         .await?;
@@ -206,12 +203,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
             until_ok(
                 "mark merged",
                 &self.stop,
-                |_| {
-                    e.metrics
-                        .store_errors
-                        .with_label_values(&["mark_merged"])
-                        .inc()
-                },
+                e.metrics.store_errors.with_label_values(&["mark_merged"]),
                 || e2.store.mark_merged(&loser, &survivor),
             )
             .await?;
@@ -227,12 +219,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
         let due = until_ok(
             "due timers",
             &self.stop,
-            |_| {
-                e.metrics
-                    .store_errors
-                    .with_label_values(&["due_timers"])
-                    .inc()
-            },
+            e.metrics.store_errors.with_label_values(&["due_timers"]),
             || e.store.due_timers(self.partition, now, TIMERS_PER_TICK),
         )
         .await?;
@@ -275,12 +262,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
             until_ok(
                 "remove timers",
                 &self.stop,
-                |_| {
-                    e.metrics
-                        .store_errors
-                        .with_label_values(&["remove_timers"])
-                        .inc()
-                },
+                e.metrics.store_errors.with_label_values(&["remove_timers"]),
                 || e.store.remove_timers(self.partition, &due),
             )
             .await?;
@@ -301,7 +283,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
         let loaded = until_ok(
             "load profiles",
             &self.stop,
-            |_| e.metrics.store_errors.with_label_values(&["load"]).inc(),
+            e.metrics.store_errors.with_label_values(&["load"]),
             || e.store.load(profiles),
         )
         .await?;
@@ -428,7 +410,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
         let saved = until_ok(
             "save profiles",
             &self.stop,
-            |_| e.metrics.store_errors.with_label_values(&["save"]).inc(),
+            e.metrics.store_errors.with_label_values(&["save"]),
             || e.store.save(&writes),
         )
         .await?;
@@ -455,7 +437,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
         until_ok(
             "produce commands",
             &self.stop,
-            |_| e.metrics.kafka_errors.with_label_values(&["produce"]).inc(),
+            e.metrics.kafka_errors.with_label_values(&["produce"]),
             || self.publisher.publish(&records, consumed),
         )
         .await?;
@@ -463,12 +445,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
             until_ok(
                 "clear outbox",
                 &self.stop,
-                |_| {
-                    e.metrics
-                        .store_errors
-                        .with_label_values(&["clear_outbox"])
-                        .inc()
-                },
+                e.metrics.store_errors.with_label_values(&["clear_outbox"]),
                 || e.store.clear_outbox(self.partition, &with_outbox),
             )
             .await?;
@@ -482,12 +459,9 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
         let profiles = until_ok(
             "pending outboxes",
             &self.stop,
-            |_| {
-                e.metrics
-                    .store_errors
-                    .with_label_values(&["pending_outboxes"])
-                    .inc()
-            },
+            e.metrics
+                .store_errors
+                .with_label_values(&["pending_outboxes"]),
             || e.store.pending_outboxes(self.partition),
         )
         .await?;
@@ -497,7 +471,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
         let loaded = until_ok(
             "load outboxes",
             &self.stop,
-            |_| e.metrics.store_errors.with_label_values(&["load"]).inc(),
+            e.metrics.store_errors.with_label_values(&["load"]),
             || e.store.load(&profiles),
         )
         .await?;
@@ -516,19 +490,14 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
         until_ok(
             "republish",
             &self.stop,
-            |_| e.metrics.kafka_errors.with_label_values(&["produce"]).inc(),
+            e.metrics.kafka_errors.with_label_values(&["produce"]),
             || self.publisher.publish(&records, None),
         )
         .await?;
         until_ok(
             "clear outbox",
             &self.stop,
-            |_| {
-                e.metrics
-                    .store_errors
-                    .with_label_values(&["clear_outbox"])
-                    .inc()
-            },
+            e.metrics.store_errors.with_label_values(&["clear_outbox"]),
             || e.store.clear_outbox(self.partition, &profiles),
         )
         .await

@@ -4,17 +4,18 @@
 use std::future::Future;
 use std::time::Duration;
 
+use prometheus::IntCounter;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::consumer::Stopped;
 
-/// Runs `f` until it succeeds, backing off from 50 ms to 5 s, counting each failure with
-/// `on_error`; gives up only when `stop` is cancelled.
+/// Runs `f` until it succeeds, backing off from 50 ms to 5 s, counting each failure in
+/// `errors`; gives up only when `stop` is cancelled.
 pub async fn until_ok<T, E: std::fmt::Display, F, Fut>(
     what: &str,
     stop: &CancellationToken,
-    mut on_error: impl FnMut(&E),
+    errors: IntCounter,
     mut f: F,
 ) -> Result<T, Stopped>
 where
@@ -26,7 +27,7 @@ where
         match f().await {
             Ok(v) => return Ok(v),
             Err(e) => {
-                on_error(&e);
+                errors.inc();
                 warn!(operation = what, error = %e, retry_in_ms = delay.as_millis() as u64, "retrying");
                 tokio::select! {
                     _ = stop.cancelled() => return Err(Stopped),

@@ -106,7 +106,7 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
             let outcome = until_ok(
                 "stitch",
                 &self.stop,
-                |_: &StitchError| s.metrics.store_errors.with_label_values(&["stitch"]).inc(),
+                s.metrics.store_errors.with_label_values(&["stitch"]),
                 || stitch_one(s, msg),
             )
             .await?;
@@ -135,7 +135,7 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
         until_ok(
             "produce customer events",
             &self.stop,
-            |_| s.metrics.kafka_errors.with_label_values(&["produce"]).inc(),
+            s.metrics.kafka_errors.with_label_values(&["produce"]),
             || self.publisher.publish(&out, last),
         )
         .await
