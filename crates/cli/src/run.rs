@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// Customers in the generated population.
     #[arg(long, default_value_t = 10_000)]
     pub customers: u32,
+    /// Make every Nth generated record malformed (truncated), as a buggy channel system
+    /// would, so the dead-letter path shows on the dashboard; 0 for never.
+    #[arg(long, default_value_t = 1_000)]
+    pub malformed_every: u64,
     /// Stop after this many seconds (default: run until SIGINT or SIGTERM).
     #[arg(long)]
     pub duration: Option<u64>,
@@ -325,6 +329,7 @@ fn start_generator(
             events_prefix: config.topics.events_prefix.clone(),
             framing: config.schemas.framing,
             seed: 7,
+            malformed_every: args.malformed_every,
         };
         eprintln!(
             "switchboard: generating {rate} events/s over {} customers",

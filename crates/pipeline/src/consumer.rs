@@ -13,13 +13,15 @@ use std::sync::{Arc, Mutex, Weak, mpsc};
 use std::time::Duration;
 
 use futures::FutureExt;
+use prometheus::IntGaugeVec;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
+use rdkafka::statistics::Statistics;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use rdkafka::producer::{FutureProducer, Producer};
 
@@ -89,6 +91,9 @@ impl std::fmt::Debug for OutputMode {
 
 type Tp = (String, i32);
 
+/// How often librdkafka reports statistics (and so consumer lag), unless configured.
+const STATS_INTERVAL_MS: &str = "5000";
+
 struct NewPartition {
     tp: Tp,
     queue: Queue,
@@ -107,9 +112,28 @@ pub struct PartitionContext {
     assigned: Mutex<HashMap<Tp, Assigned>>,
     new_queues: tokio::sync::mpsc::UnboundedSender<NewPartition>,
     drain: Duration,
+    /// `switchboard_consumer_lag{service, topic, partition}`, from librdkafka's statistics.
+    lag: IntGaugeVec,
+    service: &'static str,
 }
 
-impl ClientContext for PartitionContext {}
+impl ClientContext for PartitionContext {
+    /// Publishes the lag of each owned partition (high watermark minus committed offset).
+    fn stats(&self, stats: Statistics) {
+        let Ok(assigned) = self.assigned.lock() else {
+            return;
+        };
+        for (topic, t) in &stats.topics {
+            for (partition, p) in &t.partitions {
+                if p.consumer_lag >= 0 && assigned.contains_key(&(topic.clone(), *partition)) {
+                    self.lag
+                        .with_label_values(&[self.service, topic, &partition.to_string()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for PartitionContext {
     fn pre_rebalance(&self, _base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -119,6 +143,11 @@ impl ConsumerContext for PartitionContext {
                 for e in tpl.elements() {
                     if let Some(a) = assigned.remove(&(e.topic().to_owned(), e.partition())) {
                         a.stop.cancel();
+                        let _ = self.lag.remove_label_values(&[
+                            self.service,
+                            e.topic(),
+                            &e.partition().to_string(),
+                        ]);
                         waiting.push((e.topic().to_owned(), e.partition(), a.done));
                     }
                 }
@@ -189,7 +218,12 @@ pub async fn run_partitioned<W: Workers>(
         assigned: Mutex::new(HashMap::new()),
         new_queues: tx,
         drain: settings.drain,
+        lag: metrics.consumer_lag.clone(),
+        service: settings.service,
     };
+    if client.get("statistics.interval.ms").is_none() {
+        client.set("statistics.interval.ms", STATS_INTERVAL_MS);
+    }
     client
         .set("group.id", &settings.group)
         .set("enable.auto.commit", "true")
@@ -212,12 +246,13 @@ pub async fn run_partitioned<W: Workers>(
             _ = shutdown.cancelled() => break,
             Some(NewPartition { tp: (topic, partition), queue, stop, done }) = rx.recv() => {
                 let (workers, consumer, settings, owned) = (workers.clone(), consumer.clone(), settings.clone(), owned.clone());
+                let span = info_span!("partition", service = settings.service, topic = topic.as_str(), partition);
                 tasks.spawn(async move {
                     owned.inc();
                     run_partition(&consumer, queue, &topic, partition, &*workers, &settings, stop).await;
                     owned.dec();
                     let _ = done.send(());
-                });
+                }.instrument(span));
             }
             message = consumer.recv() => {
                 // Every assigned partition is split off in the rebalance callback, so only

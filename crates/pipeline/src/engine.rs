@@ -14,7 +14,7 @@ use switchboard_config::Config;
 use switchboard_journey::{Customer, Effect, Input, Profile, apply, fold};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::catalog::Catalog;
 use crate::consumer::{Stopped, Worker, Workers};
@@ -348,6 +348,14 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
                 }
                 Effect::Transition(t) => {
                     let kind = kind_label(t.kind);
+                    debug!(
+                        journey = t.journey.as_str(),
+                        step = t.step.as_deref().unwrap_or(""),
+                        kind,
+                        reason = t.reason.as_deref().unwrap_or(""),
+                        offset,
+                        "journey transition"
+                    );
                     m.transitions
                         .with_label_values(&[t.journey.as_str(), kind])
                         .inc();

@@ -23,6 +23,8 @@ pub struct Traffic {
     pub events_prefix: String,
     pub framing: Framing,
     pub seed: u64,
+    /// Every Nth record is truncated (a malformed record for the dead-letter topic); 0: never.
+    pub malformed_every: u64,
 }
 
 /// One synthetic event for customer `n`.
@@ -101,6 +103,14 @@ pub fn event(rng: &mut impl Rng, customers: u32, seq: u64) -> ChannelEvent {
                 AttrValue::Double(f64::from(rng.random_range(5..400u32))),
             )],
         ),
+        // A family tablet: this customer signs in on the next customer's device, so the
+        // device cannot join both (an identity conflict, as in real traffic).
+        99 => {
+            let mut shared = ids(&["customer_id"]);
+            let next = (n + 1) % customers.max(1);
+            shared.push(Identifier::new("device_id", format!("dev-{next}")));
+            ("app.opened", "app", shared, vec![])
+        }
         _ => ("sms.unsubscribed", "sms", ids(&["phone"]), vec![]),
     };
     ChannelEvent {
@@ -141,12 +151,17 @@ pub async fn generate<R: SchemaResolver>(
             seq += 1;
             let e = event(&mut rng, traffic.customers, seq);
             match codec.encode(&e, traffic.framing) {
-                Ok(payload) => batch.push(OutRecord {
-                    topic: format!("{}{}", traffic.events_prefix, e.channel),
-                    key: e.identifiers.first().map(|i| i.value.clone().into_bytes()),
-                    payload,
-                    headers: Vec::new(),
-                }),
+                Ok(mut payload) => {
+                    if traffic.malformed_every > 0 && seq % traffic.malformed_every == 0 {
+                        payload.truncate(payload.len() / 2);
+                    }
+                    batch.push(OutRecord {
+                        topic: format!("{}{}", traffic.events_prefix, e.channel),
+                        key: e.identifiers.first().map(|i| i.value.clone().into_bytes()),
+                        payload,
+                        headers: Vec::new(),
+                    });
+                }
                 Err(err) => warn!(error = %err, "cannot encode a generated event"),
             }
         }

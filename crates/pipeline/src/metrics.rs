@@ -24,10 +24,28 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     pub kafka_errors: IntCounterVec,
     pub partitions_owned: IntGaugeVec,
+    pub consumer_lag: IntGaugeVec,
     pub fenced: IntCounter,
     pub journeys_loaded: prometheus::IntGauge,
     pub reload_failures: IntCounter,
 }
+
+/// The `operation` label values of `switchboard_store_errors_total`.
+pub const STORE_OPERATIONS: [&str; 10] = [
+    "stitch",
+    "claim_partition",
+    "load",
+    "save",
+    "clear_outbox",
+    "pending_outboxes",
+    "due_timers",
+    "remove_timers",
+    "mark_merged",
+    "forget",
+];
+
+/// The `operation` label values of `switchboard_kafka_errors_total`.
+pub const KAFKA_OPERATIONS: [&str; 2] = ["consume", "produce"];
 
 const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
@@ -85,12 +103,20 @@ impl Metrics {
             &["service"],
         )?;
         r.register(Box::new(partitions_owned.clone()))?;
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "switchboard_consumer_lag",
+                "Records behind the high watermark, per owned partition (librdkafka statistics).",
+            ),
+            &["service", "topic", "partition"],
+        )?;
+        r.register(Box::new(consumer_lag.clone()))?;
         let journeys_loaded = prometheus::IntGauge::new(
             "switchboard_journeys_loaded",
             "Journey definitions (all versions) loaded.",
         )?;
         r.register(Box::new(journeys_loaded.clone()))?;
-        Ok(Self {
+        let metrics = Self {
             events_consumed: counters(
                 r,
                 "switchboard_events_consumed_total",
@@ -159,6 +185,7 @@ impl Metrics {
                 &["operation"],
             )?,
             partitions_owned,
+            consumer_lag,
             fenced: counter(
                 r,
                 "switchboard_fenced_writes_total",
@@ -170,6 +197,14 @@ impl Metrics {
                 "switchboard_journey_reload_failures_total",
                 "Journey or policy reloads that failed validation.",
             )?,
-        })
+        };
+        // Error series exist at zero from the start, so rates and alerts see them.
+        for op in STORE_OPERATIONS {
+            metrics.store_errors.with_label_values(&[op]);
+        }
+        for op in KAFKA_OPERATIONS {
+            metrics.kafka_errors.with_label_values(&[op]);
+        }
+        Ok(metrics)
     }
 }
