@@ -21,7 +21,7 @@ use switchboard_pipeline::catalog::{Catalog, CatalogSource, watch_catalog};
 use switchboard_pipeline::generate::{Traffic, generate};
 use switchboard_pipeline::services::{producer, run_engine, run_stitcher};
 use switchboard_pipeline::state::{MemoryStateStore, RedisStateStore};
-use switchboard_redis::{Keys, RedisIdentityStore, connect};
+use switchboard_redis::{Keys, Redis, RedisIdentityStore, connect};
 use switchboard_telemetry::Health;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -220,6 +220,7 @@ pub async fn run(
         let redis = connect(&config.redis)
             .await
             .with_context(|| format!("connecting to redis.url {}", config.redis.url))?;
+        helpers.spawn(watch_redis(redis.clone(), health.clone(), shutdown.clone()));
         let identity = Arc::new(RedisIdentityStore::new(
             redis.clone(),
             Keys::new(config.redis.key_prefix.clone()),
@@ -267,6 +268,25 @@ pub async fn run(
     drop(mock);
     eprintln!("switchboard: stopped");
     failure.map_or(Ok(()), Err)
+}
+
+/// Keeps the `redis` readiness component current: a `PING` every second, not ready while
+/// it fails or takes longer than a second. The services themselves retry with backoff.
+async fn watch_redis(mut redis: Redis, health: Health, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(Duration::from_secs(1), ping.query_async::<()>(&mut redis)).await
+        {
+            Ok(Ok(())) => health.set_ready("redis"),
+            Ok(Err(e)) => health.set_not_ready("redis", format!("PING failed: {e}")),
+            Err(_) => health.set_not_ready("redis", "PING took longer than 1 s"),
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -11,6 +11,7 @@ pub struct Metrics {
     pub events_consumed: IntCounterVec,
     pub dead_letters: IntCounterVec,
     pub duplicates: IntCounter,
+    pub identities_resolved: IntCounterVec,
     pub profiles_created: IntCounter,
     pub merges: IntCounter,
     pub conflicts: IntCounterVec,
@@ -133,6 +134,12 @@ impl Metrics {
                 r,
                 "switchboard_duplicate_events_total",
                 "Events dropped as duplicates of an event_id seen within the window.",
+            )?,
+            identities_resolved: counters(
+                r,
+                "switchboard_identities_resolved_total",
+                "Identifiers resolved to a profile, per kind.",
+                &["kind"],
             )?,
             profiles_created: counter(
                 r,

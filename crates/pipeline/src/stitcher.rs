@@ -230,6 +230,12 @@ async fn stitch_one<R: SchemaResolver, S: IdentityStore>(
     if stitched.created {
         s.metrics.profiles_created.inc();
     }
+    for id in &prepared.accepted {
+        s.metrics
+            .identities_resolved
+            .with_label_values(&[id.kind.as_str()])
+            .inc();
+    }
     for (kind, refusal) in &stitched.conflicts {
         s.metrics
             .conflicts
