@@ -209,6 +209,15 @@ impl IdentityStore for MemoryIdentityStore {
         })
     }
 
+    async fn erase(&self, profile: &ProfileId, ids: &[Identifier]) -> Result<(), StoreError> {
+        self.with(|g| {
+            g.nodes.remove(profile);
+            for id in ids {
+                g.pointers.remove(id);
+            }
+        })
+    }
+
     async fn first_seen(
         &self,
         event_id: &str,

@@ -363,3 +363,30 @@ pub async fn show<S: IdentityStore>(
         merged,
     }))
 }
+
+/// Data protection: erases the profile an identifier belongs to from the graph, with every
+/// profile merged into it and every identifier any of them held. Returns what was erased
+/// (the root first), or `None` when no profile holds the identifier.
+pub async fn forget<S: IdentityStore>(
+    store: &S,
+    identifier: &Identifier,
+) -> Result<Option<Vec<ProfileId>>, StitchError> {
+    let Some(view) = show(store, identifier).await? else {
+        return Ok(None);
+    };
+    let mut profiles = vec![view.profile];
+    profiles.extend(view.merged);
+    let mut identifiers: std::collections::BTreeSet<Identifier> =
+        view.identifiers.into_iter().collect();
+    identifiers.insert(identifier.clone());
+    for p in &profiles[1..] {
+        if let Some(node) = store.node(p).await? {
+            identifiers.extend(node.identifiers);
+        }
+    }
+    let identifiers: Vec<Identifier> = identifiers.into_iter().collect();
+    for p in &profiles {
+        store.erase(p, &identifiers).await?;
+    }
+    Ok(Some(profiles))
+}

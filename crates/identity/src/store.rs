@@ -161,6 +161,14 @@ pub trait IdentityStore: Send + Sync {
         loser: &ProfileId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Data protection: deletes `profile`'s node, identifier set and merge history, and the
+    /// pointers of `identifiers`, whatever they point at.
+    fn erase(
+        &self,
+        profile: &ProfileId,
+        identifiers: &[Identifier],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Event dedup: true the first time `event_id` is seen within `window_ms`, and again for
     /// the same `position` (a replay of the same record after a crash is not a duplicate).
     fn first_seen(

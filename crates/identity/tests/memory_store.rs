@@ -16,6 +16,7 @@ async fn conformance() {
     suite::blocked_values_never_link(&MemoryIdentityStore::new()).await;
     suite::caps_hold(&MemoryIdentityStore::new()).await;
     suite::duplicate_events_are_recognised(&MemoryIdentityStore::new()).await;
+    suite::forget_erases_the_group(&MemoryIdentityStore::new()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

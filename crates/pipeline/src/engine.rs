@@ -359,10 +359,16 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
                     m.transitions
                         .with_label_values(&[t.journey.as_str(), kind])
                         .inc();
-                    if t.kind == TransitionKind::Suppressed {
-                        m.suppressions
+                    // A holdout is a send withheld on purpose, so it counts as a suppression.
+                    match t.kind {
+                        TransitionKind::Suppressed => m
+                            .suppressions
                             .with_label_values(&[t.reason.as_deref().unwrap_or("unknown")])
-                            .inc();
+                            .inc(),
+                        TransitionKind::Holdout => {
+                            m.suppressions.with_label_values(&["holdout"]).inc()
+                        }
+                        _ => {}
                     }
                     let transition_id = uuid::Uuid::new_v5(
                         &uuid::Uuid::NAMESPACE_OID,

@@ -248,6 +248,21 @@ impl IdentityStore for RedisIdentityStore {
         Ok(())
     }
 
+    async fn erase(&self, profile: &ProfileId, ids: &[Identifier]) -> Result<(), StoreError> {
+        // One DEL per hash slot: the profile's keys share its tag, each pointer has its own.
+        let mut cmds = vec![redis::Cmd::del(&[
+            self.keys.node(profile),
+            self.keys.identifiers(profile),
+            self.keys.merged(profile),
+        ])];
+        cmds.extend(
+            ids.iter()
+                .map(|id| redis::Cmd::del(self.keys.identifier(id))),
+        );
+        let _: Vec<i64> = self.redis.query_each(cmds).await.map_err(store_err)?;
+        Ok(())
+    }
+
     async fn first_seen(
         &self,
         event_id: &str,

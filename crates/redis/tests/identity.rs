@@ -39,6 +39,7 @@ async fn conformance(config: &RedisConfig) {
     suite::blocked_values_never_link(&store(config).await).await;
     suite::caps_hold(&store(config).await).await;
     suite::duplicate_events_are_recognised(&store(config).await).await;
+    suite::forget_erases_the_group(&store(config).await).await;
 }
 
 #[tokio::test]

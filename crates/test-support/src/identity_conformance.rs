@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use switchboard_codec::Identifier;
 use switchboard_identity::{
-    IdentityRules, IdentityStore, ProfileId, Refusal, Stitched, find_root, show, stitch,
+    IdentityRules, IdentityStore, ProfileId, Refusal, Stitched, find_root, forget, show, stitch,
 };
 
 /// The identifiers of one event, as `(kind, value)` pairs.
@@ -144,6 +144,64 @@ pub async fn linking_event_merges_into_the_oldest<S: IdentityStore>(store: &S) {
             .expect("show")
             .is_none()
     );
+}
+
+/// Forgetting one identifier of a merged profile erases the whole group: every identifier
+/// is unknown afterwards, every node is gone, the other customers are untouched, and the same
+/// identifiers seen again make a new profile.
+pub async fn forget_erases_the_group<S: IdentityStore>(store: &S) {
+    let rules = IdentityRules::default();
+    let web = stitch_raw(store, &rules, &ids(&[("anonymous_id", "cookie-9")]), 1_000).await;
+    let app = stitch_raw(store, &rules, &ids(&[("device_id", "phone-9")]), 2_000).await;
+    let both = ids(&[
+        ("anonymous_id", "cookie-9"),
+        ("device_id", "phone-9"),
+        ("email", "zoe@example.com"),
+    ]);
+    stitch_raw(store, &rules, &both, 3_000).await;
+    let other = stitch_raw(
+        store,
+        &rules,
+        &ids(&[("email", "other@example.com")]),
+        4_000,
+    )
+    .await;
+
+    let erased = forget(store, &Identifier::new("device_id", "phone-9"))
+        .await
+        .expect("forget")
+        .expect("a known identifier");
+    assert_eq!(
+        erased,
+        vec![web.profile.clone(), app.profile.clone()],
+        "the root first, then what was merged into it"
+    );
+    for id in &both {
+        assert_eq!(
+            root_of(store, id).await,
+            None,
+            "{} is still linked",
+            id.kind
+        );
+    }
+    for p in [&web.profile, &app.profile] {
+        assert_eq!(store.node(p).await.expect("node"), None, "node {p} remains");
+    }
+    assert_eq!(
+        root_of(store, &Identifier::new("email", "other@example.com")).await,
+        Some(other.profile),
+        "another customer is untouched"
+    );
+    assert_eq!(
+        forget(store, &Identifier::new("device_id", "phone-9"))
+            .await
+            .expect("forget"),
+        None,
+        "forgetting twice finds nothing"
+    );
+    let back = stitch_raw(store, &rules, &both, 5_000).await;
+    assert!(back.created, "a returning customer starts a new profile");
+    assert_ne!(back.profile, web.profile);
 }
 
 /// A shared device used by two logged-in customers: two profiles, one conflict, and the
