@@ -124,6 +124,13 @@ pub enum Command {
         #[command(subcommand)]
         command: IdentityCommand,
     },
+    /// Erase a customer (data protection): the identity graph of the profile the identifier
+    /// belongs to now, and its journey state, outbox and timers through the engine, which
+    /// confirms with a `profile.forgotten` transition.
+    Forget {
+        /// `<kind>:<value>`, e.g. `email:ann@example.com` (normalised like incoming events).
+        identifier: String,
+    },
     /// Print the records of a topic as JSON lines, decoding any Switchboard record.
     Tail {
         #[arg(long)]

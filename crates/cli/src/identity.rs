@@ -1,29 +1,44 @@
-//! `switchboard identity show <kind>:<value>`: the profile behind an identifier.
+//! `switchboard identity show <kind>:<value>`: the profile behind an identifier;
+//! `switchboard forget <kind>:<value>`: erase that customer.
 
 use anyhow::Context;
 use switchboard_codec::Identifier;
 use switchboard_config::Config;
 use switchboard_identity::show;
+use switchboard_pipeline::forget::forget_customer;
+use switchboard_pipeline::services::producer;
 use switchboard_redis::{Keys, RedisIdentityStore, connect};
 
-/// Prints the profile an identifier belongs to, its identifiers and merge history.
-pub async fn show_identifier(config: &Config, raw: &str) -> anyhow::Result<()> {
+/// The identifier `<kind>:<value>`, normalised by the identity rules.
+fn parse_identifier(config: &Config, raw: &str) -> anyhow::Result<Identifier> {
     let (kind, value) = raw
         .split_once(':')
         .with_context(|| format!("`{raw}` is not <kind>:<value>, e.g. email:ann@example.com"))?;
     let prepared = config.identity.prepare(&[Identifier::new(kind, value)]);
-    let identifier = match (
+    match (
         prepared.accepted.into_iter().next(),
         prepared.rejected.first(),
     ) {
-        (Some(id), _) => id,
+        (Some(id), _) => Ok(id),
         (None, Some((_, why))) => anyhow::bail!("identifier of kind `{kind}`: {why}"),
         (None, None) => anyhow::bail!("identifier of kind `{kind}` is not usable"),
-    };
+    }
+}
+
+async fn identity_store(config: &Config) -> anyhow::Result<RedisIdentityStore> {
     let redis = connect(&config.redis)
         .await
         .with_context(|| format!("connecting to redis.url {}", config.redis.url))?;
-    let store = RedisIdentityStore::new(redis, Keys::new(config.redis.key_prefix.clone()));
+    Ok(RedisIdentityStore::new(
+        redis,
+        Keys::new(config.redis.key_prefix.clone()),
+    ))
+}
+
+/// Prints the profile an identifier belongs to, its identifiers and merge history.
+pub async fn show_identifier(config: &Config, raw: &str) -> anyhow::Result<()> {
+    let identifier = parse_identifier(config, raw)?;
+    let store = identity_store(config).await?;
     match show(&store, &identifier).await? {
         None => anyhow::bail!("no profile holds {}:{}", identifier.kind, identifier.value),
         Some(view) => {
@@ -43,6 +58,25 @@ pub async fn show_identifier(config: &Config, raw: &str) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Erases the customer an identifier belongs to.
+pub async fn forget_identifier(config: &Config, raw: &str) -> anyhow::Result<()> {
+    let identifier = parse_identifier(config, raw)?;
+    let store = identity_store(config).await?;
+    let codec = crate::run::codec(config).await?;
+    let producer = producer(config).context("creating the Kafka producer")?;
+    let erased = forget_customer(config, &codec, &producer, &store, &identifier).await?;
+    let Some((profile, merged)) = erased.as_deref().and_then(<[_]>::split_first) else {
+        anyhow::bail!("no profile holds {}:{}", identifier.kind, identifier.value);
+    };
+    println!(
+        "forgot profile {profile} ({} merged into it): identity erased; the engine erases its \
+         state and publishes `profile.forgotten` on {}",
+        merged.len(),
+        config.topics.transitions
+    );
+    Ok(())
 }
 
 fn format_ms(ms: i64) -> String {

@@ -67,6 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Identity {
             command: IdentityCommand::Show { identifier },
         } => identity::show_identifier(&config, &identifier).await,
+        Command::Forget { identifier } => identity::forget_identifier(&config, &identifier).await,
         Command::Tail {
             topic,
             from_beginning,

@@ -70,7 +70,7 @@ impl Role {
     }
 }
 
-async fn codec(config: &Config) -> anyhow::Result<Arc<Codec<AnySchemas>>> {
+pub(crate) async fn codec(config: &Config) -> anyhow::Result<Arc<Codec<AnySchemas>>> {
     let local = LocalSchemas::embedded()?;
     let schemas = match &config.schemas.registry_url {
         None => AnySchemas::Local(local),

@@ -1,4 +1,5 @@
-//! `switchboard identity show` against a real redis-server, after a merge.
+//! `switchboard identity show` and `switchboard forget` against a real redis-server, after a
+//! merge; `forget` publishes its request to librdkafka's mock cluster.
 
 mod common;
 
@@ -7,7 +8,7 @@ use switchboard_codec::Identifier;
 use switchboard_config::RedisConfig;
 use switchboard_identity::{IdentityRules, stitch};
 use switchboard_redis::{Keys, RedisIdentityStore, connect};
-use switchboard_test_support::{RedisServer, unique};
+use switchboard_test_support::{RedisServer, mock_cluster, unique};
 
 #[tokio::test]
 async fn show_prints_the_profile_its_identifiers_and_merges() {
@@ -84,4 +85,56 @@ async fn show_prints_the_profile_its_identifiers_and_merges() {
         "{}",
         text(&bad.stderr)
     );
+
+    // Forget: the request goes to customer.events keyed by the profile; the identity is gone.
+    let kafka = mock_cluster(1);
+    kafka.create_topic("customer.events", 1);
+    let forget = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args([
+            "--redis-url",
+            &server.url(),
+            "--kafka-bootstrap",
+            &kafka.bootstrap(),
+            "forget",
+            "anonymous_id:cookie-7",
+        ])
+        .env("SWITCHBOARD_REDIS__KEY_PREFIX", &prefix)
+        .output()
+        .unwrap();
+    assert!(forget.status.success(), "{}", text(&forget.stderr));
+    assert!(
+        text(&forget.stdout).contains(&format!(
+            "forgot profile {} (1 merged into it)",
+            stitched[0].profile
+        )),
+        "{}",
+        text(&forget.stdout)
+    );
+    let consumer: rdkafka::consumer::BaseConsumer = kafka
+        .client_config()
+        .set("group.id", "check")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    rdkafka::consumer::Consumer::subscribe(&consumer, &["customer.events"]).unwrap();
+    let request = (0..100)
+        .find_map(|_| consumer.poll(std::time::Duration::from_millis(100)))
+        .expect("a forget request")
+        .unwrap();
+    assert_eq!(
+        rdkafka::Message::key(&request),
+        Some(stitched[0].profile.as_str().as_bytes())
+    );
+    for raw in ["email:ann@example.com", "anonymous_id:cookie-7"] {
+        let gone = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["--redis-url", &server.url(), "identity", "show", raw])
+            .env("SWITCHBOARD_REDIS__KEY_PREFIX", &prefix)
+            .output()
+            .unwrap();
+        assert!(
+            text(&gone.stderr).contains("no profile holds"),
+            "{raw}: {}",
+            text(&gone.stderr)
+        );
+    }
 }

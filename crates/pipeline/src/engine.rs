@@ -3,7 +3,7 @@
 //! in one atomic step, publish the outbox, clear it, then let the offset move on. Timers of
 //! the partition fire through the same path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rdkafka::message::{Message, OwnedMessage};
@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 use crate::catalog::Catalog;
 use crate::consumer::{Stopped, Worker, Workers};
 use crate::dead_letters::dead_letter;
+use crate::forget::{FORGET_EVENT, profiles_to_forget};
 use crate::output::{OutRecord, Publisher};
 use crate::retry::until_ok;
 use crate::state::{DueTimer, Outgoing, Record, Saved, StateStore, Write};
@@ -54,6 +55,8 @@ struct Pending {
     outbox: Vec<Outgoing>,
     timers: Vec<(String, i64)>,
     changed: bool,
+    /// The profile had a stored record.
+    found: bool,
 }
 
 impl<R: SchemaResolver + 'static, S: StateStore> Workers for EngineWorkers<R, S> {
@@ -143,7 +146,12 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
         let mut pending = self.load(&profiles).await?;
         let now = now_ms();
         let mut losers = Vec::new();
+        let mut forgets: Vec<(Vec<String>, String)> = Vec::new();
+        let mut forgotten: HashSet<String> = HashSet::new();
         for (offset, ce) in inputs {
+            if forgotten.contains(&ce.profile_id) {
+                continue;
+            }
             let Some(p) = pending.get(&ce.profile_id) else {
                 continue;
             };
@@ -155,6 +163,14 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
                 continue;
             }
             match &ce.payload {
+                CustomerPayload::Event(event) if event.event_type == FORGET_EVENT => {
+                    let all = profiles_to_forget(&ce.profile_id, event);
+                    for profile in &all {
+                        pending.remove(profile);
+                        forgotten.insert(profile.clone());
+                    }
+                    forgets.push((all, event.event_id.clone()));
+                }
                 CustomerPayload::Event(event) => {
                     // The stitched identifiers are the normalised ones (E.164 phones,
                     // lower-cased emails): addresses come from them.
@@ -194,6 +210,9 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
                     losers.push((m.loser.clone(), m.survivor.clone()));
                 }
             }
+        }
+        for (profiles, request) in forgets {
+            extra.push(self.forget(&profiles, &request).await?);
         }
         // The loser is marked first, so its own partition stops firing its timers and
         // forwards its late records before the survivor takes its instances over. A crash in
@@ -239,11 +258,12 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
                 e.metrics
                     .timer_lag
                     .observe((now - at).max(0) as f64 / 1000.0);
-                let redirect = pending
-                    .get(profile)
-                    .and_then(|p| p.record.merged_into.clone());
-                if redirect.is_some() {
-                    continue; // the instance moved to the survivor with its own timer
+                match pending.get(profile) {
+                    // Forgotten, or never stored: nothing to wake up.
+                    Some(p) if !p.found => continue,
+                    // The instance moved to the survivor with its own timer.
+                    Some(p) if p.record.merged_into.is_some() => continue,
+                    _ => {}
                 }
                 self.apply_input(
                     &catalog,
@@ -290,8 +310,9 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
         Ok(profiles
             .iter()
             .zip(loaded)
-            .map(|(id, found)| {
-                let record = found.map(|(r, _)| r).unwrap_or_else(|| Record {
+            .map(|(id, loaded)| {
+                let found = loaded.is_some();
+                let record = loaded.map(|(r, _)| r).unwrap_or_else(|| Record {
                     customer: Customer {
                         profile: Profile {
                             id: id.clone(),
@@ -309,6 +330,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
                         outbox: Vec::new(),
                         timers: Vec::new(),
                         changed: false,
+                        found,
                     },
                 )
             })
@@ -465,6 +487,44 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
             .await?;
         }
         Ok(())
+    }
+
+    /// Deletes the state of `profiles` (a forget request's profile and those merged into it)
+    /// and returns the `profile.forgotten` transition to publish. Idempotent: a replayed
+    /// request deletes nothing more and repeats the same transition id.
+    async fn forget(&self, profiles: &[String], request: &str) -> Result<OutRecord, Stopped> {
+        let e = &self.shared;
+        until_ok(
+            "forget",
+            &self.stop,
+            e.metrics.store_errors.with_label_values(&["forget"]),
+            || e.store.forget(self.partition, profiles),
+        )
+        .await?;
+        let profile = profiles.first().cloned().unwrap_or_default();
+        let kind = kind_label(TransitionKind::Forgotten);
+        e.metrics.transitions.with_label_values(&["", kind]).inc();
+        info!(
+            partition = self.partition,
+            profiles = profiles.len(),
+            "profile forgotten"
+        );
+        let transition_id = uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("{profile}|forgotten|{request}").as_bytes(),
+        )
+        .to_string();
+        self.encode(&Outgoing::Transition(JourneyTransition {
+            transition_id,
+            profile_id: profile,
+            journey: String::new(),
+            version: 0,
+            kind: TransitionKind::Forgotten,
+            step: None,
+            reason: Some(format!("erasure of {} profile(s)", profiles.len())),
+            trigger: request.to_owned(),
+            at: now_ms(),
+        }))
     }
 
     /// After a crash: publish what was saved but not yet published.

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod consumer;
 mod dead_letters;
 pub mod engine;
+pub mod forget;
 pub mod generate;
 mod metrics;
 pub mod output;

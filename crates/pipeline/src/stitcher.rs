@@ -180,6 +180,12 @@ fn invalid(e: &ChannelEvent) -> Option<String> {
     if e.event_type.trim().is_empty() {
         return Some("type is empty".into());
     }
+    if e.event_type == crate::forget::FORGET_EVENT {
+        return Some(format!(
+            "type `{}` is reserved for `switchboard forget`",
+            e.event_type
+        ));
+    }
     if e.channel.trim().is_empty() {
         return Some("channel is empty".into());
     }

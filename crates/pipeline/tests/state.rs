@@ -142,6 +142,37 @@ async fn conformance<S: StateStore>(store: &S) {
             .as_deref(),
         Some("p1")
     );
+
+    // Forget: records, outboxes and the partition's timers of the profiles go; others stay.
+    store
+        .save(&[
+            write("p4", new, 1, vec![command("c4")], vec![("j4".into(), 500)]),
+            write("p5", new, 1, vec![], vec![("j5".into(), 600)]),
+        ])
+        .await
+        .unwrap();
+    store.forget(3, &["p3".into(), "p4".into()]).await.unwrap();
+    let loaded = store
+        .load(&["p3".into(), "p4".into(), "p5".into()])
+        .await
+        .unwrap();
+    assert!(loaded[0].is_none() && loaded[1].is_none(), "{loaded:?}");
+    assert!(loaded[2].is_some(), "another profile is untouched");
+    assert!(
+        !store
+            .pending_outboxes(3)
+            .await
+            .unwrap()
+            .contains(&"p4".to_owned())
+    );
+    let left: Vec<String> = store
+        .due_timers(3, 20_000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.profile)
+        .collect();
+    assert_eq!(left, vec!["p5".to_owned()], "only p5's timer is left");
 }
 
 #[tokio::test]

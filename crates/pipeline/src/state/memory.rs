@@ -165,4 +165,20 @@ impl StateStore for MemoryStateStore {
             entry.0.merged_into = Some(survivor.to_owned());
         })
     }
+
+    async fn forget(&self, partition: i32, profiles: &[String]) -> Result<(), StateError> {
+        self.with(|i| {
+            for p in profiles {
+                i.records.remove(p);
+                if let Some(set) = i.outboxes.get_mut(&partition) {
+                    set.remove(p);
+                }
+            }
+            if let Some(shard) = i.timers.get_mut(&partition) {
+                shard.retain(|(_, m)| {
+                    parse_timer_member(m).is_none_or(|t| !profiles.contains(&t.profile))
+                });
+            }
+        })
+    }
 }

@@ -131,6 +131,15 @@ pub trait StateStore: Send + Sync + 'static {
         loser: &str,
         survivor: &str,
     ) -> impl Future<Output = Result<(), StateError>> + Send;
+
+    /// Data protection: deletes the records and outboxes of `profiles`, and their timers in
+    /// `partition`'s shard. (Their timers in other shards fire onto no record and are
+    /// dropped.)
+    fn forget(
+        &self,
+        partition: i32,
+        profiles: &[String],
+    ) -> impl Future<Output = Result<(), StateError>> + Send;
 }
 
 /// The member of a timer in a shard: `profile`, `journey` and `due`, so a rescheduled timer is

@@ -212,4 +212,45 @@ impl StateStore for RedisStateStore {
             .map_err(err)?;
         Ok(())
     }
+
+    async fn forget(&self, partition: i32, profiles: &[String]) -> Result<(), StateError> {
+        let mut cmds: Vec<redis::Cmd> = profiles
+            .iter()
+            .map(|p| redis::Cmd::del(self.record_key(p)))
+            .collect();
+        cmds.push(redis::Cmd::srem(
+            self.partition_key("outbox", partition),
+            profiles,
+        ));
+        let _: Vec<redis::Value> = self.redis.query_each(cmds).await.map_err(err)?;
+        // The shard is scanned in steps, so Redis keeps serving other partitions meanwhile.
+        let shard = self.partition_key("timers", partition);
+        let mut cursor = 0u64;
+        loop {
+            let (next, page): (u64, Vec<String>) = redis::cmd("ZSCAN")
+                .arg(&shard)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut self.redis.clone())
+                .await
+                .map_err(err)?;
+            // The page alternates member and score.
+            let theirs: Vec<&String> = page
+                .iter()
+                .step_by(2)
+                .filter(|m| parse_timer_member(m).is_some_and(|t| profiles.contains(&t.profile)))
+                .collect();
+            if !theirs.is_empty() {
+                redis::Cmd::zrem(&shard, theirs)
+                    .query_async::<i64>(&mut self.redis.clone())
+                    .await
+                    .map_err(err)?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
 }
