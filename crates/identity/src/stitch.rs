@@ -379,7 +379,7 @@ pub async fn forget<S: IdentityStore>(
     let mut identifiers: std::collections::BTreeSet<Identifier> =
         view.identifiers.into_iter().collect();
     identifiers.insert(identifier.clone());
-    for p in &profiles[1..] {
+    for p in profiles.iter().skip(1) {
         if let Some(node) = store.node(p).await? {
             identifiers.extend(node.identifiers);
         }

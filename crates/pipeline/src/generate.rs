@@ -152,7 +152,7 @@ pub async fn generate<R: SchemaResolver>(
             let e = event(&mut rng, traffic.customers, seq);
             match codec.encode(&e, traffic.framing) {
                 Ok(mut payload) => {
-                    if traffic.malformed_every > 0 && seq % traffic.malformed_every == 0 {
+                    if traffic.malformed_every > 0 && seq.is_multiple_of(traffic.malformed_every) {
                         payload.truncate(payload.len() / 2);
                     }
                     batch.push(OutRecord {
