@@ -83,3 +83,73 @@ fn run_generate_produces_commands_and_exits_cleanly_on_sigint() {
     assert!(stderr.contains("switchboard: stopped"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// True when `text` holds `prefix` followed by at least `digits` ASCII digits.
+fn holds_code(text: &str, prefix: char, digits: usize) -> bool {
+    text.char_indices().any(|(i, c)| {
+        c == prefix
+            && text[i + 1..]
+                .chars()
+                .take(digits)
+                .filter(char::is_ascii_digit)
+                .count()
+                == digits
+    })
+}
+
+#[test]
+fn json_logs_at_info_never_hold_a_customer_identifier() {
+    let port = free_port();
+    // Malformed records, identity conflicts and merges all log: the paths most tempted to
+    // print an identifier.
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args([
+            "--admin-listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+            "run",
+            "--generate",
+            "400",
+            "--customers",
+            "300",
+            "--malformed-every",
+            "50",
+            "--duration",
+            "10",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .env_remove("SWITCHBOARD_CONFIG")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run switchboard");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let logs: Vec<String> = [&out.stdout, &out.stderr]
+        .iter()
+        .flat_map(|b| String::from_utf8_lossy(b).lines().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|l| l.starts_with('{'))
+        .collect();
+    let mut warnings = 0;
+    for line in &logs {
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(entry["timestamp"].is_string() && entry["level"].is_string(), "{line}");
+        if entry["level"] == "WARN" {
+            warnings += 1;
+        }
+        for value in ["@example.com", "+447911", "shopper", "cookie-", "dev-", "tok-"] {
+            assert!(!line.contains(value), "an identifier ({value}) is logged: {line}");
+        }
+        assert!(
+            !holds_code(line, 'C', 7) && !holds_code(line, 'L', 9),
+            "a customer id or loyalty card is logged: {line}"
+        );
+    }
+    assert!(logs.len() >= 5, "info logs are written: {logs:?}");
+    assert!(
+        warnings > 0,
+        "identity conflicts log warnings, so the check saw them: {logs:?}"
+    );
+}
