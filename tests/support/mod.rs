@@ -41,12 +41,16 @@ pub struct Running {
 impl Running {
     /// Starts the parts and creates the topics; no service runs yet.
     pub async fn parts(journeys: &Path) -> Self {
+        Self::parts_on(journeys, RedisServer::start()).await
+    }
+
+    /// Starts the parts around a given `redis-server` (e.g. one with AOF).
+    pub async fn parts_on(journeys: &Path, redis: RedisServer) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
         let broker = TansuBroker::start();
-        let redis = RedisServer::start();
         let mut config = Config::default();
         config.kafka.bootstrap_servers = broker.bootstrap();
         config.kafka.group_prefix = unique("sb");
@@ -85,6 +89,32 @@ impl Running {
             services: Vec::new(),
             producer,
         }
+    }
+
+    /// This test's configuration as a TOML file for `switchboard -c`, with `json_channels`.
+    pub fn config_file(&self, dir: &Path, json_channels: &[&str]) -> std::path::PathBuf {
+        let (c, t) = (&self.config, &self.config.topics);
+        let file = dir.join("switchboard.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[kafka]\nbootstrap_servers = \"{}\"\ngroup_prefix = \"{}\"\n\n[redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\n\n[topics]\nchannels = {:?}\nevents_prefix = \"{}\"\ncommands_prefix = \"{}\"\ncustomer_events = \"{}\"\ntransitions = \"{}\"\ndead_letters = \"{}\"\njson_channels = {:?}\npartitions = {}\nreplication_factor = 1\n",
+                c.kafka.bootstrap_servers,
+                c.kafka.group_prefix,
+                c.redis.url,
+                c.redis.key_prefix,
+                t.channels,
+                t.events_prefix,
+                t.commands_prefix,
+                t.customer_events,
+                t.transitions,
+                t.dead_letters,
+                json_channels,
+                t.partitions,
+            ),
+        )
+        .unwrap();
+        file
     }
 
     /// Parts plus one stitcher and one engine.

@@ -125,22 +125,44 @@ fn json_logs_at_info_never_hold_a_customer_identifier() {
         .env_remove("RUST_LOG")
         .output()
         .expect("run switchboard");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let logs: Vec<String> = [&out.stdout, &out.stderr]
         .iter()
-        .flat_map(|b| String::from_utf8_lossy(b).lines().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|b| {
+            String::from_utf8_lossy(b)
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .filter(|l| l.starts_with('{'))
         .collect();
     let mut warnings = 0;
     for line in &logs {
         let entry: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        assert!(entry["timestamp"].is_string() && entry["level"].is_string(), "{line}");
+        assert!(
+            entry["timestamp"].is_string() && entry["level"].is_string(),
+            "{line}"
+        );
         if entry["level"] == "WARN" {
             warnings += 1;
         }
-        for value in ["@example.com", "+447911", "shopper", "cookie-", "dev-", "tok-"] {
-            assert!(!line.contains(value), "an identifier ({value}) is logged: {line}");
+        for value in [
+            "@example.com",
+            "+447911",
+            "shopper",
+            "cookie-",
+            "dev-",
+            "tok-",
+        ] {
+            assert!(
+                !line.contains(value),
+                "an identifier ({value}) is logged: {line}"
+            );
         }
         assert!(
             !holds_code(line, 'C', 7) && !holds_code(line, 'L', 9),

@@ -11,6 +11,7 @@ pub struct RedisServer {
     port: u16,
     child: Child,
     dir: tempfile::TempDir,
+    args: Vec<String>,
 }
 
 impl RedisServer {
@@ -49,12 +50,48 @@ impl RedisServer {
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
             if wait_for_ping(port, Duration::from_secs(10)) {
-                return Self { port, child, dir };
+                let args = args.iter().map(|a| (*a).to_owned()).collect();
+                return Self {
+                    port,
+                    child,
+                    dir,
+                    args,
+                };
             }
             let _ = child.kill();
             let _ = child.wait();
         }
         panic!("redis-server did not answer PING after 5 attempts")
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and folder (after [`Self::kill`]), so it
+    /// loads what it persisted.
+    pub fn restart(&mut self) {
+        self.kill();
+        let binary = find_binary("redis-server");
+        self.child = Command::new(&binary)
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot restart {}: {e}", binary.display()));
+        assert!(
+            wait_for_ping(self.port, Duration::from_secs(30)),
+            "redis-server did not come back on port {}",
+            self.port
+        );
     }
 
     pub fn port(&self) -> u16 {
