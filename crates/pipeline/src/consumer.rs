@@ -23,9 +23,9 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::FutureProducer;
 
-use crate::output::Publisher;
+use crate::output::{Publisher, Transactional};
 
 /// What a service does with its partitions.
 pub trait Worker: Send + 'static {
@@ -313,30 +313,31 @@ async fn run_partition<W: Workers>(
                 "transactional.id",
                 format!("{}-{topic}-{partition}", settings.group),
             );
-            let producer: FutureProducer = match config.create() {
-                Ok(p) => p,
-                Err(e) => {
-                    warn!(topic, partition, error = %e, "cannot create the transactional producer");
+            // The coordinator may be away for a while: retry until it answers or we stop.
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let Some(group) = consumer.group_metadata() else {
+                    warn!(
+                        topic,
+                        partition, "no consumer group metadata for transactions"
+                    );
                     return;
+                };
+                let started = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    t = Transactional::start(config.clone(), group, topic, partition) => t,
+                };
+                match started {
+                    Ok(t) => break Publisher::Transactional(t),
+                    Err(e) => {
+                        warn!(topic, partition, error = %e, "starting the transactional producer; retrying");
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
                 }
-            };
-            // Fences any earlier producer of this partition (a zombie owner).
-            if let Err(e) = producer.init_transactions(Duration::from_secs(30)) {
-                warn!(topic, partition, error = %e, "init_transactions");
-                return;
-            }
-            let Some(group) = consumer.group_metadata() else {
-                warn!(
-                    topic,
-                    partition, "no consumer group metadata for transactions"
-                );
-                return;
-            };
-            Publisher::Transactional {
-                producer,
-                group,
-                topic: topic.to_owned(),
-                partition,
             }
         }
     };
