@@ -1,15 +1,28 @@
-//! Pipeline throughput on real parts: starts tansu and redis-server, creates the topics,
-//! produces a backlog of synthetic omnichannel events, runs the stitcher and the engine
-//! in-process with the example journeys, and reports events/s through both services.
+//! The load harness: Switchboard against a baseline Kafka → Redis → Kafka pipeline, on the
+//! same tansu broker and redis-server, in one run.
 //!
-//! `cargo run --release -p switchboard-bench -- [events]`
+//! For each system: the sustained rate draining a backlog (events/s, CPU seconds per million
+//! events over this process, tansu and Redis), then latency from produce to output consumed
+//! at 10 %, 50 % and 90 % of that rate (p50, p99, p999). Prints a Markdown report and writes
+//! it with SVG plots into `benches/results/`.
+//!
+//! `cargo run --release -p switchboard-bench -- [backlog events] [seconds per rate]`
 
-use std::sync::Arc;
+mod baseline;
+mod cpu;
+mod plot;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use switchboard_codec::{Codec, Framing, LocalSchemas};
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use switchboard_codec::{ChannelEvent, Codec, Framing, LocalSchemas, SendCommand};
 use switchboard_config::Config;
 use switchboard_pipeline::Metrics;
 use switchboard_pipeline::catalog::{CatalogSource, watch_catalog};
@@ -18,137 +31,503 @@ use switchboard_pipeline::output::{OutRecord, produce_all};
 use switchboard_pipeline::services::{producer, run_engine, run_stitcher};
 use switchboard_pipeline::state::RedisStateStore;
 use switchboard_redis::{Keys, RedisIdentityStore, connect};
-use switchboard_test_support::{RedisServer, TansuBroker};
+use switchboard_test_support::{RedisServer, TansuBroker, unique};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-fn consumed(registry: &prometheus::Registry, topic: &str) -> f64 {
-    registry
-        .gather()
-        .iter()
-        .filter(|f| f.name() == "switchboard_events_consumed_total")
-        .flat_map(|f| f.get_metric().iter())
-        .filter(|m| m.get_label().iter().any(|l| l.value() == topic))
-        .map(|m| m.get_counter().value())
-        .sum()
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+const FRACTIONS: [f64; 3] = [0.1, 0.5, 0.9];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum System {
+    Baseline,
+    Switchboard,
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let events: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(50_000);
-    let broker = TansuBroker::start();
-    let redis = RedisServer::start();
-    let mut config = Config::default();
-    config.kafka.bootstrap_servers = broker.bootstrap();
-    config.redis.url = redis.url();
-    config.topics.partitions = 6;
-    config.topics.replication_factor = 1;
-    switchboard_kafka::create_topics(
-        &config.kafka,
-        &switchboard_kafka::topic_plan(&config.topics),
-    )
-    .await?;
-    let config = Arc::new(config);
-    let codec = Arc::new(Codec::new(LocalSchemas::embedded()?).await?);
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Baseline => "baseline",
+            Self::Switchboard => "switchboard",
+        }
+    }
+}
 
-    let mut rng = StdRng::seed_from_u64(1);
-    let records: Vec<OutRecord> = (0..events)
-        .map(|n| {
-            let e = event(&mut rng, u32::try_from(events / 5).unwrap_or(10_000), n);
-            Ok(OutRecord {
-                topic: format!("{}{}", config.topics.events_prefix, e.channel),
-                key: e.identifiers.first().map(|i| i.value.clone().into_bytes()),
-                payload: codec.encode(&e, Framing::Confluent)?,
-                headers: Vec::new(),
+/// The broker and Redis every phase shares.
+struct Parts {
+    broker: TansuBroker,
+    redis: RedisServer,
+    codec: Arc<Codec<LocalSchemas>>,
+}
+
+impl Parts {
+    /// A configuration with topics, group and keys of its own.
+    async fn config(&self) -> Result<Arc<Config>, Error> {
+        let mut c = Config::default();
+        c.kafka.bootstrap_servers = self.broker.bootstrap();
+        c.kafka.group_prefix = unique("bench");
+        // Both systems' consumers ask the broker to answer a fetch within 10 ms.
+        c.kafka
+            .properties
+            .insert("fetch.wait.max.ms".into(), "10".into());
+        c.redis.url = self.redis.url();
+        c.redis.key_prefix = unique("sb");
+        let run = unique("b");
+        let t = &mut c.topics;
+        t.events_prefix = format!("{run}.events.");
+        t.commands_prefix = format!("{run}.commands.");
+        t.customer_events = format!("{run}.customer.events");
+        t.transitions = format!("{run}.journeys.transitions");
+        t.dead_letters = format!("{run}.events.dlq");
+        t.partitions = 6;
+        t.replication_factor = 1;
+        let mut plan = switchboard_kafka::topic_plan(&c.topics);
+        let mut out = plan[0].clone();
+        out.name = format!("{run}.baseline.out");
+        plan.push(out);
+        switchboard_kafka::create_topics(&c.kafka, &plan).await?;
+        Ok(Arc::new(c))
+    }
+
+    fn cpu(&self) -> f64 {
+        cpu::total(&[
+            "self".to_owned(),
+            self.broker.pid().to_string(),
+            self.redis.pid().to_string(),
+        ])
+    }
+}
+
+fn baseline_out(config: &Config) -> String {
+    config
+        .topics
+        .events_prefix
+        .replace(".events.", ".baseline.out")
+}
+
+fn record(
+    codec: &Codec<LocalSchemas>,
+    config: &Config,
+    e: &ChannelEvent,
+) -> Result<OutRecord, Error> {
+    Ok(OutRecord {
+        topic: format!("{}{}", config.topics.events_prefix, e.channel),
+        key: e.identifiers.first().map(|i| i.value.clone().into_bytes()),
+        payload: codec.encode(e, Framing::Confluent)?,
+        headers: Vec::new(),
+    })
+}
+
+/// A running system and how many input events it has finished.
+struct Running {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    progress: Box<dyn Fn() -> u64 + Send>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
+        }
+    }
+}
+
+async fn start(system: System, parts: &Parts, config: &Arc<Config>) -> Result<Running, Error> {
+    let stop = CancellationToken::new();
+    match system {
+        System::Baseline => {
+            let done = Arc::new(AtomicU64::new(0));
+            let task = tokio::spawn({
+                let (config, out, done, stop) = (
+                    config.clone(),
+                    baseline_out(config),
+                    done.clone(),
+                    stop.clone(),
+                );
+                async move {
+                    if let Err(e) = baseline::run(config, out, done, stop).await {
+                        eprintln!("baseline failed: {e}");
+                    }
+                }
+            });
+            Ok(Running {
+                stop,
+                tasks: vec![task],
+                progress: Box::new(move || done.load(Ordering::Relaxed)),
             })
-        })
-        .collect::<Result<_, switchboard_codec::CodecError>>()?;
+        }
+        System::Switchboard => {
+            let registry = prometheus::Registry::new();
+            let metrics = Metrics::register(&registry)?;
+            let conn = connect(&config.redis).await?;
+            let prefix = config.redis.key_prefix.clone();
+            let identity = Arc::new(RedisIdentityStore::new(
+                conn.clone(),
+                Keys::new(prefix.clone()),
+            ));
+            let state = Arc::new(RedisStateStore::new(conn, prefix));
+            let source = CatalogSource {
+                journeys_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../journeys").into(),
+                policies_file: Some(
+                    concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/policies.yaml").into(),
+                ),
+                default_policies: String::new(),
+            };
+            let catalog = watch_catalog(
+                source.clone(),
+                source.load().map_err(|e| e.to_string())?,
+                Duration::from_secs(600),
+                metrics.clone(),
+                stop.clone(),
+            );
+            let s = tokio::spawn({
+                let f = run_stitcher(
+                    config.clone(),
+                    parts.codec.clone(),
+                    identity,
+                    metrics.clone(),
+                    stop.clone(),
+                );
+                async move {
+                    if let Err(e) = f.await {
+                        eprintln!("stitcher failed: {e}");
+                    }
+                }
+            });
+            let e = tokio::spawn({
+                let f = run_engine(
+                    config.clone(),
+                    parts.codec.clone(),
+                    state,
+                    catalog,
+                    metrics,
+                    stop.clone(),
+                );
+                async move {
+                    if let Err(e) = f.await {
+                        eprintln!("engine failed: {e}");
+                    }
+                }
+            });
+            let topic = config.topics.customer_events.clone();
+            // Every event reaches the engine, plus one record per merge.
+            let progress = move || {
+                let families = registry.gather();
+                let sum = |name: &str, label: Option<&str>| -> f64 {
+                    families
+                        .iter()
+                        .filter(|f| f.name() == name)
+                        .flat_map(|f| f.get_metric().iter())
+                        .filter(|m| {
+                            label.is_none_or(|l| m.get_label().iter().any(|x| x.value() == l))
+                        })
+                        .map(|m| m.get_counter().value())
+                        .sum()
+                };
+                let engine = sum("switchboard_events_consumed_total", Some(&topic));
+                let merges = sum("switchboard_identity_merges_total", None);
+                (engine - merges).max(0.0) as u64
+            };
+            Ok(Running {
+                stop,
+                tasks: vec![s, e],
+                progress: Box::new(progress),
+            })
+        }
+    }
+}
+
+fn events(n: u64, seed: u64) -> Vec<ChannelEvent> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let customers = u32::try_from(n / 5).unwrap_or(u32::MAX).max(1_000);
+    (0..n).map(|i| event(&mut rng, customers, i)).collect()
+}
+
+/// Drains a backlog of `n` events: (events/s, CPU seconds per million events).
+async fn throughput(system: System, parts: &Parts, n: u64) -> Result<(f64, f64), Error> {
+    let config = parts.config().await?;
+    let records: Vec<OutRecord> = events(n, 1)
+        .iter()
+        .map(|e| record(&parts.codec, &config, e))
+        .collect::<Result<_, _>>()?;
     let p = producer(&config)?;
-    let t = Instant::now();
     for chunk in records.chunks(10_000) {
         produce_all(&p, chunk).await?;
     }
-    println!(
-        "produced {events} events in {:.2} s",
-        t.elapsed().as_secs_f64()
-    );
+    let cpu0 = parts.cpu();
+    let t0 = Instant::now();
+    let running = start(system, parts, &config).await?;
+    while (running.progress)() < n {
+        if t0.elapsed() > Duration::from_secs(900) {
+            return Err(format!("{} did not drain {n} events in 900 s", system.name()).into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = parts.cpu() - cpu0;
+    running.stop().await;
+    Ok((n as f64 / secs, cpu / n as f64 * 1e6))
+}
 
-    let registry = prometheus::Registry::new();
-    let metrics = Metrics::register(&registry)?;
-    let stop = CancellationToken::new();
-    let conn = connect(&config.redis).await?;
-    let identity = Arc::new(RedisIdentityStore::new(conn.clone(), Keys::new("sb")));
-    let state = Arc::new(RedisStateStore::new(conn, "sb"));
-    let source = CatalogSource {
-        journeys_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../journeys").into(),
-        policies_file: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/policies.yaml").into()),
-        default_policies: String::new(),
-    };
-    let catalog = watch_catalog(
-        source.clone(),
-        source.load()?,
-        Duration::from_secs(60),
-        metrics.clone(),
-        stop.clone(),
-    );
-    let start = Instant::now();
-    let s = tokio::spawn(run_stitcher(
-        config.clone(),
-        codec.clone(),
-        identity,
-        metrics.clone(),
-        stop.clone(),
-    ));
-    let e = tokio::spawn(run_engine(
-        config.clone(),
-        codec.clone(),
-        state,
-        catalog,
-        metrics.clone(),
-        stop.clone(),
-    ));
-    let customer_events = config.topics.customer_events.clone();
-    let mut stitched_at = None;
-    loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let stitched: f64 = config
+/// Percentiles (p50, p99, p999) in milliseconds.
+fn percentiles(mut ms: Vec<f64>) -> (f64, f64, f64) {
+    if ms.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99), at(0.999))
+}
+
+struct LatencyRow {
+    offered: f64,
+    achieved: f64,
+    samples: usize,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+}
+
+/// Produces at each offered rate for `secs` seconds and measures produce → output consumed.
+async fn latency(
+    system: System,
+    parts: &Parts,
+    max: f64,
+    secs: u64,
+) -> Result<Vec<LatencyRow>, Error> {
+    let config = parts.config().await?;
+    let running = start(system, parts, &config).await?;
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let outputs: Vec<String> = match system {
+        System::Baseline => vec![baseline_out(&config)],
+        System::Switchboard => config
             .topics
             .channels
             .iter()
-            .map(|c| consumed(&registry, &format!("{}{c}", config.topics.events_prefix)))
-            .sum();
-        if stitched_at.is_none() && stitched >= events as f64 {
-            stitched_at = Some(start.elapsed());
+            .map(|c| format!("{}{c}", config.topics.commands_prefix))
+            .collect(),
+    };
+    let reader: StreamConsumer = switchboard_kafka::client_config(&config.kafka)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "latest")
+        .set("fetch.wait.max.ms", "5")
+        .create()?;
+    let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    reader.subscribe(&outputs)?;
+    let reader_stop = CancellationToken::new();
+    let reader_task = tokio::spawn({
+        let (sent, seen, codec, stop) = (
+            sent.clone(),
+            seen.clone(),
+            parts.codec.clone(),
+            reader_stop.clone(),
+        );
+        async move {
+            let mut stream = reader.stream();
+            loop {
+                let m = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    m = stream.next() => m,
+                };
+                let Some(Ok(m)) = m else { continue };
+                let at = Instant::now();
+                let payload = m.payload().unwrap_or_default();
+                let id = match system {
+                    System::Baseline => codec
+                        .decode::<ChannelEvent>(payload)
+                        .await
+                        .map(|e| e.event_id),
+                    System::Switchboard => codec
+                        .decode::<SendCommand>(payload)
+                        .await
+                        .map(|c| c.reason.trigger),
+                };
+                let Ok(id) = id else { continue };
+                let start = sent.lock().ok().and_then(|s| s.get(&id).copied());
+                if let (Some(start), Ok(mut seen)) = (start, seen.lock()) {
+                    seen.push(at.duration_since(start).as_secs_f64() * 1000.0);
+                }
+            }
         }
-        // Every event plus one record per merge reaches the engine.
-        let merges: f64 = registry
-            .gather()
-            .iter()
-            .filter(|f| f.name() == "switchboard_identity_merges_total")
-            .filter_map(|f| f.get_metric().first().map(|m| m.get_counter().value()))
-            .sum();
-        if consumed(&registry, &customer_events) >= events as f64 + merges {
-            break;
+    });
+    // Let the group settle before measuring.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let p = producer(&config)?;
+    let mut rows = Vec::new();
+    for (i, fraction) in FRACTIONS.iter().enumerate() {
+        let rate = max * fraction;
+        let pool = events((rate * secs as f64) as u64 + 1, 10 + i as u64);
+        let t0 = Instant::now();
+        let mut next = 0usize;
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        while t0.elapsed() < Duration::from_secs(secs) && next < pool.len() {
+            tick.tick().await;
+            let due = ((t0.elapsed().as_secs_f64() * rate) as usize).min(pool.len());
+            let batch: Vec<OutRecord> = pool[next..due]
+                .iter()
+                .map(|e| record(&parts.codec, &config, e))
+                .collect::<Result<_, _>>()?;
+            if let Ok(mut s) = sent.lock() {
+                let now = Instant::now();
+                for e in &pool[next..due] {
+                    s.insert(e.event_id.clone(), now);
+                }
+            }
+            next = due;
+            let p = p.clone();
+            tokio::spawn(async move { produce_all(&p, &batch).await });
         }
-        if start.elapsed() > Duration::from_secs(600) {
-            println!("timed out");
-            break;
+        let achieved = next as f64 / t0.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let samples = seen
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
+        let (p50, p99, p999) = percentiles(samples.clone());
+        rows.push(LatencyRow {
+            offered: rate,
+            achieved,
+            samples: samples.len(),
+            p50,
+            p99,
+            p999,
+        });
+    }
+    reader_stop.cancel();
+    let _ = reader_task.await;
+    running.stop().await;
+    Ok(rows)
+}
+
+struct Report {
+    system: System,
+    rate: f64,
+    cpu_per_million: f64,
+    latency: Vec<LatencyRow>,
+}
+
+fn markdown(reports: &[Report], backlog: u64, secs: u64) -> String {
+    let mut md = String::new();
+    md.push_str(&format!(
+        "Backlog {backlog} events; {secs} s per offered rate; tansu (memory) and redis-server on this machine.\n\n"
+    ));
+    md.push_str("| system | sustained events/s | CPU s per 1 M events |\n|---|---:|---:|\n");
+    for r in reports {
+        md.push_str(&format!(
+            "| {} | {:.0} | {:.1} |\n",
+            r.system.name(),
+            r.rate,
+            r.cpu_per_million
+        ));
+    }
+    if let [base, sb] = reports {
+        md.push_str(&format!(
+            "\nRatio Switchboard / baseline: **{:.2}** (throughput), {:.2} (CPU per event).\n",
+            sb.rate / base.rate,
+            sb.cpu_per_million / base.cpu_per_million
+        ));
+    }
+    md.push_str("\n| system | offered events/s | achieved | samples | p50 ms | p99 ms | p999 ms |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for r in reports {
+        for l in &r.latency {
+            md.push_str(&format!(
+                "| {} | {:.0} | {:.0} | {} | {:.1} | {:.1} | {:.1} |\n",
+                r.system.name(),
+                l.offered,
+                l.achieved,
+                l.samples,
+                l.p50,
+                l.p99,
+                l.p999
+            ));
         }
     }
-    let total = start.elapsed().as_secs_f64();
-    let stitch_secs = stitched_at.map_or(total, |d| d.as_secs_f64());
-    println!(
-        "stitcher: {events} events in {stitch_secs:.2} s = {:.0} events/s",
-        events as f64 / stitch_secs
-    );
-    println!(
-        "end to end (stitcher + engine, backlog drained): {total:.2} s = {:.0} events/s",
-        events as f64 / total
-    );
-    stop.cancel();
-    let _ = s.await;
-    let _ = e.await;
+    md
+}
+
+fn plots(reports: &[Report]) -> String {
+    let mut series = Vec::new();
+    for r in reports {
+        let colour = match r.system {
+            System::Baseline => "#888888",
+            System::Switchboard => "#1f77b4",
+        };
+        for (name, dashed, pick) in [
+            (
+                "p50",
+                true,
+                (|l: &LatencyRow| l.p50) as fn(&LatencyRow) -> f64,
+            ),
+            ("p99", false, |l: &LatencyRow| l.p99),
+        ] {
+            series.push(plot::Series {
+                name: format!("{} {name}", r.system.name()),
+                colour,
+                dashed,
+                points: r
+                    .latency
+                    .iter()
+                    .filter(|l| pick(l).is_finite())
+                    .map(|l| (l.achieved, pick(l)))
+                    .collect(),
+            });
+        }
+    }
+    plot::chart(
+        "Latency, produce to output consumed",
+        "events/s offered",
+        "ms (log scale)",
+        &series,
+    )
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let mut args = std::env::args().skip(1);
+    let backlog: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(50_000);
+    let secs: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+    let parts = Parts {
+        broker: TansuBroker::start(),
+        redis: RedisServer::start(),
+        codec: Arc::new(Codec::new(LocalSchemas::embedded()?).await?),
+    };
+    let mut reports = Vec::new();
+    for system in [System::Baseline, System::Switchboard] {
+        let (rate, cpu_per_million) = throughput(system, &parts, backlog).await?;
+        println!(
+            "{}: {rate:.0} events/s sustained, {cpu_per_million:.1} CPU s per 1 M events",
+            system.name()
+        );
+        let latency = latency(system, &parts, rate, secs).await?;
+        for l in &latency {
+            println!(
+                "{}: offered {:.0}/s achieved {:.0}/s: p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms ({} samples)",
+                system.name(),
+                l.offered,
+                l.achieved,
+                l.p50,
+                l.p99,
+                l.p999,
+                l.samples
+            );
+        }
+        reports.push(Report {
+            system,
+            rate,
+            cpu_per_million,
+            latency,
+        });
+    }
+    let md = markdown(&reports, backlog, secs);
+    println!("\n{md}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("report.md"), &md)?;
+    std::fs::write(dir.join("latency.svg"), plots(&reports))?;
+    println!("written: benches/results/report.md, benches/results/latency.svg");
     Ok(())
 }

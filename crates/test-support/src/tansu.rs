@@ -66,6 +66,11 @@ impl TansuBroker {
     }
 
     /// `127.0.0.1:<port>`.
+    /// The server's process id (to read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

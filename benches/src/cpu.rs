@@ -1,0 +1,29 @@
+//! CPU time of processes, from `/proc/<pid>/stat` (user + system), in seconds.
+
+/// Clock ticks per second of `/proc` times (`getconf CLK_TCK`; 100 on Linux).
+const TICKS: f64 = 100.0;
+
+/// CPU seconds used so far by `pid` ("self" for this process); 0 when unreadable.
+pub fn seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The command name may hold spaces: fields count from after its closing parenthesis.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    (field(11) + field(12)) / TICKS
+}
+
+/// CPU seconds of a set of processes, summed.
+pub fn total(pids: &[String]) -> f64 {
+    pids.iter().map(|p| seconds(p)).sum()
+}
