@@ -213,6 +213,16 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_the_partition_keeps_fl
         &[],
     )])
     .await;
+    let mut future = event(
+        "future",
+        "app.installed",
+        "app",
+        &[("customer_id", "C4"), ("push_token", "tok-4")],
+        &[],
+    );
+    future.occurred_at += 24 * 3600 * 1000;
+    r.produce(&[future]).await;
+    r.produce_raw("app", &vec![0u8; 300 * 1024]).await;
     r.produce(&[event(
         "ok",
         "app.installed",
@@ -221,14 +231,20 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_the_partition_keeps_fl
         &[],
     )])
     .await;
-    let dead = r.dead_letters(3, Duration::from_secs(30)).await;
+    let dead = r.dead_letters(5, Duration::from_secs(30)).await;
     let reasons: BTreeSet<&str> = dead
         .iter()
         .map(|(_, h)| h["switchboard.error.reason"].as_str())
         .collect();
     assert_eq!(
         reasons,
-        BTreeSet::from(["short_header", "wrong_magic", "no_identifiers"])
+        BTreeSet::from([
+            "short_header",
+            "wrong_magic",
+            "no_identifiers",
+            "future_event",
+            "oversize"
+        ])
     );
     let (payload, headers) = dead
         .iter()
@@ -250,7 +266,7 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_the_partition_keeps_fl
         [("push", "welcome-1")],
         "the event after the bad ones is processed"
     );
-    assert_eq!(r.metric("switchboard_dead_letters_total"), 3.0);
+    assert_eq!(r.metric("switchboard_dead_letters_total"), 5.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -319,12 +319,14 @@ async fn latency(
     let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
     reader.subscribe(&outputs)?;
     let reader_stop = CancellationToken::new();
+    let outputs_read = Arc::new(AtomicU64::new(0));
     let reader_task = tokio::spawn({
-        let (sent, seen, codec, stop) = (
+        let (sent, seen, codec, stop, outputs_read) = (
             sent.clone(),
             seen.clone(),
             parts.codec.clone(),
             reader_stop.clone(),
+            outputs_read.clone(),
         );
         async move {
             let mut stream = reader.stream();
@@ -346,6 +348,7 @@ async fn latency(
                         .await
                         .map(|c| c.reason.trigger),
                 };
+                outputs_read.fetch_add(1, Ordering::Relaxed);
                 let Ok(id) = id else { continue };
                 let start = sent.lock().ok().and_then(|s| s.get(&id).copied());
                 if let (Some(start), Ok(mut seen)) = (start, seen.lock()) {

@@ -19,15 +19,31 @@ use switchboard_pipeline::output::{OutRecord, produce_all};
 use switchboard_pipeline::services::{producer, run_engine, run_stitcher};
 use switchboard_pipeline::state::RedisStateStore;
 use switchboard_redis::{Keys, RedisIdentityStore, connect};
-use switchboard_test_support::{RedisServer, TansuBroker, unique};
+use switchboard_test_support::{MockKafka, RedisServer, TansuBroker, mock_cluster, unique};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub const POLICIES: &str = include_str!("../policies.yaml");
 
+/// The Kafka-protocol broker of a test: tansu, or librdkafka's mock cluster where the test
+/// needs what tansu lacks (transactions, faults, evicting members killed with SIGKILL).
+pub enum Broker {
+    Tansu(TansuBroker),
+    Mock(MockKafka),
+}
+
+impl Broker {
+    pub fn bootstrap(&self) -> String {
+        match self {
+            Self::Tansu(b) => b.bootstrap(),
+            Self::Mock(m) => m.bootstrap(),
+        }
+    }
+}
+
 /// The broker, Redis, config and services of one test.
 pub struct Running {
-    pub broker: TansuBroker,
+    pub broker: Broker,
     pub redis: RedisServer,
     pub config: Arc<Config>,
     pub codec: Arc<Codec<LocalSchemas>>,
@@ -46,11 +62,24 @@ impl Running {
 
     /// Starts the parts around a given `redis-server` (e.g. one with AOF).
     pub async fn parts_on(journeys: &Path, redis: RedisServer) -> Self {
+        Self::parts_with(journeys, redis, Broker::Tansu(TansuBroker::start())).await
+    }
+
+    /// Starts the parts on librdkafka's mock cluster of three brokers.
+    pub async fn parts_on_mock(journeys: &Path) -> Self {
+        Self::parts_with(
+            journeys,
+            RedisServer::start(),
+            Broker::Mock(mock_cluster(3)),
+        )
+        .await
+    }
+
+    async fn parts_with(journeys: &Path, redis: RedisServer, broker: Broker) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let broker = TansuBroker::start();
         let mut config = Config::default();
         config.kafka.bootstrap_servers = broker.bootstrap();
         config.kafka.group_prefix = unique("sb");
@@ -68,12 +97,19 @@ impl Running {
         t.channels = ["web", "app", "email", "sms", "push", "pos"]
             .map(String::from)
             .to_vec();
-        switchboard_kafka::create_topics(
-            &config.kafka,
-            &switchboard_kafka::topic_plan(&config.topics),
-        )
-        .await
-        .expect("create topics");
+        let plan = switchboard_kafka::topic_plan(&config.topics);
+        match &broker {
+            Broker::Tansu(_) => {
+                switchboard_kafka::create_topics(&config.kafka, &plan)
+                    .await
+                    .expect("create topics");
+            }
+            Broker::Mock(m) => {
+                for t in &plan {
+                    m.create_topic(&t.name, t.partitions);
+                }
+            }
+        }
         let registry = prometheus::Registry::new();
         let metrics = Metrics::register(&registry).unwrap();
         let codec = Arc::new(Codec::new(LocalSchemas::embedded().unwrap()).await.unwrap());
@@ -220,9 +256,8 @@ impl Running {
 
     /// A consumer of every partition of `topics` from the beginning (assigned, no group).
     pub fn consumer(&self, topics: &[String]) -> StreamConsumer {
-        let c: StreamConsumer = self
-            .broker
-            .client_config()
+        let c: StreamConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", self.broker.bootstrap())
             .set("group.id", unique("reader"))
             .set("enable.auto.commit", "false")
             .create()

@@ -21,6 +21,15 @@ use crate::output::{OutRecord, Publisher};
 use crate::retry::until_ok;
 use crate::{Metrics, now_ms};
 
+/// Records larger than this go to the dead-letter topic unread (`oversize`): a channel event
+/// is a few hundred bytes; a megabyte one is a bug upstream, not a customer.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// How far ahead of this machine's clock `occurred_at` may be (clock skew); beyond it, the
+/// event goes to the dead-letter topic (`future_event`). Late events have no limit: they are
+/// processed in order, and journeys act on the time they are processed.
+pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
+
 /// What a merge asks the engine to fold into the survivor.
 pub const FOLD: [&str; 5] = ["attributes", "consent", "counters", "instances", "timers"];
 
@@ -159,6 +168,16 @@ async fn decode<R: SchemaResolver>(
     let Some(bytes) = msg.payload() else {
         return Err((false, "empty", "the record has no value".into()));
     };
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err((
+            false,
+            "oversize",
+            format!(
+                "{} bytes, more than the {MAX_EVENT_BYTES} an event may have",
+                bytes.len()
+            ),
+        ));
+    }
     if s.config
         .topics
         .json_channels
@@ -173,7 +192,20 @@ async fn decode<R: SchemaResolver>(
         .map_err(|e| (e.is_retryable(), e.reason(), e.to_string()))
 }
 
-fn invalid(e: &ChannelEvent) -> Option<String> {
+fn invalid(e: &ChannelEvent, now: i64) -> Option<(&'static str, String)> {
+    if e.occurred_at > now.saturating_add(MAX_CLOCK_SKEW_MS) {
+        return Some((
+            "future_event",
+            format!(
+                "occurred_at is {} s ahead of this clock",
+                (e.occurred_at - now) / 1000
+            ),
+        ));
+    }
+    malformed(e).map(|why| ("invalid_event", why))
+}
+
+fn malformed(e: &ChannelEvent) -> Option<String> {
     if e.event_id.trim().is_empty() {
         return Some("event_id is empty".into());
     }
@@ -204,8 +236,8 @@ async fn stitch_one<R: SchemaResolver, S: IdentityStore>(
         Err((true, _, detail)) => return Err(StitchError::Contended(detail)),
         Err((false, reason, detail)) => return Ok(Outcome::DeadLetter(reason, detail)),
     };
-    if let Some(why) = invalid(&event) {
-        return Ok(Outcome::DeadLetter("invalid_event", why));
+    if let Some((reason, why)) = invalid(&event, now_ms()) {
+        return Ok(Outcome::DeadLetter(reason, why));
     }
     let prepared = s.rules.prepare(&event.identifiers);
     if prepared.accepted.is_empty() {
