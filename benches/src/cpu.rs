@@ -22,8 +22,3 @@ pub fn seconds(pid: &str) -> f64 {
     // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
     (field(11) + field(12)) / TICKS
 }
-
-/// CPU seconds of a set of processes, summed.
-pub fn total(pids: &[String]) -> f64 {
-    pids.iter().map(|p| seconds(p)).sum()
-}

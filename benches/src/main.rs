@@ -90,12 +90,13 @@ impl Parts {
         Ok(Arc::new(c))
     }
 
-    fn cpu(&self) -> f64 {
-        cpu::total(&[
-            "self".to_owned(),
-            self.broker.pid().to_string(),
-            self.redis.pid().to_string(),
-        ])
+    /// CPU seconds so far of this process (the pipeline under test), tansu and Redis.
+    fn cpu(&self) -> [f64; 3] {
+        [
+            cpu::seconds("self"),
+            cpu::seconds(&self.broker.pid().to_string()),
+            cpu::seconds(&self.redis.pid().to_string()),
+        ]
     }
 }
 
@@ -246,8 +247,9 @@ fn events(n: u64, seed: u64) -> Vec<ChannelEvent> {
     (0..n).map(|i| event(&mut rng, customers, i)).collect()
 }
 
-/// Drains a backlog of `n` events: (events/s, CPU seconds per million events).
-async fn throughput(system: System, parts: &Parts, n: u64) -> Result<(f64, f64), Error> {
+/// Drains a backlog of `n` events: events/s, and CPU seconds per million events of the
+/// pipeline, tansu and Redis.
+async fn throughput(system: System, parts: &Parts, n: u64) -> Result<(f64, [f64; 3]), Error> {
     let config = parts.config().await?;
     let records: Vec<OutRecord> = events(n, 1)
         .iter()
@@ -267,9 +269,13 @@ async fn throughput(system: System, parts: &Parts, n: u64) -> Result<(f64, f64),
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = t0.elapsed().as_secs_f64();
-    let cpu = parts.cpu() - cpu0;
+    let cpu1 = parts.cpu();
     running.stop().await;
-    Ok((n as f64 / secs, cpu / n as f64 * 1e6))
+    let per_million = |i: usize| (cpu1[i] - cpu0[i]) / n as f64 * 1e6;
+    Ok((
+        n as f64 / secs,
+        [per_million(0), per_million(1), per_million(2)],
+    ))
 }
 
 /// Percentiles (p50, p99, p999) in milliseconds.
@@ -319,14 +325,12 @@ async fn latency(
     let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
     reader.subscribe(&outputs)?;
     let reader_stop = CancellationToken::new();
-    let outputs_read = Arc::new(AtomicU64::new(0));
     let reader_task = tokio::spawn({
-        let (sent, seen, codec, stop, outputs_read) = (
+        let (sent, seen, codec, stop) = (
             sent.clone(),
             seen.clone(),
             parts.codec.clone(),
             reader_stop.clone(),
-            outputs_read.clone(),
         );
         async move {
             let mut stream = reader.stream();
@@ -343,12 +347,15 @@ async fn latency(
                         .decode::<ChannelEvent>(payload)
                         .await
                         .map(|e| e.event_id),
-                    System::Switchboard => codec
-                        .decode::<SendCommand>(payload)
-                        .await
-                        .map(|c| c.reason.trigger),
+                    // A command names its trigger `event:<event_id>`.
+                    System::Switchboard => codec.decode::<SendCommand>(payload).await.map(|c| {
+                        c.reason
+                            .trigger
+                            .strip_prefix("event:")
+                            .unwrap_or_default()
+                            .to_owned()
+                    }),
                 };
-                outputs_read.fetch_add(1, Ordering::Relaxed);
                 let Ok(id) = id else { continue };
                 let start = sent.lock().ok().and_then(|s| s.get(&id).copied());
                 if let (Some(start), Ok(mut seen)) = (start, seen.lock()) {
@@ -409,7 +416,8 @@ async fn latency(
 struct Report {
     system: System,
     rate: f64,
-    cpu_per_million: f64,
+    /// CPU seconds per million events: the pipeline, tansu, Redis.
+    cpu: [f64; 3],
     latency: Vec<LatencyRow>,
 }
 
@@ -418,20 +426,23 @@ fn markdown(reports: &[Report], backlog: u64, secs: u64) -> String {
     md.push_str(&format!(
         "Backlog {backlog} events; {secs} s per offered rate; tansu (memory) and redis-server on this machine.\n\n"
     ));
-    md.push_str("| system | sustained events/s | CPU s per 1 M events |\n|---|---:|---:|\n");
+    md.push_str("| system | sustained events/s | CPU s per 1 M events: pipeline | tansu | Redis | total |\n|---|---:|---:|---:|---:|---:|\n");
     for r in reports {
         md.push_str(&format!(
-            "| {} | {:.0} | {:.1} |\n",
+            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
             r.system.name(),
             r.rate,
-            r.cpu_per_million
+            r.cpu[0],
+            r.cpu[1],
+            r.cpu[2],
+            r.cpu.iter().sum::<f64>()
         ));
     }
     if let [base, sb] = reports {
         md.push_str(&format!(
             "\nRatio Switchboard / baseline: **{:.2}** (throughput), {:.2} (CPU per event).\n",
             sb.rate / base.rate,
-            sb.cpu_per_million / base.cpu_per_million
+            sb.cpu.iter().sum::<f64>() / base.cpu.iter().sum::<f64>()
         ));
     }
     md.push_str("\n| system | offered events/s | achieved | samples | p50 ms | p99 ms | p999 ms |\n|---|---:|---:|---:|---:|---:|---:|\n");
@@ -500,10 +511,13 @@ async fn main() -> Result<(), Error> {
     };
     let mut reports = Vec::new();
     for system in [System::Baseline, System::Switchboard] {
-        let (rate, cpu_per_million) = throughput(system, &parts, backlog).await?;
+        let (rate, cpu) = throughput(system, &parts, backlog).await?;
         println!(
-            "{}: {rate:.0} events/s sustained, {cpu_per_million:.1} CPU s per 1 M events",
-            system.name()
+            "{}: {rate:.0} events/s sustained, CPU s per 1 M events: pipeline {:.1}, tansu {:.1}, Redis {:.1}",
+            system.name(),
+            cpu[0],
+            cpu[1],
+            cpu[2]
         );
         let latency = latency(system, &parts, rate, secs).await?;
         for l in &latency {
@@ -521,7 +535,7 @@ async fn main() -> Result<(), Error> {
         reports.push(Report {
             system,
             rate,
-            cpu_per_million,
+            cpu,
             latency,
         });
     }
