@@ -83,7 +83,7 @@ impl Parts {
         t.partitions = 6;
         t.replication_factor = 1;
         let mut plan = switchboard_kafka::topic_plan(&c.topics);
-        let mut out = plan[0].clone();
+        let mut out = plan.first().cloned().ok_or("the topic plan is empty")?;
         out.name = format!("{run}.baseline.out");
         plan.push(out);
         switchboard_kafka::create_topics(&c.kafka, &plan).await?;
@@ -271,11 +271,11 @@ async fn throughput(system: System, parts: &Parts, n: u64) -> Result<(f64, [f64;
     let secs = t0.elapsed().as_secs_f64();
     let cpu1 = parts.cpu();
     running.stop().await;
-    let per_million = |i: usize| (cpu1[i] - cpu0[i]) / n as f64 * 1e6;
-    Ok((
-        n as f64 / secs,
-        [per_million(0), per_million(1), per_million(2)],
-    ))
+    let mut per_million = [0.0; 3];
+    for ((out, after), before) in per_million.iter_mut().zip(cpu1).zip(cpu0) {
+        *out = (after - before) / n as f64 * 1e6;
+    }
+    Ok((n as f64 / secs, per_million))
 }
 
 /// Percentiles (p50, p99, p999) in milliseconds.
@@ -284,7 +284,11 @@ fn percentiles(mut ms: Vec<f64>) -> (f64, f64, f64) {
         return (f64::NAN, f64::NAN, f64::NAN);
     }
     ms.sort_by(f64::total_cmp);
-    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    let at = |q: f64| {
+        ms.get(((ms.len() - 1) as f64 * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     (at(0.5), at(0.99), at(0.999))
 }
 
@@ -377,13 +381,14 @@ async fn latency(
         while t0.elapsed() < Duration::from_secs(secs) && next < pool.len() {
             tick.tick().await;
             let due = ((t0.elapsed().as_secs_f64() * rate) as usize).min(pool.len());
-            let batch: Vec<OutRecord> = pool[next..due]
+            let fresh = pool.get(next..due).unwrap_or_default();
+            let batch: Vec<OutRecord> = fresh
                 .iter()
                 .map(|e| record(&parts.codec, &config, e))
                 .collect::<Result<_, _>>()?;
             if let Ok(mut s) = sent.lock() {
                 let now = Instant::now();
-                for e in &pool[next..due] {
+                for e in fresh {
                     s.insert(e.event_id.clone(), now);
                 }
             }

@@ -108,7 +108,7 @@ pub async fn linking_event_merges_into_the_oldest<S: IdentityStore>(store: &S) {
     .await;
     assert_eq!(login.profile, web.profile, "the older profile survives");
     assert_eq!(login.merges.len(), 1);
-    assert_eq!(login.merges[0].loser, app.profile);
+    assert_eq!(login.merges.first().map(|m| &m.loser), Some(&app.profile));
     let app_node = store
         .node(&app.profile)
         .await
