@@ -16,6 +16,7 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
 command -v make >/dev/null || need_apt+=(make)
+command -v openssl >/dev/null || need_apt+=(openssl)
 
 if ((${#need_apt[@]})); then
   echo "setup: installing OS packages: ${need_apt[*]}"

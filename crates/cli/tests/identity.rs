@@ -138,3 +138,93 @@ async fn show_prints_the_profile_its_identifiers_and_merges() {
         );
     }
 }
+
+/// `rediss://`: the CLI reaches a TLS-only redis-server, verifying its certificate against
+/// the CA in `SSL_CERT_FILE`, and refuses it without that CA.
+#[test]
+fn redis_over_tls_verifies_the_server_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (scripts/setup.sh installs it)");
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let port = switchboard_test_support::free_port();
+    let mut server =
+        std::process::Command::new(switchboard_test_support::find_binary("redis-server"))
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--tls-cert-file")
+            .arg(&cert)
+            .arg("--tls-key-file")
+            .arg(&key)
+            .arg("--tls-ca-cert-file")
+            .arg(&cert)
+            .args([
+                "--tls-auth-clients",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+    let show = |ca: Option<&std::path::Path>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        c.args([
+            "--redis-url",
+            &format!("rediss://127.0.0.1:{port}"),
+            "identity",
+            "show",
+            "email:nobody@example.com",
+        ]);
+        if let Some(ca) = ca {
+            c.env("SSL_CERT_FILE", ca);
+        }
+        c.output().unwrap()
+    };
+    // The server needs a moment to listen.
+    let mut trusted = show(Some(&cert));
+    for _ in 0..50 {
+        if text(&trusted.stderr).contains("no profile holds") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        trusted = show(Some(&cert));
+    }
+    let untrusted = show(None);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        text(&trusted.stderr).contains("no profile holds email:nobody@example.com"),
+        "a query over TLS: {}",
+        text(&trusted.stderr)
+    );
+    let refused = text(&untrusted.stderr);
+    assert!(
+        refused.contains("connecting to redis.url")
+            && refused.contains("certificate verify failed"),
+        "an unknown CA is refused: {refused}"
+    );
+}
