@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use rdkafka::Message;
 use redis::AsyncCommands;
-use support::Running;
-use switchboard_codec::{ChannelEvent, Identifier, JourneyTransition, TransitionKind};
+use support::{Running, event};
+use switchboard_codec::{Identifier, JourneyTransition, TransitionKind};
 use switchboard_pipeline::forget::forget_customer;
 use switchboard_pipeline::services::producer;
 use switchboard_redis::{Keys, RedisIdentityStore, connect};
@@ -35,19 +35,6 @@ steps:
   done:
     exit: done
 "#;
-
-fn event(id: &str, kind: &str, channel: &str, ids: &[(&str, &str)]) -> ChannelEvent {
-    ChannelEvent {
-        event_id: id.into(),
-        event_type: kind.into(),
-        channel: channel.into(),
-        occurred_at: switchboard_pipeline::now_ms(),
-        identifiers: ids.iter().map(|(k, v)| Identifier::new(*k, *v)).collect(),
-        attributes: Default::default(),
-        locale: None,
-        timezone: None,
-    }
-}
 
 /// Every key under the test's prefix with everything it holds, as text.
 async fn dump(r: &Running) -> Vec<(String, String)> {
@@ -113,6 +100,7 @@ async fn forget_erases_every_key_of_a_merged_customer_and_nothing_else() {
         "app.installed",
         "app",
         &[("device_id", "dev-eve"), ("push_token", "tok-eve")],
+        &[],
     )])
     .await;
     // Channels are separate topics: the app profile must exist before the web one.
@@ -123,6 +111,7 @@ async fn forget_erases_every_key_of_a_merged_customer_and_nothing_else() {
         "page.viewed",
         "web",
         &[("anonymous_id", "cookie-eve"), ("email", "eve@example.com")],
+        &[],
     )])
     .await;
     r.produce(&[event(
@@ -134,6 +123,7 @@ async fn forget_erases_every_key_of_a_merged_customer_and_nothing_else() {
             ("device_id", "dev-eve"),
             ("customer_id", "EVE-1"),
         ],
+        &[],
     )])
     .await;
     // Another customer, who must be untouched.
@@ -142,6 +132,7 @@ async fn forget_erases_every_key_of_a_merged_customer_and_nothing_else() {
         "app.installed",
         "app",
         &[("device_id", "dev-otto"), ("push_token", "tok-otto")],
+        &[],
     )])
     .await;
     let sent = r
@@ -234,6 +225,7 @@ async fn forget_erases_every_key_of_a_merged_customer_and_nothing_else() {
         "app.installed",
         "app",
         &[("device_id", "dev-eve"), ("push_token", "tok-eve")],
+        &[],
     )])
     .await;
     let sent = r
@@ -250,6 +242,7 @@ async fn forget_erases_every_key_of_a_merged_customer_and_nothing_else() {
         "profile.forget",
         "web",
         &[("device_id", "dev-otto")],
+        &[],
     )])
     .await;
     let refused = r.dead_letters(1, Duration::from_secs(30)).await;

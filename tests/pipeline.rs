@@ -8,33 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use support::Running;
-use switchboard_codec::{AttrValue, ChannelEvent, Identifier, SendCommand};
+use support::{Running, event};
+use switchboard_codec::{AttrValue, ChannelEvent, SendCommand};
 
 fn journeys() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/journeys"))
-}
-
-fn event(
-    id: &str,
-    kind: &str,
-    channel: &str,
-    ids: &[(&str, &str)],
-    attrs: &[(&str, AttrValue)],
-) -> ChannelEvent {
-    ChannelEvent {
-        event_id: id.into(),
-        event_type: kind.into(),
-        channel: channel.into(),
-        occurred_at: switchboard_pipeline::now_ms(),
-        identifiers: ids.iter().map(|(k, v)| Identifier::new(*k, *v)).collect(),
-        attributes: attrs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect(),
-        locale: Some("en-GB".into()),
-        timezone: Some("UTC".into()),
-    }
 }
 
 fn templates(commands: &[SendCommand]) -> Vec<(&str, &str)> {

@@ -31,7 +31,7 @@ use switchboard_pipeline::output::{OutRecord, produce_all};
 use switchboard_pipeline::services::{producer, run_engine, run_stitcher};
 use switchboard_pipeline::state::RedisStateStore;
 use switchboard_redis::{Keys, RedisIdentityStore, connect};
-use switchboard_test_support::{RedisServer, TansuBroker, unique};
+use switchboard_test_support::{RedisServer, TansuBroker, isolated_config, unique};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -64,24 +64,16 @@ struct Parts {
 impl Parts {
     /// A configuration with topics, group and keys of its own.
     async fn config(&self) -> Result<Arc<Config>, Error> {
-        let mut c = Config::default();
-        c.kafka.bootstrap_servers = self.broker.bootstrap();
-        c.kafka.group_prefix = unique("bench");
+        let mut c = isolated_config(self.broker.bootstrap(), self.redis.url(), 6);
         // Both systems' consumers ask the broker to answer a fetch within 10 ms.
         c.kafka
             .properties
             .insert("fetch.wait.max.ms".into(), "10".into());
-        c.redis.url = self.redis.url();
-        c.redis.key_prefix = unique("sb");
-        let run = unique("b");
-        let t = &mut c.topics;
-        t.events_prefix = format!("{run}.events.");
-        t.commands_prefix = format!("{run}.commands.");
-        t.customer_events = format!("{run}.customer.events");
-        t.transitions = format!("{run}.journeys.transitions");
-        t.dead_letters = format!("{run}.events.dlq");
-        t.partitions = 6;
-        t.replication_factor = 1;
+        let run = c
+            .topics
+            .events_prefix
+            .trim_end_matches(".events.")
+            .to_owned();
         let mut plan = switchboard_kafka::topic_plan(&c.topics);
         let mut out = plan.first().cloned().ok_or("the topic plan is empty")?;
         out.name = format!("{run}.baseline.out");

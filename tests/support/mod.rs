@@ -11,7 +11,9 @@ use futures::StreamExt;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::FutureProducer;
-use switchboard_codec::{ChannelEvent, Codec, Framing, LocalSchemas, SendCommand};
+use switchboard_codec::{
+    AttrValue, ChannelEvent, Codec, Framing, Identifier, LocalSchemas, SendCommand,
+};
 use switchboard_config::Config;
 use switchboard_pipeline::Metrics;
 use switchboard_pipeline::catalog::{CatalogSource, watch_catalog};
@@ -19,7 +21,9 @@ use switchboard_pipeline::output::{OutRecord, produce_all};
 use switchboard_pipeline::services::{producer, run_engine, run_stitcher};
 use switchboard_pipeline::state::RedisStateStore;
 use switchboard_redis::{Keys, RedisIdentityStore, connect};
-use switchboard_test_support::{MockKafka, RedisServer, TansuBroker, mock_cluster, unique};
+use switchboard_test_support::{
+    MockKafka, RedisServer, TansuBroker, isolated_config, mock_cluster, unique,
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -80,20 +84,8 @@ impl Running {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let mut config = Config::default();
-        config.kafka.bootstrap_servers = broker.bootstrap();
-        config.kafka.group_prefix = unique("sb");
-        config.redis.url = redis.url();
-        config.redis.key_prefix = unique("sb");
+        let mut config = isolated_config(broker.bootstrap(), redis.url(), 3);
         let t = &mut config.topics;
-        let run = unique("t");
-        t.events_prefix = format!("{run}.events.");
-        t.commands_prefix = format!("{run}.commands.");
-        t.customer_events = format!("{run}.customer.events");
-        t.transitions = format!("{run}.journeys.transitions");
-        t.dead_letters = format!("{run}.events.dlq");
-        t.partitions = 3;
-        t.replication_factor = 1;
         t.channels = ["web", "app", "email", "sms", "push", "pos"]
             .map(String::from)
             .to_vec();
@@ -389,5 +381,28 @@ impl Drop for Running {
         while Instant::now() < deadline && self.services.iter().any(|(_, t)| !t.is_finished()) {
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// A channel event happening now, in en-GB and UTC.
+pub fn event(
+    id: &str,
+    kind: &str,
+    channel: &str,
+    ids: &[(&str, &str)],
+    attrs: &[(&str, AttrValue)],
+) -> ChannelEvent {
+    ChannelEvent {
+        event_id: id.into(),
+        event_type: kind.into(),
+        channel: channel.into(),
+        occurred_at: switchboard_pipeline::now_ms(),
+        identifiers: ids.iter().map(|(k, v)| Identifier::new(*k, *v)).collect(),
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+        locale: Some("en-GB".into()),
+        timezone: Some("UTC".into()),
     }
 }

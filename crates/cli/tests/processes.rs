@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use support::Running;
-use switchboard_codec::{ChannelEvent, Identifier, SendCommand};
+use support::{Running, event};
+use switchboard_codec::{ChannelEvent, SendCommand};
 use switchboard_test_support::RedisServer;
 
 fn journeys() -> PathBuf {
@@ -115,18 +115,13 @@ async fn wait_readiness(port: u16, ready: bool) -> String {
 
 fn installs(batch: &str, customers: std::ops::Range<u32>) -> Vec<ChannelEvent> {
     customers
-        .map(|n| ChannelEvent {
-            event_id: format!("{batch}-{n}"),
-            event_type: "app.installed".into(),
-            channel: "app".into(),
-            occurred_at: switchboard_pipeline::now_ms(),
-            identifiers: vec![
-                Identifier::new("device_id", format!("dev-r{n}")),
-                Identifier::new("push_token", format!("tok-r{n}")),
-            ],
-            attributes: Default::default(),
-            locale: None,
-            timezone: None,
+        .map(|n| {
+            let (device, token) = (format!("dev-r{n}"), format!("tok-r{n}"));
+            let ids = [
+                ("device_id", device.as_str()),
+                ("push_token", token.as_str()),
+            ];
+            event(&format!("{batch}-{n}"), "app.installed", "app", &ids, &[])
         })
         .collect()
 }
@@ -211,37 +206,28 @@ fn crash_events(customers: u32, orders: u32) -> Vec<ChannelEvent> {
     let mut events = Vec::new();
     for round in 0..=orders {
         for n in 0..customers {
-            let (id, kind, channel, ids) = if round == 0 {
-                (
-                    format!("install-{n}"),
-                    "app.installed",
-                    "app",
-                    vec![
-                        Identifier::new("customer_id", format!("K{n}")),
-                        Identifier::new("device_id", format!("dev-k{n}")),
-                        Identifier::new("push_token", format!("tok-k{n}")),
-                    ],
-                )
+            let customer = format!("K{n}");
+            events.push(if round == 0 {
+                let (device, token) = (format!("dev-k{n}"), format!("tok-k{n}"));
+                let ids = [
+                    ("customer_id", customer.as_str()),
+                    ("device_id", device.as_str()),
+                    ("push_token", token.as_str()),
+                ];
+                event(&format!("install-{n}"), "app.installed", "app", &ids, &[])
             } else {
-                (
-                    format!("order-{n}-{round}"),
+                let email = format!("k{n}@example.com");
+                let ids = [
+                    ("customer_id", customer.as_str()),
+                    ("email", email.as_str()),
+                ];
+                event(
+                    &format!("order-{n}-{round}"),
                     "order.completed",
                     "pos",
-                    vec![
-                        Identifier::new("customer_id", format!("K{n}")),
-                        Identifier::new("email", format!("k{n}@example.com")),
-                    ],
+                    &ids,
+                    &[],
                 )
-            };
-            events.push(ChannelEvent {
-                event_id: id,
-                event_type: kind.into(),
-                channel: channel.into(),
-                occurred_at: switchboard_pipeline::now_ms(),
-                identifiers: ids,
-                attributes: Default::default(),
-                locale: None,
-                timezone: None,
             });
         }
     }

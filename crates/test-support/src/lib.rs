@@ -24,6 +24,30 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// A configuration on `bootstrap` and `redis_url` whose topics, consumer groups and Redis
+/// keys no other run shares, so tests and benchmark phases run side by side.
+pub fn isolated_config(
+    bootstrap: String,
+    redis_url: String,
+    partitions: i32,
+) -> switchboard_config::Config {
+    let mut c = switchboard_config::Config::default();
+    c.kafka.bootstrap_servers = bootstrap;
+    c.kafka.group_prefix = unique("sb");
+    c.redis.url = redis_url;
+    c.redis.key_prefix = unique("sb");
+    let run = unique("t");
+    let t = &mut c.topics;
+    t.events_prefix = format!("{run}.events.");
+    t.commands_prefix = format!("{run}.commands.");
+    t.customer_events = format!("{run}.customer.events");
+    t.transitions = format!("{run}.journeys.transitions");
+    t.dead_letters = format!("{run}.events.dlq");
+    t.partitions = partitions;
+    t.replication_factor = 1;
+    c
+}
+
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
