@@ -26,6 +26,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use rdkafka::producer::FutureProducer;
 
 use crate::output::{Publisher, Transactional};
+use crate::retry::until_ok;
 
 /// What a service does with its partitions.
 pub trait Worker: Send + 'static {
@@ -246,10 +247,11 @@ pub async fn run_partitioned<W: Workers>(
             _ = shutdown.cancelled() => break,
             Some(NewPartition { tp: (topic, partition), queue, stop, done }) = rx.recv() => {
                 let (workers, consumer, settings, owned) = (workers.clone(), consumer.clone(), settings.clone(), owned.clone());
+                let kafka_errors = metrics.kafka_errors.with_label_values(&["produce"]);
                 let span = info_span!("partition", service = settings.service, topic = topic.as_str(), partition);
                 tasks.spawn(async move {
                     owned.inc();
-                    run_partition(&consumer, queue, &topic, partition, &*workers, &settings, stop).await;
+                    run_partition(&consumer, queue, &topic, partition, &*workers, &settings, kafka_errors, stop).await;
                     owned.dec();
                     let _ = done.send(());
                 }.instrument(span));
@@ -296,6 +298,7 @@ pub async fn run_partitioned<W: Workers>(
 
 type Queue = rdkafka::consumer::stream_consumer::StreamPartitionQueue<PartitionContext>;
 
+#[allow(clippy::too_many_arguments)]
 async fn run_partition<W: Workers>(
     consumer: &StreamConsumer<PartitionContext>,
     queue: Queue,
@@ -303,6 +306,7 @@ async fn run_partition<W: Workers>(
     partition: i32,
     workers: &W,
     settings: &ConsumerSettings,
+    kafka_errors: prometheus::IntCounter,
     stop: CancellationToken,
 ) {
     let publisher = match &settings.output {
@@ -313,31 +317,30 @@ async fn run_partition<W: Workers>(
                 "transactional.id",
                 format!("{}-{topic}-{partition}", settings.group),
             );
+            let Some(group) = consumer.group_metadata() else {
+                warn!(
+                    topic,
+                    partition, "no consumer group metadata for transactions"
+                );
+                return;
+            };
+            let group = Arc::new(group);
             // The coordinator may be away for a while: retry until it answers or we stop.
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                let Some(group) = consumer.group_metadata() else {
-                    warn!(
-                        topic,
-                        partition, "no consumer group metadata for transactions"
-                    );
-                    return;
-                };
-                let started = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    t = Transactional::start(config.clone(), group, topic, partition) => t,
-                };
-                match started {
-                    Ok(t) => break Publisher::Transactional(t),
-                    Err(e) => {
-                        warn!(topic, partition, error = %e, "starting the transactional producer; retrying");
-                        tokio::select! {
-                            _ = stop.cancelled() => return,
-                            _ = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
+            let started = until_ok(
+                "start the transactional producer",
+                &stop,
+                kafka_errors,
+                || async {
+                    tokio::select! {
+                        _ = stop.cancelled() => Err(rdkafka::error::KafkaError::Canceled),
+                        t = Transactional::start(config.clone(), group.clone(), topic, partition) => t,
                     }
-                }
+                },
+            )
+            .await;
+            match started {
+                Ok(t) => Publisher::Transactional(t),
+                Err(Stopped) => return,
             }
         }
     };

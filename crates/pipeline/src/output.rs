@@ -109,7 +109,7 @@ impl Transactional {
     /// Creates the producer and fences any earlier owner of the partition's transactions.
     pub async fn start(
         config: ClientConfig,
-        group: ConsumerGroupMetadata,
+        group: Arc<ConsumerGroupMetadata>,
         topic: &str,
         partition: i32,
     ) -> Result<Self, KafkaError> {
@@ -117,7 +117,7 @@ impl Transactional {
         Ok(Self {
             config,
             producer: Mutex::new(producer),
-            group: Arc::new(group),
+            group,
             topic: topic.to_owned(),
             partition,
         })
