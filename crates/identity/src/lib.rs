@@ -18,5 +18,7 @@ pub use memory::{MemoryIdentityStore, check_limits};
 pub use normalise::{Normalisation, Rejected};
 pub use profile_id::ProfileId;
 pub use rules::{IdentityRules, KindRule, Prepared, RulesError};
-pub use stitch::{Merge, ProfileView, StitchError, Stitched, find_root, forget, show, stitch};
+pub use stitch::{
+    Merge, ProfileView, StitchError, Stitched, erase, find_root, forget, show, stitch,
+};
 pub use store::{IdentityStore, Limits, Refusal, StoreError};

@@ -371,14 +371,22 @@ pub async fn forget<S: IdentityStore>(
     store: &S,
     identifier: &Identifier,
 ) -> Result<Option<Vec<ProfileId>>, StitchError> {
-    let Some(view) = show(store, identifier).await? else {
-        return Ok(None);
-    };
+    match show(store, identifier).await? {
+        Some(view) => Ok(Some(erase(store, view).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Erases a profile found by [`show`]: its node, the nodes of the profiles merged into it,
+/// and the pointers of every identifier any of them held. Returns the profiles, root first.
+pub async fn erase<S: IdentityStore>(
+    store: &S,
+    view: ProfileView,
+) -> Result<Vec<ProfileId>, StitchError> {
     let mut profiles = vec![view.profile];
     profiles.extend(view.merged);
     let mut identifiers: std::collections::BTreeSet<Identifier> =
         view.identifiers.into_iter().collect();
-    identifiers.insert(identifier.clone());
     for p in profiles.iter().skip(1) {
         if let Some(node) = store.node(p).await? {
             identifiers.extend(node.identifiers);
@@ -388,5 +396,5 @@ pub async fn forget<S: IdentityStore>(
     for p in &profiles {
         store.erase(p, &identifiers).await?;
     }
-    Ok(Some(profiles))
+    Ok(profiles)
 }

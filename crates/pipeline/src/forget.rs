@@ -15,7 +15,7 @@ use switchboard_codec::{
     AttrValue, ChannelEvent, Codec, CustomerEvent, CustomerPayload, SchemaResolver, SourcePosition,
 };
 use switchboard_config::Config;
-use switchboard_identity::{IdentityStore, ProfileId, StitchError, forget};
+use switchboard_identity::{IdentityStore, ProfileId, StitchError, erase, show};
 
 use crate::now_ms;
 use crate::output::{OutRecord, produce_all};
@@ -46,7 +46,7 @@ pub async fn forget_customer<R: SchemaResolver, S: IdentityStore>(
     identity: &S,
     identifier: &switchboard_codec::Identifier,
 ) -> Result<Option<Vec<ProfileId>>, ForgetError> {
-    let Some(view) = switchboard_identity::show(identity, identifier).await? else {
+    let Some(view) = show(identity, identifier).await? else {
         return Ok(None);
     };
     let request = forget_request(&view.profile, &view.merged);
@@ -63,7 +63,7 @@ pub async fn forget_customer<R: SchemaResolver, S: IdentityStore>(
         }],
     )
     .await?;
-    Ok(forget(identity, identifier).await?)
+    Ok(Some(erase(identity, view).await?))
 }
 
 /// The record that asks the engine to forget `profile` and the profiles merged into it.
