@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use futures::StreamExt;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -37,9 +38,30 @@ use tokio_util::sync::CancellationToken;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const FRACTIONS: [f64; 3] = [0.1, 0.5, 0.9];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Measures the baseline and Switchboard on one tansu and one redis-server, and writes
+/// `benches/results/`.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Events in the backlog each system drains (sustained throughput).
+    #[arg(default_value_t = 50_000)]
+    events: u64,
+    /// Seconds at each offered rate (latency).
+    #[arg(default_value_t = 10)]
+    secs: u64,
+    /// Measure one system only (for profiling; the report is not written).
+    #[arg(long, value_enum)]
+    only: Option<System>,
+    /// Skip the latency phases.
+    #[arg(long)]
+    no_latency: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum System {
     Baseline,
     Switchboard,
@@ -498,17 +520,19 @@ fn plots(reports: &[Report]) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let mut args = std::env::args().skip(1);
-    let backlog: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(50_000);
-    let secs: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+    let args = Args::parse();
     let parts = Parts {
         broker: TansuBroker::start(),
         redis: RedisServer::start(),
         codec: Arc::new(Codec::new(LocalSchemas::embedded()?).await?),
     };
     let mut reports = Vec::new();
-    for system in [System::Baseline, System::Switchboard] {
-        let (rate, cpu) = throughput(system, &parts, backlog).await?;
+    let systems = match args.only {
+        Some(system) => vec![system],
+        None => vec![System::Baseline, System::Switchboard],
+    };
+    for system in systems {
+        let (rate, cpu) = throughput(system, &parts, args.events).await?;
         println!(
             "{}: {rate:.0} events/s sustained, CPU s per 1 M events: pipeline {:.1}, tansu {:.1}, Redis {:.1}",
             system.name(),
@@ -516,7 +540,11 @@ async fn main() -> Result<(), Error> {
             cpu[1],
             cpu[2]
         );
-        let latency = latency(system, &parts, rate, secs).await?;
+        let latency = if args.no_latency {
+            Vec::new()
+        } else {
+            latency(system, &parts, rate, args.secs).await?
+        };
         for l in &latency {
             println!(
                 "{}: offered {:.0}/s achieved {:.0}/s: p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms ({} samples)",
@@ -536,7 +564,10 @@ async fn main() -> Result<(), Error> {
             latency,
         });
     }
-    let md = markdown(&reports, backlog, secs);
+    if args.only.is_some() {
+        return Ok(()); // a partial run does not replace the report
+    }
+    let md = markdown(&reports, args.events, args.secs);
     println!("\n{md}");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
     std::fs::create_dir_all(&dir)?;

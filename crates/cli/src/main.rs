@@ -13,6 +13,9 @@ use clap::Parser;
 
 use crate::args::{Cli, Command, ConfigCommand, IdentityCommand, TopicsCommand};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {

@@ -3,8 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use apache_avro::{from_avro_datum, to_avro_datum};
-
+use crate::datum;
 use crate::framing::write_header;
 use crate::resolver::{RegisteredSchema, SchemaResolver};
 use crate::{
@@ -58,14 +57,12 @@ impl<R: SchemaResolver> Codec<R> {
         framing: Framing,
     ) -> Result<Vec<u8>, CodecError> {
         let schema = self.ours::<T>()?;
-        let body =
-            to_avro_datum(&schema.schema, record.to_value()).map_err(|e| CodecError::Encode {
-                record: T::NAME,
-                reason: e.to_string(),
-            })?;
-        let mut out = Vec::with_capacity(body.len() + 10);
+        let mut out = Vec::with_capacity(256);
         write_header(&mut out, framing, schema.id, schema.fingerprint);
-        out.extend_from_slice(&body);
+        datum::write(schema, &record.to_value(), &mut out).map_err(|e| CodecError::Encode {
+            record: T::NAME,
+            reason: e.to_string(),
+        })?;
         Ok(out)
     }
 
@@ -95,14 +92,15 @@ impl<R: SchemaResolver> Codec<R> {
             });
         }
         let reader = self.ours::<T>()?;
-        let reader_schema = (reader.fingerprint != writer.fingerprint).then_some(&reader.schema);
         let mut rest = body;
-        let value = from_avro_datum(&writer.schema, &mut rest, reader_schema).map_err(|e| {
-            CodecError::Body {
-                schema: format!("{} (id {})", writer.name, writer.id),
-                reason: e.to_string(),
-            }
-        })?;
+        let body_error = |e: apache_avro::Error| CodecError::Body {
+            schema: format!("{} (id {})", writer.name, writer.id),
+            reason: e.to_string(),
+        };
+        let mut value = datum::read(writer, &mut rest).map_err(body_error)?;
+        if reader.fingerprint != writer.fingerprint {
+            value = value.resolve(&reader.schema).map_err(body_error)?;
+        }
         if !rest.is_empty() {
             return Err(CodecError::TrailingBytes {
                 schema: writer.name.clone(),

@@ -13,6 +13,7 @@
 #[cfg(feature = "registry")]
 mod any;
 mod codec;
+mod datum;
 mod error;
 mod fields;
 mod framing;

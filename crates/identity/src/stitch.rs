@@ -86,8 +86,9 @@ pub async fn stitch<S: IdentityStore>(
         return Err(StitchError::NoIdentifiers);
     }
     let pointers = store.lookup(identifiers).await?;
+    let mut roots = Roots::default();
     let mut anchor = match pointers.iter().flatten().next() {
-        Some(p) => Some(find_root(store, p).await?),
+        Some(p) => Some(roots.of(store, p).await?),
         None => None,
     };
     let mut current: Option<ProfileId> = None;
@@ -107,7 +108,7 @@ pub async fn stitch<S: IdentityStore>(
             }
             let step = match (&pointer, &current) {
                 (Some(p), _) => {
-                    let root = find_root(store, p).await?;
+                    let root = roots.of(store, p).await?;
                     if &root != p {
                         store.repoint(identifier, p, &root).await?;
                     }
@@ -116,6 +117,7 @@ pub async fn stitch<S: IdentityStore>(
                         Some(c) if *c == root => Step::Linked(root),
                         Some(c) => match merge(store, limits, c, &root, now).await? {
                             MergeOutcome::Merged(m) => {
+                                roots.merged(&m);
                                 let survivor = m.survivor.clone();
                                 merges.push(m);
                                 Step::Linked(survivor)
@@ -189,7 +191,8 @@ pub async fn stitch<S: IdentityStore>(
                     conflicts.push((identifier.kind.clone(), refusal));
                     break;
                 }
-                Step::Retry => continue,
+                // Something changed under us: walk again from the store.
+                Step::Retry => roots.clear(),
             }
         }
     }
@@ -200,6 +203,39 @@ pub async fn stitch<S: IdentityStore>(
         merges,
         conflicts,
     })
+}
+
+/// Roots found during one stitch, so identifiers that point at the same profile (the common
+/// case: a returning customer) cost one walk, not one each.
+#[derive(Default)]
+struct Roots(Vec<(ProfileId, ProfileId)>);
+
+impl Roots {
+    async fn of<S: IdentityStore>(
+        &mut self,
+        store: &S,
+        pointer: &ProfileId,
+    ) -> Result<ProfileId, StitchError> {
+        if let Some((_, root)) = self.0.iter().find(|(p, _)| p == pointer) {
+            return Ok(root.clone());
+        }
+        let root = find_root(store, pointer).await?;
+        self.0.push((pointer.clone(), root.clone()));
+        Ok(root)
+    }
+
+    /// This stitch merged `m.loser` away: what led to it now leads to the survivor.
+    fn merged(&mut self, m: &Merge) {
+        for (_, root) in &mut self.0 {
+            if *root == m.loser {
+                *root = m.survivor.clone();
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 enum Step {
@@ -264,7 +300,7 @@ pub async fn find_root<S: IdentityStore>(
     let mut path = Vec::new();
     let mut at = start.clone();
     loop {
-        let parent = store.node(&at).await?.and_then(|n| n.parent);
+        let parent = store.parent(&at).await?;
         match parent {
             None => break,
             Some(p) => {

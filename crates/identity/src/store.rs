@@ -104,6 +104,15 @@ pub trait IdentityStore: Send + Sync {
     fn node(&self, id: &ProfileId)
     -> impl Future<Output = Result<Option<Node>, StoreError>> + Send;
 
+    /// A profile's parent (`None` for a root or an unknown profile): what finding a root
+    /// needs, without the rest of the node.
+    fn parent(
+        &self,
+        id: &ProfileId,
+    ) -> impl Future<Output = Result<Option<ProfileId>, StoreError>> + Send {
+        async move { Ok(self.node(id).await?.and_then(|n| n.parent)) }
+    }
+
     /// Points `identifier` at `profile` unless it points somewhere already: `None` when
     /// claimed, else the current owner.
     fn claim(

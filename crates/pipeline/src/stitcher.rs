@@ -3,12 +3,13 @@
 //! `ProfileMerged` record before it for every merge it caused. Bad input goes to the
 //! dead-letter topic with the reason.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rdkafka::message::{Message, OwnedMessage};
 use switchboard_codec::{
-    ChannelEvent, Codec, CustomerEvent, CustomerPayload, Framing, ProfileMerged, SchemaResolver,
-    SourcePosition,
+    ChannelEvent, Codec, CustomerEvent, CustomerPayload, Framing, Identifier, ProfileMerged,
+    SchemaResolver, SourcePosition,
 };
 use switchboard_config::Config;
 use switchboard_identity::{IdentityRules, IdentityStore, Limits, StitchError, stitch};
@@ -106,23 +107,56 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
     async fn process(&mut self, batch: Vec<OwnedMessage>) -> Result<(), Stopped> {
         let s = &*self.shared;
         let last = batch.last().map(Message::offset);
-        let mut out = Vec::with_capacity(batch.len());
+        let mut prepared = Vec::with_capacity(batch.len());
         for msg in &batch {
             s.metrics
                 .events_consumed
                 .with_label_values(&[msg.topic()])
                 .inc();
-            let outcome = until_ok(
-                "stitch",
+            let p = until_ok(
+                "decode",
                 &self.stop,
                 s.metrics.store_errors.with_label_values(&["stitch"]),
-                || stitch_one(s, msg),
+                || prepare(s, msg),
             )
             .await?;
+            prepared.push(p);
+        }
+        // Events that share no identifier (nor event id) are independent: each wave stitches
+        // them concurrently, so their Redis round trips overlap; an event waits for the
+        // earlier ones it shares an identifier with.
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
+        let mut ready = Vec::new();
+        for (i, p) in prepared.into_iter().enumerate() {
+            match p {
+                Prepared::Ready(event, ids) => {
+                    outcomes.push(None);
+                    ready.push((i, event, ids));
+                }
+                Prepared::Done(outcome) => outcomes.push(Some(outcome)),
+            }
+        }
+        let batch = &batch;
+        for wave in waves(&ready) {
+            let stitched = futures::future::join_all(wave.iter().map(|&(i, event, ids)| {
+                until_ok(
+                    "stitch",
+                    &self.stop,
+                    s.metrics.store_errors.with_label_values(&["stitch"]),
+                    move || resolve(s, &batch[i], event, ids),
+                )
+            }))
+            .await;
+            for (&(i, _, _), outcome) in wave.iter().zip(stitched) {
+                outcomes[i] = Some(outcome?);
+            }
+        }
+        let mut out = Vec::with_capacity(batch.len());
+        for (msg, outcome) in batch.iter().zip(outcomes) {
             match outcome {
-                Outcome::Stitched(records) => out.extend(records),
-                Outcome::Duplicate => s.metrics.duplicates.inc(),
-                Outcome::DeadLetter(reason, detail) => {
+                Some(Outcome::Stitched(records)) => out.extend(records),
+                Some(Outcome::Duplicate) => s.metrics.duplicates.inc(),
+                Some(Outcome::DeadLetter(reason, detail)) => {
                     debug!(
                         topic = msg.topic(),
                         partition = msg.partition(),
@@ -139,6 +173,7 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
                         &detail,
                     ));
                 }
+                None => {}
             }
         }
         until_ok(
@@ -153,6 +188,35 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
     async fn tick(&mut self) -> Result<(), Stopped> {
         Ok(())
     }
+}
+
+/// An event of a batch ready to be stitched, with its batch index and usable identifiers.
+type Ready = (usize, ChannelEvent, Vec<Identifier>);
+
+/// Splits a batch's events into waves of independent ones, in order: an event goes in the
+/// wave after the last one holding any of its identifiers or its event id.
+fn waves(ready: &[Ready]) -> Vec<Vec<(usize, &ChannelEvent, &[Identifier])>> {
+    let mut last: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut waves: Vec<Vec<_>> = Vec::new();
+    for (i, event, ids) in ready {
+        let keys = || {
+            ids.iter()
+                .map(|id| (id.kind.as_str(), id.value.as_str()))
+                .chain([("", event.event_id.as_str())])
+        };
+        let wave = keys()
+            .filter_map(|k| last.get(&k).map(|w| w + 1))
+            .max()
+            .unwrap_or(0);
+        for k in keys() {
+            last.insert(k, wave);
+        }
+        if waves.len() <= wave {
+            waves.resize_with(wave + 1, Vec::new);
+        }
+        waves[wave].push((*i, event, ids.as_slice()));
+    }
+    waves
 }
 
 fn channel_of<'a>(config: &Config, topic: &'a str) -> &'a str {
@@ -227,17 +291,26 @@ fn malformed(e: &ChannelEvent) -> Option<String> {
     None
 }
 
-async fn stitch_one<R: SchemaResolver, S: IdentityStore>(
+/// A decoded, valid event with its usable identifiers, or what becomes of it instead.
+enum Prepared {
+    Ready(ChannelEvent, Vec<Identifier>),
+    Done(Outcome),
+}
+
+/// Decodes and validates a record (the schema registry being away is the only error).
+async fn prepare<R: SchemaResolver, S: Sync>(
     s: &Stitcher<R, S>,
     msg: &OwnedMessage,
-) -> Result<Outcome, StitchError> {
+) -> Result<Prepared, StitchError> {
     let event = match decode(s, msg).await {
         Ok(e) => e,
         Err((true, _, detail)) => return Err(StitchError::Contended(detail)),
-        Err((false, reason, detail)) => return Ok(Outcome::DeadLetter(reason, detail)),
+        Err((false, reason, detail)) => {
+            return Ok(Prepared::Done(Outcome::DeadLetter(reason, detail)));
+        }
     };
     if let Some((reason, why)) = invalid(&event, now_ms()) {
-        return Ok(Outcome::DeadLetter(reason, why));
+        return Ok(Prepared::Done(Outcome::DeadLetter(reason, why)));
     }
     let prepared = s.rules.prepare(&event.identifiers);
     if prepared.accepted.is_empty() {
@@ -246,11 +319,21 @@ async fn stitch_one<R: SchemaResolver, S: IdentityStore>(
             .iter()
             .map(|(k, r)| format!("{k}: {}", r.reason()))
             .collect();
-        return Ok(Outcome::DeadLetter(
+        return Ok(Prepared::Done(Outcome::DeadLetter(
             "no_identifiers",
             format!("no usable identifier ({})", kinds.join(", ")),
-        ));
+        )));
     }
+    Ok(Prepared::Ready(event, prepared.accepted))
+}
+
+/// Drops a duplicate, or resolves the event's profile and encodes what goes to the engine.
+async fn resolve<R: SchemaResolver, S: IdentityStore>(
+    s: &Stitcher<R, S>,
+    msg: &OwnedMessage,
+    event: &ChannelEvent,
+    identifiers: &[Identifier],
+) -> Result<Outcome, StitchError> {
     let position = format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset());
     if !s
         .store
@@ -264,11 +347,11 @@ async fn stitch_one<R: SchemaResolver, S: IdentityStore>(
         return Ok(Outcome::Duplicate);
     }
     let now = now_ms();
-    let stitched = stitch(&*s.store, &s.limits, &prepared.accepted, now).await?;
+    let stitched = stitch(&*s.store, &s.limits, identifiers, now).await?;
     if stitched.created {
         s.metrics.profiles_created.inc();
     }
-    for id in &prepared.accepted {
+    for id in identifiers {
         s.metrics
             .identities_resolved
             .with_label_values(&[id.kind.as_str()])
@@ -318,8 +401,8 @@ async fn stitch_one<R: SchemaResolver, S: IdentityStore>(
         profile_id: profile,
         stitched_at: now,
         source,
-        payload: CustomerPayload::Event(event),
-        identifiers: prepared.accepted,
+        payload: CustomerPayload::Event(event.clone()),
+        identifiers: identifiers.to_vec(),
     };
     match encode(s, topic, framing, &stitched_event) {
         Ok(r) => records.push(r),

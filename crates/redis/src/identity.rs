@@ -101,6 +101,14 @@ impl IdentityStore for RedisIdentityStore {
         }))
     }
 
+    async fn parent(&self, id: &ProfileId) -> Result<Option<ProfileId>, StoreError> {
+        let parent: Option<String> = redis::Cmd::hget(self.keys.node(id), "parent")
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(store_err)?;
+        Ok(parent.map(ProfileId::from_stored))
+    }
+
     async fn claim(
         &self,
         identifier: &Identifier,
