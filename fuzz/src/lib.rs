@@ -4,6 +4,7 @@
 use std::sync::LazyLock;
 
 use switchboard_codec::{
+    AvroRecord,
     ChannelEvent, Codec, CustomerEvent, Framing, LocalSchemas, SendCommand,
 };
 

@@ -64,8 +64,16 @@ pub(crate) fn write(
     })
 }
 
+/// The longest string, bytes, array or map a datum may declare: every record is smaller
+/// than this, so a longer one is a malformed length. apache-avro's own default (512 MiB)
+/// lets a 20-byte input reserve gigabytes for an array (found by the `avro_confluent` fuzz
+/// target).
+pub const MAX_LEN: usize = 256 * 1024;
+
 /// Reads one datum written with `schema` from the front of `body`, leaving the rest there.
 pub(crate) fn read(schema: &RegisteredSchema, body: &mut &[u8]) -> Result<Value, apache_avro::Error> {
+    // Set once per process; the first decode sets it before any allocation.
+    apache_avro::util::max_allocation_bytes(MAX_LEN);
     READERS.with_borrow_mut(|readers| {
         let reader = match readers.entry(schema.fingerprint) {
             Entry::Occupied(e) => e.into_mut(),

@@ -65,6 +65,23 @@ fn a_huge_declared_length_is_an_error_not_an_allocation() {
     assert_eq!(reason(&bytes), "bad_body");
 }
 
+#[test]
+fn a_huge_declared_array_is_refused_before_anything_is_reserved() {
+    // A 13-byte ChannelEvent whose identifiers array declares 100 million items: apache-avro
+    // would reserve 100 M values (gigabytes) before reading the first. Found by the
+    // `avro_confluent` fuzz target.
+    let mut bytes = vec![0u8, 0, 0, 0, 1, 2, b'e', 2, b't', 2, b'c', 2];
+    let mut n: u64 = 100_000_000 << 1; // zig-zag
+    while n >= 0x80 {
+        bytes.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    bytes.push(n as u8);
+    let err = block_on(codec().decode::<ChannelEvent>(&bytes)).unwrap_err();
+    assert_eq!(err.reason(), "bad_body");
+    assert!(err.to_string().contains("allocate"), "{err}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 

@@ -74,30 +74,53 @@ pub enum Publisher {
 
 /// A partition's transactional producer (`transactional.id` fixed per partition, so a new
 /// owner fences the old one). librdkafka's transaction calls block, so they run on the
-/// blocking pool, never on the runtime's workers.
+/// blocking pool, never on the runtime's workers, and each has a deadline of its own: some
+/// block past their timeout while the group coordinator is away (librdkafka#5456,
+/// `send_offsets_to_transaction`), and a producer caught in one is replaced.
 pub struct Transactional {
     config: ClientConfig,
-    producer: Mutex<FutureProducer>,
+    /// `None` after a fatal error or a wedged call: the next publish starts a new producer,
+    /// which fences the old one and aborts whatever it left open.
+    producer: Mutex<Option<FutureProducer>>,
     group: Arc<ConsumerGroupMetadata>,
     topic: String,
     partition: i32,
 }
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much longer than its own timeout a transaction call may take before the producer is
+/// given up on.
+const TXN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why a transaction did not commit.
+enum Failure {
+    Kafka(KafkaError),
+    /// A call did not return by its deadline (its thread is left to finish on its own).
+    Wedged(&'static str),
+}
+
+impl From<KafkaError> for Failure {
+    fn from(e: KafkaError) -> Self {
+        Self::Kafka(e)
+    }
+}
 
 async fn blocking<T: Send + 'static>(
+    call: &'static str,
     f: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
-) -> Result<T, KafkaError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or(Err(KafkaError::Canceled))
+) -> Result<T, Failure> {
+    match tokio::time::timeout(TXN_TIMEOUT + TXN_GRACE, tokio::task::spawn_blocking(f)).await {
+        Ok(Ok(result)) => Ok(result?),
+        Ok(Err(_)) => Err(Failure::Kafka(KafkaError::Canceled)),
+        Err(_) => Err(Failure::Wedged(call)),
+    }
 }
 
 /// A producer for `config` (with its `transactional.id`) that has fenced earlier ones.
-async fn init_transactional(config: &ClientConfig) -> Result<FutureProducer, KafkaError> {
+async fn init_transactional(config: &ClientConfig) -> Result<FutureProducer, Failure> {
     let producer: FutureProducer = config.create()?;
     let p = producer.clone();
-    blocking(move || p.init_transactions(TXN_TIMEOUT)).await?;
+    blocking("init_transactions", move || p.init_transactions(TXN_TIMEOUT)).await?;
     Ok(producer)
 }
 
@@ -113,21 +136,31 @@ impl Transactional {
         topic: &str,
         partition: i32,
     ) -> Result<Self, KafkaError> {
-        let producer = init_transactional(&config).await?;
+        let producer = init_transactional(&config).await.map_err(kafka_error)?;
         Ok(Self {
             config,
-            producer: Mutex::new(producer),
+            producer: Mutex::new(Some(producer)),
             group,
             topic: topic.to_owned(),
             partition,
         })
     }
 
-    fn producer(&self) -> Result<FutureProducer, KafkaError> {
-        self.producer
+    /// The current producer, or a new one in place of a lost one.
+    async fn producer(&self) -> Result<FutureProducer, Failure> {
+        let current = self
+            .producer
             .lock()
-            .map(|p| p.clone())
-            .map_err(|_| KafkaError::Canceled)
+            .map_err(|_| KafkaError::Canceled)?
+            .clone();
+        if let Some(p) = current {
+            return Ok(p);
+        }
+        let fresh = init_transactional(&self.config).await?;
+        if let Ok(mut slot) = self.producer.lock() {
+            *slot = Some(fresh.clone());
+        }
+        Ok(fresh)
     }
 
     async fn publish(
@@ -138,46 +171,71 @@ impl Transactional {
         if records.is_empty() && consumed.is_none() {
             return Ok(());
         }
-        let producer = self.producer()?;
-        let p = producer.clone();
-        let result = match blocking(move || p.begin_transaction()).await {
-            Ok(()) => {
-                let result = async {
-                    produce_all(&producer, records).await?;
-                    if let Some(offset) = consumed {
-                        let mut tpl = rdkafka::TopicPartitionList::new();
-                        tpl.add_partition_offset(
-                            &self.topic,
-                            self.partition,
-                            rdkafka::Offset::Offset(offset + 1),
-                        )?;
-                        let (p, group) = (producer.clone(), self.group.clone());
-                        blocking(move || p.send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT))
-                            .await?;
-                    }
-                    let p = producer.clone();
-                    blocking(move || p.commit_transaction(TXN_TIMEOUT)).await
-                }
-                .await;
-                if result.as_ref().is_err_and(|e| !is_fatal(e)) {
-                    let p = producer.clone();
-                    let _ = blocking(move || p.abort_transaction(TXN_TIMEOUT)).await;
-                }
-                result
+        let result = self.transaction(records, consumed).await;
+        let lost = match &result {
+            Err(Failure::Wedged(call)) => {
+                tracing::warn!(
+                    topic = self.topic,
+                    partition = self.partition,
+                    call,
+                    "transaction call past its deadline: replacing the producer"
+                );
+                true
             }
-            Err(e) => Err(e),
+            Err(Failure::Kafka(e)) => is_fatal(e),
+            Ok(()) => false,
         };
-        // A fatal error leaves the producer unusable: the next attempt starts a new one,
-        // which fences this one and aborts whatever it left open.
-        if let Err(e) = &result
-            && is_fatal(e)
+        if lost && let Ok(mut slot) = self.producer.lock() {
+            *slot = None;
+        }
+        result.map_err(kafka_error)
+    }
+
+    /// One transaction: the records and the consumed offset, committed together; aborted
+    /// when anything short of fatal fails.
+    async fn transaction(&self, records: &[OutRecord], consumed: Option<i64>) -> Result<(), Failure> {
+        let producer = self.producer().await?;
+        let p = producer.clone();
+        blocking("begin_transaction", move || p.begin_transaction()).await?;
+        let result = async {
+            produce_all(&producer, records).await?;
+            if let Some(offset) = consumed {
+                let mut tpl = rdkafka::TopicPartitionList::new();
+                tpl.add_partition_offset(
+                    &self.topic,
+                    self.partition,
+                    rdkafka::Offset::Offset(offset + 1),
+                )?;
+                let (p, group) = (producer.clone(), self.group.clone());
+                blocking("send_offsets_to_transaction", move || {
+                    p.send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)
+                })
+                .await?;
+            }
+            let p = producer.clone();
+            blocking("commit_transaction", move || p.commit_transaction(TXN_TIMEOUT)).await
+        }
+        .await;
+        if let Err(Failure::Kafka(e)) = &result
+            && !is_fatal(e)
         {
-            let fresh = init_transactional(&self.config).await?;
-            if let Ok(mut p) = self.producer.lock() {
-                *p = fresh;
+            let p = producer.clone();
+            // A wedged abort is reported as such; a failed one leaves the transaction to
+            // the coordinator's timeout, and the next begin says so.
+            if let Err(Failure::Wedged(call)) =
+                blocking("abort_transaction", move || p.abort_transaction(TXN_TIMEOUT)).await
+            {
+                return Err(Failure::Wedged(call));
             }
         }
         result
+    }
+}
+
+fn kafka_error(f: Failure) -> KafkaError {
+    match f {
+        Failure::Kafka(e) => e,
+        Failure::Wedged(_) => KafkaError::MessageProduction(RDKafkaErrorCode::OperationTimedOut),
     }
 }
 
