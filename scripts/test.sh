@@ -10,4 +10,6 @@ export SWITCHBOARD_TOOLS_DIR="${SWITCHBOARD_TOOLS_DIR:-$HOME/.cache/switchboard-
 
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked --no-fail-fast
+# The fuzz targets, each over a fixed number of inputs from a fixed seed (repeatable).
+scripts/fuzz.sh
 echo "test.sh: done in $(( $(date +%s) - start )) s"

@@ -123,10 +123,8 @@ async fn engines_joining_and_leaving_mid_stream_keep_each_customers_order_and_lo
             .len()
     };
     let expected = CUSTOMERS as usize * STEPS;
-    let transitions = transitions_until(&r, Duration::from_secs(120), |ts| {
-        seen(ts) >= expected
-    })
-    .await;
+    let transitions =
+        transitions_until(&r, Duration::from_secs(120), |ts| seen(ts) >= expected).await;
 
     // Lost: an event that moved no journey.
     let moved: BTreeSet<(u32, usize)> = transitions.iter().filter_map(trigger_of).collect();
@@ -153,7 +151,11 @@ async fn engines_joining_and_leaving_mid_stream_keep_each_customers_order_and_lo
     }
     assert_eq!(firsts.len(), CUSTOMERS as usize, "one profile per customer");
     for (profile, steps) in &firsts {
-        assert_eq!(steps, &[0, 1, 2, 3], "profile {profile} saw its events out of order");
+        assert_eq!(
+            steps,
+            &[0, 1, 2, 3],
+            "profile {profile} saw its events out of order"
+        );
     }
 
     // Nothing sent twice under two ids: the welcome push, once per customer.
@@ -171,8 +173,14 @@ async fn engines_joining_and_leaving_mid_stream_keep_each_customers_order_and_lo
         per_send.values().all(|ids| ids.len() == 1),
         "one logical send under two ids: {per_send:?}"
     );
-    let welcomed = per_send.keys().filter(|(a, _)| a.starts_with("tok-r")).count();
-    assert_eq!(welcomed, CUSTOMERS as usize, "every customer got the welcome push");
+    let welcomed = per_send
+        .keys()
+        .filter(|(a, _)| a.starts_with("tok-r"))
+        .count();
+    assert_eq!(
+        welcomed, CUSTOMERS as usize,
+        "every customer got the welcome push"
+    );
 }
 
 /// A customer event for `profile` at `offset` of partition 0, as the engine consumes it.
@@ -205,7 +213,8 @@ fn consumed(r: &Running, profile: &str, event_id: &str, offset: i64) -> OwnedMes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_zombie_owner_is_fenced_and_publishes_nothing() {
-    let r = Running::parts_on_mock(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/journeys"))).await;
+    let r =
+        Running::parts_on_mock(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/journeys"))).await;
     let redis = switchboard_redis::connect(&r.config.redis).await.unwrap();
     let store = Arc::new(RedisStateStore::new(
         redis,
@@ -248,7 +257,9 @@ async fn a_zombie_owner_is_fenced_and_publishes_nothing() {
 
     // The zombie wakes up with a record it fetched before the pause, past what the new owner
     // has applied, and tries to write the same profile.
-    let result = zombie.process(vec![consumed(&r, "P-zombie", "z-2", 11)]).await;
+    let result = zombie
+        .process(vec![consumed(&r, "P-zombie", "z-2", 11)])
+        .await;
     assert_eq!(result, Err(Stopped), "the zombie stops");
     assert!(zombie_stop.is_cancelled(), "and stops its partition");
     assert_eq!(r.metric("switchboard_fenced_writes_total"), 1.0);

@@ -136,3 +136,96 @@ async fn with_transactions_every_command_is_read_committed_exactly_once() {
     assert_eq!(ids.len(), customers, "every customer got the welcome push");
     assert_eq!(commands.len(), customers, "and no command twice");
 }
+
+/// librdkafka#5456: `send_offsets_to_transaction` blocks past its timeout while the group
+/// coordinator is away (without the deadline, this publish never returns). A publish caught
+/// by that returns, the producer is given up, and once the coordinator is back the next
+/// publish, from a new producer that fenced the old one, commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_publish_caught_by_a_group_coordinator_outage_returns_then_commits_once() {
+    use rdkafka::mocking::MockCoordinator;
+    use switchboard_pipeline::output::{Publisher, Transactional};
+
+    let kafka = mock_cluster(3);
+    let c = &kafka.cluster;
+    let (input, output, group, txn) = (unique("in"), unique("out"), unique("g"), unique("txn"));
+    kafka.create_topic(&input, 1);
+    kafka.create_topic(&output, 1);
+    // The output's leader and the transaction coordinator stay up; the group coordinator,
+    // which takes the consumed offsets, goes down.
+    c.partition_leader(&output, 0, Some(1)).unwrap();
+    c.coordinator(MockCoordinator::Transaction(txn.clone()), 1)
+        .unwrap();
+    c.coordinator(MockCoordinator::Group(group.clone()), 2)
+        .unwrap();
+    let member: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    let metadata = Arc::new(member.group_metadata().unwrap());
+    let mut config = kafka.client_config();
+    config.set("transactional.id", &txn);
+    let publisher = Publisher::Transactional(
+        Transactional::start(config, metadata, &input, 0)
+            .await
+            .unwrap(),
+    );
+    let record = OutRecord {
+        topic: output.clone(),
+        key: Some(b"k".to_vec()),
+        payload: b"once".to_vec(),
+        headers: vec![],
+    };
+
+    c.broker_down(2).unwrap();
+    let t0 = Instant::now();
+    let caught = publisher
+        .publish(std::slice::from_ref(&record), Some(0))
+        .await;
+    eprintln!(
+        "publish during the outage: {caught:?} after {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        caught.is_err(),
+        "nothing commits while the coordinator is away"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(45), "{:?}", t0.elapsed());
+
+    c.broker_up(2).unwrap();
+    let t1 = Instant::now();
+    loop {
+        match publisher
+            .publish(std::slice::from_ref(&record), Some(0))
+            .await
+        {
+            Ok(()) => break,
+            Err(e) if t1.elapsed() < Duration::from_secs(90) => eprintln!("retrying: {e}"),
+            Err(e) => panic!("no commit 90 s after the coordinator came back: {e}"),
+        }
+    }
+
+    // The mock cluster does not model read_committed (its LastStableOffset is the end offset
+    // and EndTxn writes no markers), so the abandoned transaction's record is visible here
+    // too; on Kafka the new producer's InitProducerId aborts it. What the mock shows: the
+    // committed record is there, after the abandoned one.
+    let reader: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", unique("reader"))
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    reader.subscribe(&[&output]).unwrap();
+    let mut read = Vec::new();
+    let mut stream = reader.stream();
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+        read.push(m.payload().unwrap_or_default().to_vec());
+    }
+    assert_eq!(
+        read,
+        vec![b"once".to_vec(), b"once".to_vec()],
+        "the abandoned attempt, then the committed one"
+    );
+}

@@ -19,5 +19,9 @@ fuzz_target!(|data: &[u8]| {
 
 /// Lines as YAML counts them: LF, CRLF and a lone CR each end one.
 fn yaml_lines(text: &str) -> usize {
-    text.replace("\r\n", "\n").chars().filter(|c| matches!(c, '\n' | '\r')).count() + 1
+    text.replace("\r\n", "\n")
+        .chars()
+        .filter(|c| matches!(c, '\n' | '\r'))
+        .count()
+        + 1
 }

@@ -4,8 +4,7 @@
 use std::sync::LazyLock;
 
 use switchboard_codec::{
-    AvroRecord,
-    ChannelEvent, Codec, CustomerEvent, Framing, LocalSchemas, SendCommand,
+    AvroRecord, ChannelEvent, Codec, CustomerEvent, Framing, LocalSchemas, SendCommand,
 };
 
 pub static CODEC: LazyLock<Codec<LocalSchemas>> = LazyLock::new(|| {

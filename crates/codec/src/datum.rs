@@ -71,7 +71,10 @@ pub(crate) fn write(
 pub const MAX_LEN: usize = 256 * 1024;
 
 /// Reads one datum written with `schema` from the front of `body`, leaving the rest there.
-pub(crate) fn read(schema: &RegisteredSchema, body: &mut &[u8]) -> Result<Value, apache_avro::Error> {
+pub(crate) fn read(
+    schema: &RegisteredSchema,
+    body: &mut &[u8],
+) -> Result<Value, apache_avro::Error> {
     // Set once per process; the first decode sets it before any allocation.
     apache_avro::util::max_allocation_bytes(MAX_LEN);
     READERS.with_borrow_mut(|readers| {

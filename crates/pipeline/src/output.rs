@@ -120,7 +120,10 @@ async fn blocking<T: Send + 'static>(
 async fn init_transactional(config: &ClientConfig) -> Result<FutureProducer, Failure> {
     let producer: FutureProducer = config.create()?;
     let p = producer.clone();
-    blocking("init_transactions", move || p.init_transactions(TXN_TIMEOUT)).await?;
+    blocking("init_transactions", move || {
+        p.init_transactions(TXN_TIMEOUT)
+    })
+    .await?;
     Ok(producer)
 }
 
@@ -193,7 +196,11 @@ impl Transactional {
 
     /// One transaction: the records and the consumed offset, committed together; aborted
     /// when anything short of fatal fails.
-    async fn transaction(&self, records: &[OutRecord], consumed: Option<i64>) -> Result<(), Failure> {
+    async fn transaction(
+        &self,
+        records: &[OutRecord],
+        consumed: Option<i64>,
+    ) -> Result<(), Failure> {
         let producer = self.producer().await?;
         let p = producer.clone();
         blocking("begin_transaction", move || p.begin_transaction()).await?;
@@ -213,7 +220,10 @@ impl Transactional {
                 .await?;
             }
             let p = producer.clone();
-            blocking("commit_transaction", move || p.commit_transaction(TXN_TIMEOUT)).await
+            blocking("commit_transaction", move || {
+                p.commit_transaction(TXN_TIMEOUT)
+            })
+            .await
         }
         .await;
         if let Err(Failure::Kafka(e)) = &result
@@ -222,8 +232,10 @@ impl Transactional {
             let p = producer.clone();
             // A wedged abort is reported as such; a failed one leaves the transaction to
             // the coordinator's timeout, and the next begin says so.
-            if let Err(Failure::Wedged(call)) =
-                blocking("abort_transaction", move || p.abort_transaction(TXN_TIMEOUT)).await
+            if let Err(Failure::Wedged(call)) = blocking("abort_transaction", move || {
+                p.abort_transaction(TXN_TIMEOUT)
+            })
+            .await
             {
                 return Err(Failure::Wedged(call));
             }

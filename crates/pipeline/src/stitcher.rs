@@ -127,30 +127,34 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
         // earlier ones it shares an identifier with.
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
         let mut ready = Vec::new();
-        for (i, p) in prepared.into_iter().enumerate() {
+        for (i, (msg, p)) in batch.iter().zip(prepared).enumerate() {
             match p {
                 Prepared::Ready(event, ids) => {
                     outcomes.push(None);
-                    ready.push((i, event, ids));
+                    ready.push((i, msg, event, ids));
                 }
                 Prepared::Done(outcome) => outcomes.push(Some(outcome)),
             }
         }
-        let batch = &batch;
+        let mut resolved: HashMap<usize, Outcome> = HashMap::with_capacity(ready.len());
         for wave in waves(&ready) {
-            let stitched = futures::future::join_all(wave.iter().map(|&(i, event, ids)| {
+            let stitched = futures::future::join_all(wave.iter().map(|&(_, msg, event, ids)| {
                 until_ok(
                     "stitch",
                     &self.stop,
                     s.metrics.store_errors.with_label_values(&["stitch"]),
-                    move || resolve(s, &batch[i], event, ids),
+                    move || resolve(s, msg, event, ids),
                 )
             }))
             .await;
-            for (&(i, _, _), outcome) in wave.iter().zip(stitched) {
-                outcomes[i] = Some(outcome?);
+            for (&(i, ..), outcome) in wave.iter().zip(stitched) {
+                resolved.insert(i, outcome?);
             }
         }
+        let outcomes = outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(i, done)| done.or_else(|| resolved.remove(&i)));
         let mut out = Vec::with_capacity(batch.len());
         for (msg, outcome) in batch.iter().zip(outcomes) {
             match outcome {
@@ -190,15 +194,18 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
     }
 }
 
-/// An event of a batch ready to be stitched, with its batch index and usable identifiers.
-type Ready = (usize, ChannelEvent, Vec<Identifier>);
+/// An event of a batch ready to be stitched: its place in the batch, its record, the event
+/// and its usable identifiers.
+type Ready<'a> = (usize, &'a OwnedMessage, ChannelEvent, Vec<Identifier>);
+
+type Wave<'r, 'a> = Vec<(usize, &'a OwnedMessage, &'r ChannelEvent, &'r [Identifier])>;
 
 /// Splits a batch's events into waves of independent ones, in order: an event goes in the
 /// wave after the last one holding any of its identifiers or its event id.
-fn waves(ready: &[Ready]) -> Vec<Vec<(usize, &ChannelEvent, &[Identifier])>> {
+fn waves<'r, 'a>(ready: &'r [Ready<'a>]) -> Vec<Wave<'r, 'a>> {
     let mut last: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut waves: Vec<Vec<_>> = Vec::new();
-    for (i, event, ids) in ready {
+    let mut waves: Vec<Wave<'r, 'a>> = Vec::new();
+    for (i, msg, event, ids) in ready {
         let keys = || {
             ids.iter()
                 .map(|id| (id.kind.as_str(), id.value.as_str()))
@@ -211,10 +218,12 @@ fn waves(ready: &[Ready]) -> Vec<Vec<(usize, &ChannelEvent, &[Identifier])>> {
         for k in keys() {
             last.insert(k, wave);
         }
-        if waves.len() <= wave {
-            waves.resize_with(wave + 1, Vec::new);
+        let entry = (*i, *msg, event, ids.as_slice());
+        // `wave` is at most one past the last wave.
+        match waves.get_mut(wave) {
+            Some(w) => w.push(entry),
+            None => waves.push(vec![entry]),
         }
-        waves[wave].push((*i, event, ids.as_slice()));
     }
     waves
 }
@@ -427,4 +436,45 @@ fn encode<R: SchemaResolver, S>(
         payload,
         headers: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::Timestamp;
+
+    use super::*;
+
+    fn ready<'a>(msg: &'a OwnedMessage, id: &str, ids: &[(&str, &str)]) -> Ready<'a> {
+        let event = ChannelEvent {
+            event_id: id.into(),
+            event_type: "t".into(),
+            channel: "web".into(),
+            occurred_at: 1,
+            identifiers: Vec::new(),
+            attributes: Default::default(),
+            locale: None,
+            timezone: None,
+        };
+        let ids = ids.iter().map(|(k, v)| Identifier::new(*k, *v)).collect();
+        (msg.offset() as usize, msg, event, ids)
+    }
+
+    #[test]
+    fn events_sharing_an_identifier_or_an_id_wait_for_each_other_in_order() {
+        let msgs: Vec<OwnedMessage> = (0..5)
+            .map(|o| OwnedMessage::new(None, None, "t".into(), Timestamp::NotAvailable, 0, o, None))
+            .collect();
+        let batch = [
+            ready(&msgs[0], "a", &[("email", "x"), ("cookie", "1")]),
+            ready(&msgs[1], "b", &[("cookie", "2")]),
+            ready(&msgs[2], "c", &[("cookie", "1")]), // after a
+            ready(&msgs[3], "a", &[("cookie", "3")]), // the same event id as a
+            ready(&msgs[4], "d", &[("phone", "9"), ("cookie", "1")]), // after c
+        ];
+        let order: Vec<Vec<usize>> = waves(&batch)
+            .iter()
+            .map(|w| w.iter().map(|(i, ..)| *i).collect())
+            .collect();
+        assert_eq!(order, vec![vec![0, 1], vec![2, 3], vec![4]]);
+    }
 }
