@@ -11,6 +11,7 @@
 mod baseline;
 mod cpu;
 mod plot;
+mod scale;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,6 +60,22 @@ struct Args {
     /// Skip the latency phases.
     #[arg(long)]
     no_latency: bool,
+    /// Measure scale instead (timers, memory per profile, population) into
+    /// `benches/results/scale.md`.
+    #[arg(long)]
+    scale: bool,
+    /// Scale: pending timers to fill and fire.
+    #[arg(long, default_value_t = 1_000_000)]
+    timers: u64,
+    /// Scale: customers with two journeys in flight, for memory per profile.
+    #[arg(long, default_value_t = 20_000)]
+    profiles: u64,
+    /// Scale: populations of known customers to measure an event against.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    population: Vec<u64>,
+    /// Scale: events measured at each population.
+    #[arg(long, default_value_t = 50_000)]
+    population_events: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -526,6 +543,9 @@ async fn main() -> Result<(), Error> {
         redis: RedisServer::start(),
         codec: Arc::new(Codec::new(LocalSchemas::embedded()?).await?),
     };
+    if args.scale {
+        return scale_report(&parts, &args).await;
+    }
     let mut reports = Vec::new();
     let systems = match args.only {
         Some(system) => vec![system],
@@ -574,5 +594,59 @@ async fn main() -> Result<(), Error> {
     std::fs::write(dir.join("report.md"), &md)?;
     std::fs::write(dir.join("latency.svg"), plots(&reports))?;
     println!("written: benches/results/report.md, benches/results/latency.svg");
+    Ok(())
+}
+
+async fn scale_report(parts: &Parts, args: &Args) -> Result<(), Error> {
+    let mut md = String::from("Scale, on tansu (memory) and redis-server on this machine.\n\n");
+    let m = scale::memory_per_profile(parts, args.profiles).await?;
+    println!(
+        "memory: {:.0} bytes per profile ({} customers)",
+        m.per_profile, m.customers
+    );
+    md.push_str(&format!(
+        "### Redis memory per profile, two journeys in flight\n\n{} customers, each with a cart (abandoned cart waiting) and a product view (browse test waiting): **{:.0} bytes per profile** (`used_memory` before and after). By kind of key (`MEMORY USAGE` of every key):\n\n| keys | bytes per profile |\n|---|---:|\n",
+        m.customers, m.per_profile
+    ));
+    for (kind, bytes) in &m.by_kind {
+        md.push_str(&format!("| {kind} | {bytes:.0} |\n"));
+    }
+    let t = scale::timers(parts, args.timers).await?;
+    println!(
+        "timers: {} filled in {:.1} s, {:.0} bytes each, fired in {:.1} s ({:.0}/s), longest Redis call {} µs ({})",
+        t.count,
+        t.fill_secs,
+        t.bytes_per_timer,
+        t.fire_secs,
+        t.count as f64 / t.fire_secs,
+        t.longest_call_us,
+        t.longest_call
+    );
+    md.push_str(&format!(
+        "\n### Pending timers\n\n| timers | Redis bytes per timer | Redis memory | fired through the engine's tick in | fire rate | longest Redis call while firing |\n|---:|---:|---:|---:|---:|---:|\n| {} | {:.0} | {:.0} MiB | {:.1} s | {:.0}/s | {} µs ({}) |\n\nFired back to back, every partition at once; the engine ticks every 200 ms and fires at most 500 timers per tick and partition, so a running engine fires at most 2 500/s per partition.\n",
+        t.count,
+        t.bytes_per_timer,
+        t.bytes_per_timer * t.count as f64 / 1_048_576.0,
+        t.fire_secs,
+        t.count as f64 / t.fire_secs,
+        t.longest_call_us,
+        if t.longest_call.is_empty() { "none over 100 µs" } else { &t.longest_call }
+    ));
+    md.push_str("\n### Cost per event as the population grows\n\nThe population is created first (not measured); then generated events of those customers are drained.\n\n| known profiles | events | events/s | CPU s per 1 M events: pipeline | tansu | Redis |\n|---:|---:|---:|---:|---:|---:|\n");
+    for &n in &args.population {
+        let p = scale::population(parts, n, args.population_events).await?;
+        println!(
+            "population {}: {:.0} events/s, CPU per 1 M events: pipeline {:.1}, tansu {:.1}, Redis {:.1}",
+            p.population, p.rate, p.cpu[0], p.cpu[1], p.cpu[2]
+        );
+        md.push_str(&format!(
+            "| {} | {} | {:.0} | {:.1} | {:.1} | {:.1} |\n",
+            p.population, p.events, p.rate, p.cpu[0], p.cpu[1], p.cpu[2]
+        ));
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("scale.md"), &md)?;
+    println!("\n{md}\nwritten: benches/results/scale.md");
     Ok(())
 }

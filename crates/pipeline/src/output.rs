@@ -73,8 +73,8 @@ pub enum Publisher {
 }
 
 /// A partition's transactional producer (`transactional.id` fixed per partition, so a new
-/// owner fences the old one). librdkafka's transaction calls block, so they run on the
-/// blocking pool, never on the runtime's workers, and each has a deadline of its own: some
+/// owner fences the old one). librdkafka's transaction calls block, so they run on threads
+/// of their own, never on the runtime's workers, and each has a deadline of its own: some
 /// block past their timeout while the group coordinator is away (librdkafka#5456,
 /// `send_offsets_to_transaction`), and a producer caught in one is replaced.
 pub struct Transactional {
@@ -105,11 +105,20 @@ impl From<KafkaError> for Failure {
     }
 }
 
+/// Runs a blocking transaction call on a thread of its own, up to its deadline. Not tokio's
+/// blocking pool: a call that never returns would hold the runtime's shutdown forever.
 async fn blocking<T: Send + 'static>(
     call: &'static str,
     f: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
 ) -> Result<T, Failure> {
-    match tokio::time::timeout(TXN_TIMEOUT + TXN_GRACE, tokio::task::spawn_blocking(f)).await {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("txn-{call}"))
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|_| Failure::Kafka(KafkaError::Canceled))?;
+    match tokio::time::timeout(TXN_TIMEOUT + TXN_GRACE, rx).await {
         Ok(Ok(result)) => Ok(result?),
         Ok(Err(_)) => Err(Failure::Kafka(KafkaError::Canceled)),
         Err(_) => Err(Failure::Wedged(call)),

@@ -20,8 +20,6 @@ static COMMIT_MERGE: LazyLock<Script> =
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
 static COMPARE_SET: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/compare_set.lua")));
-static FIRST_SEEN: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/first_seen.lua")));
 
 /// The identity graph in Redis or Redis Cluster.
 #[derive(Debug, Clone)]
@@ -277,13 +275,17 @@ impl IdentityStore for RedisIdentityStore {
         position: &str,
         window_ms: u64,
     ) -> Result<bool, StoreError> {
-        let fresh: i64 = FIRST_SEEN
-            .key(self.keys.seen(event_id))
+        // One command, no script: set the marker unless present, and say what was there.
+        let seen_at: Option<String> = redis::cmd("SET")
+            .arg(self.keys.seen(event_id))
             .arg(position)
+            .arg("NX")
+            .arg("GET")
+            .arg("PX")
             .arg(window_ms.max(1))
-            .invoke_async(&mut self.redis.clone())
+            .query_async(&mut self.redis.clone())
             .await
             .map_err(store_err)?;
-        Ok(fresh == 1)
+        Ok(seen_at.is_none_or(|at| at == position))
     }
 }

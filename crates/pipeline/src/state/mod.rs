@@ -144,7 +144,7 @@ pub trait StateStore: Send + Sync + 'static {
 
 /// The member of a timer in a shard: `profile`, `journey` and `due`, so a rescheduled timer is
 /// a new member and a stale one is ignored by the interpreter.
-pub(crate) fn timer_member(profile: &str, journey: &str, due: i64) -> String {
+pub fn timer_member(profile: &str, journey: &str, due: i64) -> String {
     format!("{profile}\u{1f}{journey}\u{1f}{due}")
 }
 

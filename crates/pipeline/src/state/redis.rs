@@ -51,6 +51,11 @@ impl RedisStateStore {
         format!("{}:c:{{{profile}}}", self.prefix)
     }
 
+    /// The sorted set of partition `partition`'s timers (members from [`super::timer_member`]).
+    pub fn timers_key(&self, partition: i32) -> String {
+        self.partition_key("timers", partition)
+    }
+
     fn partition_key(&self, what: &str, partition: i32) -> String {
         format!("{}:{what}:{{p{partition}}}", self.prefix)
     }
