@@ -33,7 +33,9 @@ use switchboard_pipeline::output::{OutRecord, produce_all};
 use switchboard_pipeline::services::{producer, run_engine, run_stitcher};
 use switchboard_pipeline::state::RedisStateStore;
 use switchboard_redis::{Keys, RedisIdentityStore, connect};
-use switchboard_test_support::{RedisServer, TansuBroker, isolated_config, unique};
+use switchboard_test_support::{
+    MockKafka, RedisServer, TansuBroker, isolated_config, mock_cluster, unique,
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -60,6 +62,10 @@ struct Args {
     /// Skip the latency phases.
     #[arg(long)]
     no_latency: bool,
+    /// Run on librdkafka's in-process mock cluster instead of tansu (the broker's CPU then
+    /// counts as the pipeline's; the report goes to `benches/results/mock/`).
+    #[arg(long)]
+    mock_broker: bool,
     /// Measure scale instead (timers, memory per profile, population) into
     /// `benches/results/scale.md`.
     #[arg(long)]
@@ -93,9 +99,26 @@ impl System {
     }
 }
 
+/// The broker every phase shares.
+enum Broker {
+    Tansu(TansuBroker),
+    /// librdkafka's in-process mock cluster: no fetch floor, its CPU counted in the
+    /// pipeline's; for what the pipeline's own latency is.
+    Mock(MockKafka),
+}
+
+impl Broker {
+    fn bootstrap(&self) -> String {
+        match self {
+            Self::Tansu(t) => t.bootstrap(),
+            Self::Mock(m) => m.bootstrap(),
+        }
+    }
+}
+
 /// The broker and Redis every phase shares.
 struct Parts {
-    broker: TansuBroker,
+    broker: Broker,
     redis: RedisServer,
     codec: Arc<Codec<LocalSchemas>>,
 }
@@ -117,7 +140,16 @@ impl Parts {
         let mut out = plan.first().cloned().ok_or("the topic plan is empty")?;
         out.name = format!("{run}.baseline.out");
         plan.push(out);
-        switchboard_kafka::create_topics(&c.kafka, &plan).await?;
+        match &self.broker {
+            Broker::Tansu(_) => {
+                switchboard_kafka::create_topics(&c.kafka, &plan).await?;
+            }
+            Broker::Mock(m) => {
+                for t in &plan {
+                    m.create_topic(&t.name, t.partitions);
+                }
+            }
+        }
         Ok(Arc::new(c))
     }
 
@@ -125,7 +157,10 @@ impl Parts {
     fn cpu(&self) -> [f64; 3] {
         [
             cpu::seconds("self"),
-            cpu::seconds(&self.broker.pid().to_string()),
+            match &self.broker {
+                Broker::Tansu(t) => cpu::seconds(&t.pid().to_string()),
+                Broker::Mock(_) => 0.0,
+            },
             cpu::seconds(&self.redis.pid().to_string()),
         ]
     }
@@ -457,10 +492,16 @@ struct Report {
     latency: Vec<LatencyRow>,
 }
 
-fn markdown(reports: &[Report], backlog: u64, secs: u64) -> String {
+fn markdown(reports: &[Report], backlog: u64, secs: u64, broker: &Broker) -> String {
     let mut md = String::new();
+    let broker = match broker {
+        Broker::Tansu(_) => "tansu (memory)",
+        Broker::Mock(_) => {
+            "librdkafka's mock cluster in the pipeline's process (its CPU counted as the pipeline's)"
+        }
+    };
     md.push_str(&format!(
-        "Backlog {backlog} events; {secs} s per offered rate; tansu (memory) and redis-server on this machine.\n\n"
+        "Backlog {backlog} events; {secs} s per offered rate; {broker} and redis-server on this machine.\n\n"
     ));
     md.push_str("| system | sustained events/s | CPU s per 1 M events: pipeline | tansu | Redis | total |\n|---|---:|---:|---:|---:|---:|\n");
     for r in reports {
@@ -539,7 +580,11 @@ fn plots(reports: &[Report]) -> String {
 async fn main() -> Result<(), Error> {
     let args = Args::parse();
     let parts = Parts {
-        broker: TansuBroker::start(),
+        broker: if args.mock_broker {
+            Broker::Mock(mock_cluster(1))
+        } else {
+            Broker::Tansu(TansuBroker::start())
+        },
         redis: RedisServer::start(),
         codec: Arc::new(Codec::new(LocalSchemas::embedded()?).await?),
     };
@@ -587,13 +632,16 @@ async fn main() -> Result<(), Error> {
     if args.only.is_some() {
         return Ok(()); // a partial run does not replace the report
     }
-    let md = markdown(&reports, args.events, args.secs);
+    let md = markdown(&reports, args.events, args.secs, &parts.broker);
     println!("\n{md}");
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    let mut dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    if args.mock_broker {
+        dir.push("mock");
+    }
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("report.md"), &md)?;
     std::fs::write(dir.join("latency.svg"), plots(&reports))?;
-    println!("written: benches/results/report.md, benches/results/latency.svg");
+    println!("written: {}/report.md and latency.svg", dir.display());
     Ok(())
 }
 
@@ -611,6 +659,7 @@ async fn scale_report(parts: &Parts, args: &Args) -> Result<(), Error> {
     for (kind, bytes) in &m.by_kind {
         md.push_str(&format!("| {kind} | {bytes:.0} |\n"));
     }
+    save_scale(&md)?;
     let t = scale::timers(parts, args.timers).await?;
     println!(
         "timers: {} filled in {:.1} s, {:.0} bytes each, fired in {:.1} s ({:.0}/s), longest Redis call {} µs ({})",
@@ -643,10 +692,17 @@ async fn scale_report(parts: &Parts, args: &Args) -> Result<(), Error> {
             "| {} | {} | {:.0} | {:.1} | {:.1} | {:.1} |\n",
             p.population, p.events, p.rate, p.cpu[0], p.cpu[1], p.cpu[2]
         ));
+        save_scale(&md)?;
     }
+    save_scale(&md)?;
+    println!("\n{md}\nwritten: benches/results/scale.md");
+    Ok(())
+}
+
+/// Writes what the scale run measured so far to `benches/results/scale.md`.
+fn save_scale(md: &str) -> Result<(), Error> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("scale.md"), &md)?;
-    println!("\n{md}\nwritten: benches/results/scale.md");
+    std::fs::write(dir.join("scale.md"), md)?;
     Ok(())
 }

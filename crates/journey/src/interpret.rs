@@ -268,7 +268,12 @@ impl<'a> Run<'a> {
             entered_at: self.now,
             variant: None,
             wake_at: None,
-            trigger: e.clone(),
+            // What steps read of the trigger (its type, channel, id, time and attributes);
+            // the identifiers are the profile's, and would cost every instance their bytes.
+            trigger: ChannelEvent {
+                identifiers: Vec::new(),
+                ..e.clone()
+            },
         };
         let holdout = ids::fraction(&[&profile_id, &j.id, "holdout"]) < j.holdout;
         self.customer.profile.history.insert(

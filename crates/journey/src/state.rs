@@ -15,23 +15,34 @@ pub struct Customer {
 }
 
 /// What Switchboard knows of a customer.
+/// Stored as JSON in the engine's record: empty and absent fields are left out (and read
+/// back as empty), which keeps a profile's record small.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
     pub id: String,
     /// Attributes set by `update` steps, visible to conditions as `profile.<name>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, AttrValue>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub tags: BTreeSet<String>,
     /// Channel → consent; absent means the policies' default.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub consent: BTreeMap<String, bool>,
     /// Channel → address (email, E.164 phone, device token), from the identifiers seen.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub addresses: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     /// The channel of the last event: the one the customer uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_channel: Option<String>,
     /// Sends inside the longest cap window, for frequency caps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sends: Vec<Sent>,
     /// Journey id → last entry, for re-entry rules and holdouts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub history: BTreeMap<String, Entry>,
 }
 
@@ -59,8 +70,10 @@ pub struct Instance {
     /// State name (names survive version changes; indices do not).
     pub state: String,
     pub entered_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     /// When the pending timer of this instance fires, if one is pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake_at: Option<i64>,
     /// The event that started the journey: `event` in conditions and vars after a wait.
     pub trigger: ChannelEvent,
