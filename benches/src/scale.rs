@@ -207,7 +207,10 @@ fn in_flight(n: u64) -> [ChannelEvent; 2] {
 }
 
 pub async fn memory_per_profile(parts: &Parts, customers: u64) -> Result<Memory, Error> {
-    let config = parts.config().await?;
+    // A short key prefix, as in production: the harness's unique prefixes are 35 bytes,
+    // which every key would carry.
+    let mut config = parts.config().await?;
+    Arc::make_mut(&mut config).redis.key_prefix = "mem".into();
     let mut raw = parts
         .redis
         .client()
