@@ -94,13 +94,7 @@ async fn with_transactions_every_command_is_read_committed_exactly_once() {
         .await
         .unwrap();
 
-    let reader: StreamConsumer = kafka
-        .client_config()
-        .set("group.id", unique("reader"))
-        .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
+    let reader = committed_reader(&kafka);
     let mut tpl = rdkafka::TopicPartitionList::new();
     for p in 0..3 {
         tpl.add_partition_offset("commands.push", p, rdkafka::Offset::Beginning)
@@ -210,13 +204,7 @@ async fn a_publish_caught_by_a_group_coordinator_outage_returns_then_commits_onc
     // and EndTxn writes no markers), so the abandoned transaction's record is visible here
     // too; on Kafka the new producer's InitProducerId aborts it. What the mock shows: the
     // committed record is there, after the abandoned one.
-    let reader: StreamConsumer = kafka
-        .client_config()
-        .set("group.id", unique("reader"))
-        .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
+    let reader = committed_reader(&kafka);
     reader.subscribe(&[&output]).unwrap();
     let mut read = Vec::new();
     let mut stream = reader.stream();
@@ -228,4 +216,15 @@ async fn a_publish_caught_by_a_group_coordinator_outage_returns_then_commits_onc
         vec![b"once".to_vec(), b"once".to_vec()],
         "the abandoned attempt, then the committed one"
     );
+}
+
+/// A consumer of committed records only, from the beginning, in a group of its own.
+fn committed_reader(kafka: &switchboard_test_support::MockKafka) -> StreamConsumer {
+    kafka
+        .client_config()
+        .set("group.id", unique("reader"))
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap()
 }

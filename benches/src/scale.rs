@@ -218,15 +218,8 @@ pub async fn memory_per_profile(parts: &Parts, customers: u64) -> Result<Memory,
         .await?;
     let before = used_memory(&mut raw).await?;
     let running = start(System::Switchboard, parts, &config).await?;
-    let p = producer(&config)?;
     let events: Vec<ChannelEvent> = (0..customers).flat_map(in_flight).collect();
-    for chunk in events.chunks(10_000) {
-        let records = chunk
-            .iter()
-            .map(|e| record(&parts.codec, &config, e))
-            .collect::<Result<Vec<_>, _>>()?;
-        switchboard_pipeline::output::produce_all(&p, &records).await?;
-    }
+    backlog(parts, &config, &events).await?;
     let t0 = Instant::now();
     while (running.progress)() < 2 * customers {
         if t0.elapsed() > Duration::from_secs(900) {
