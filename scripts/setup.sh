@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine, and nothing that is already there:
-#   - OS packages: redis-server, prometheus (promtool), and the C build deps of librdkafka;
+#   - OS packages: redis-server, prometheus (promtool), fonts-dejavu-core (the benchmark charts), and the C build deps of librdkafka;
 #   - tansu 0.6.0 (the Kafka-protocol broker for tests) into a cached tools folder,
 #     $SWITCHBOARD_TOOLS_DIR (default ~/.cache/switchboard-tools), reused when present.
 set -euo pipefail
@@ -17,6 +17,7 @@ dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
 command -v make >/dev/null || need_apt+=(make)
 command -v openssl >/dev/null || need_apt+=(openssl)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 
 if ((${#need_apt[@]})); then
   echo "setup: installing OS packages: ${need_apt[*]}"

@@ -138,7 +138,7 @@ async fn with_transactions_every_command_is_read_committed_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_publish_caught_by_a_group_coordinator_outage_returns_then_commits_once() {
     use rdkafka::mocking::MockCoordinator;
-    use switchboard_pipeline::output::{Publisher, Transactional};
+    use switchboard_pipeline::output::{Publisher, Transactional, TxnMetrics};
 
     let kafka = mock_cluster(3);
     let c = &kafka.cluster;
@@ -160,8 +160,9 @@ async fn a_publish_caught_by_a_group_coordinator_outage_returns_then_commits_onc
     let metadata = Arc::new(member.group_metadata().unwrap());
     let mut config = kafka.client_config();
     config.set("transactional.id", &txn);
+    let metrics = switchboard_pipeline::Metrics::register(&prometheus::Registry::new()).unwrap();
     let publisher = Publisher::Transactional(
-        Transactional::start(config, metadata, &input, 0)
+        Transactional::start(config, metadata, &input, 0, TxnMetrics::new(&metrics))
             .await
             .unwrap(),
     );
@@ -199,6 +200,17 @@ async fn a_publish_caught_by_a_group_coordinator_outage_returns_then_commits_onc
             Err(e) => panic!("no commit 90 s after the coordinator came back: {e}"),
         }
     }
+    let outcomes = |o: &str| metrics.transactions.with_label_values(&[o]).get();
+    assert_eq!(outcomes("committed"), 1);
+    assert!(
+        outcomes("abandoned") >= 1,
+        "the producer caught in the outage"
+    );
+    assert_eq!(
+        metrics.aborted_records.get(),
+        outcomes("aborted") + outcomes("abandoned"),
+        "each transaction that did not commit held one record"
+    );
 
     // The mock cluster does not model read_committed (its LastStableOffset is the end offset
     // and EndTxn writes no markers), so the abandoned transaction's record is visible here

@@ -14,6 +14,7 @@ mod plot;
 mod scale;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -540,13 +541,16 @@ fn markdown(reports: &[Report], backlog: u64, secs: u64, broker: &Broker) -> Str
     md
 }
 
-fn plots(reports: &[Report]) -> String {
-    let mut series = Vec::new();
+/// `latency.png` (percentiles against offered load) and `throughput.png` (achieved against
+/// offered load, with each system's sustained rate) in `dir`.
+fn plots(reports: &[Report], dir: &Path) -> Result<(), Error> {
+    let colour = |s: System| match s {
+        System::Baseline => plotters::style::RGBColor(128, 128, 128),
+        System::Switchboard => plotters::style::RGBColor(31, 119, 180),
+    };
+    let mut latency = Vec::new();
+    let mut throughput = Vec::new();
     for r in reports {
-        let colour = match r.system {
-            System::Baseline => "#888888",
-            System::Switchboard => "#1f77b4",
-        };
         for (name, dashed, pick) in [
             (
                 "p50",
@@ -555,24 +559,38 @@ fn plots(reports: &[Report]) -> String {
             ),
             ("p99", false, |l: &LatencyRow| l.p99),
         ] {
-            series.push(plot::Series {
+            latency.push(plot::Series {
                 name: format!("{} {name}", r.system.name()),
-                colour,
+                colour: colour(r.system),
                 dashed,
-                points: r
-                    .latency
-                    .iter()
-                    .filter(|l| pick(l).is_finite())
-                    .map(|l| (l.achieved, pick(l)))
-                    .collect(),
+                points: r.latency.iter().map(|l| (l.offered, pick(l))).collect(),
             });
         }
+        throughput.push(plot::Series {
+            name: format!("{} achieved", r.system.name()),
+            colour: colour(r.system),
+            dashed: false,
+            points: r.latency.iter().map(|l| (l.offered, l.achieved)).collect(),
+        });
+        let x_max = r.latency.iter().map(|l| l.offered).fold(r.rate, f64::max);
+        throughput.push(plot::Series {
+            name: format!("{} sustained (backlog)", r.system.name()),
+            colour: colour(r.system),
+            dashed: true,
+            points: vec![(0.0, r.rate), (x_max, r.rate)],
+        });
     }
-    plot::chart(
+    plot::log_chart(
+        &dir.join("latency.png"),
         "Latency, produce to output consumed",
-        "events/s offered",
-        "ms (log scale)",
-        &series,
+        ("events/s offered", "ms (log scale)"),
+        &latency,
+    )?;
+    plot::linear_chart(
+        &dir.join("throughput.png"),
+        "Throughput against offered load",
+        ("events/s offered", "events/s achieved"),
+        &throughput,
     )
 }
 
@@ -640,8 +658,11 @@ async fn main() -> Result<(), Error> {
     }
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("report.md"), &md)?;
-    std::fs::write(dir.join("latency.svg"), plots(&reports))?;
-    println!("written: {}/report.md and latency.svg", dir.display());
+    plots(&reports, &dir)?;
+    println!(
+        "written: {}/report.md, latency.png and throughput.png",
+        dir.display()
+    );
     Ok(())
 }
 

@@ -1,114 +1,187 @@
-//! A small SVG line chart: latency percentiles against offered load, one line per series.
+//! PNG line charts (plotters): one line per series, points marked.
 
-use std::fmt::Write;
+use std::path::Path;
 
-/// One line of the chart.
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Fonts tried, in order, for the charts' text (Debian's `fonts-dejavu-core`, which
+/// `scripts/setup.sh` installs, provides the first).
+const FONTS: [&str; 3] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+];
+
+/// One line of a chart.
 pub struct Series {
     pub name: String,
-    pub colour: &'static str,
+    pub colour: RGBColor,
     pub dashed: bool,
-    /// (x, y) points, x ascending.
+    /// (x, y) points, x ascending; points with a y that is not finite are left out.
     pub points: Vec<(f64, f64)>,
 }
 
-/// Renders `series` as an SVG document with a log-scale y axis.
-pub fn chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> String {
-    let (w, h, left, right, top, bottom) = (720.0, 420.0, 70.0, 190.0, 40.0, 50.0);
-    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
-    let ys = series
+/// Registers the font once per process; charts need one for their text.
+fn font() -> Result<(), Error> {
+    static LOADED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            let bytes = FONTS
+                .iter()
+                .find_map(|p| std::fs::read(p).ok())
+                .ok_or_else(|| {
+                    format!(
+                        "no font for the charts at {FONTS:?}: install fonts-dejavu-core (scripts/setup.sh does)"
+                    )
+                })?;
+            register_font(
+                "sans-serif",
+                FontStyle::Normal,
+                Box::leak(bytes.into_boxed_slice()),
+            )
+            .map_err(|_| "the chart font is not a valid TrueType font".to_owned())
+        })
+        .clone()
+        .map_err(Error::from)
+}
+
+/// A chart with a logarithmic y axis (latency).
+pub fn log_chart(
+    path: &Path,
+    title: &str,
+    labels: (&str, &str),
+    series: &[Series],
+) -> Result<(), Error> {
+    let (lo, hi) = y_bounds(series);
+    let lo = 10f64.powf(lo.max(0.01).log10().floor());
+    let hi = 10f64.powf(hi.max(lo * 10.0).log10().ceil());
+    draw(path, title, labels, (lo..hi).log_scale(), series)
+}
+
+/// A chart with a linear y axis from zero (throughput).
+pub fn linear_chart(
+    path: &Path,
+    title: &str,
+    labels: (&str, &str),
+    series: &[Series],
+) -> Result<(), Error> {
+    let (_, hi) = y_bounds(series);
+    draw(path, title, labels, 0.0..hi.max(1.0) * 1.1, series)
+}
+
+fn finite(s: &Series) -> impl Iterator<Item = (f64, f64)> + Clone + '_ {
+    s.points
         .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1.max(0.01)));
-    let x_max = xs.fold(1.0_f64, f64::max) * 1.05;
-    let (y_min, y_max) = ys.fold((f64::MAX, 0.01_f64), |(lo, hi), y| (lo.min(y), hi.max(y)));
-    let (ly_min, ly_max) = (
-        y_min.min(y_max).log10().floor(),
-        y_max.log10().ceil().max(y_min.log10().floor() + 1.0),
-    );
-    let px = |x: f64| left + x / x_max * (w - left - right);
-    let py = |y: f64| top + (ly_max - y.max(0.01).log10()) / (ly_max - ly_min) * (h - top - bottom);
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/><text x="{}" y="22" font-size="15" text-anchor="middle">{title}</text>"#,
-        (w - right + left) / 2.0
-    );
-    // Axes, decades on y, five ticks on x.
-    let _ = write!(
-        svg,
-        r#"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="black"/>"#,
-        h - bottom,
-        w - right,
-        h - bottom,
-        h - bottom
-    );
-    let mut d = ly_min;
-    while d <= ly_max {
-        let y = py(10f64.powf(d));
-        let _ = write!(
-            svg,
-            r##"<line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
-            w - right,
-            left - 6.0,
-            y + 4.0,
-            10f64.powf(d)
-        );
-        d += 1.0;
-    }
-    for i in 0..=5 {
-        let x = x_max / 5.0 * f64::from(i);
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="{}" text-anchor="middle">{:.0}</text>"#,
-            px(x),
-            h - bottom + 18.0,
-            x
-        );
-    }
-    let _ = write!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">{x_label}</text><text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{y_label}</text>"#,
-        (w - right + left) / 2.0,
-        h - 10.0,
-        (h - bottom + top) / 2.0
-    );
-    for (i, s) in series.iter().enumerate() {
-        let points: Vec<String> = s
-            .points
-            .iter()
-            .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
-            .collect();
-        let dash = if s.dashed {
-            r#" stroke-dasharray="6 4""#
+        .copied()
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+}
+
+fn y_bounds(series: &[Series]) -> (f64, f64) {
+    series
+        .iter()
+        .flat_map(finite)
+        .fold((f64::MAX, 0.0_f64), |(lo, hi), (_, y)| {
+            (lo.min(y), hi.max(y))
+        })
+}
+
+fn draw<Y>(
+    path: &Path,
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    y: Y,
+    series: &[Series],
+) -> Result<(), Error>
+where
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    font()?;
+    let x_max = series
+        .iter()
+        .flat_map(finite)
+        .fold(1.0_f64, |m, (x, _)| m.max(x))
+        * 1.05;
+    let root = BitMapBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..x_max, y)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| {
+            if *y >= 1.0 {
+                format!("{y:.0}")
+            } else {
+                format!("{y}")
+            }
+        })
+        .label_style(("sans-serif", 14))
+        .draw()?;
+    for s in series {
+        let style = s.colour.stroke_width(2);
+        let drawn = if s.dashed {
+            chart.draw_series(DashedLineSeries::new(finite(s), 8, 5, style))?
         } else {
-            ""
+            chart.draw_series(LineSeries::new(finite(s), style))?
         };
-        let _ = write!(
-            svg,
-            r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#,
-            points.join(" "),
-            s.colour
-        );
-        for (x, y) in &s.points {
-            let _ = write!(
-                svg,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"/>"#,
-                px(*x),
-                py(*y),
-                s.colour
-            );
-        }
-        let ly = top + 10.0 + 20.0 * i as f64;
-        let _ = write!(
-            svg,
-            r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
-            w - right + 12.0,
-            w - right + 36.0,
-            s.colour,
-            w - right + 42.0,
-            ly + 4.0,
-            s.name
-        );
+        let dashed = s.dashed;
+        drawn.label(&s.name).legend(move |(x, y)| {
+            let segment = |a: i32, b: i32| PathElement::new(vec![(x + a, y), (x + b, y)], style);
+            if dashed {
+                EmptyElement::at((0, 0)) + segment(0, 8) + segment(13, 21)
+            } else {
+                EmptyElement::at((0, 0)) + segment(0, 21) + segment(0, 0)
+            }
+        });
+        let colour = s.colour;
+        chart.draw_series(finite(s).map(|p| Circle::new(p, 4, colour.filled())))?;
     }
-    svg.push_str("</svg>\n");
-    svg
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chart_is_written_as_a_png_of_its_size() {
+        let dir = std::env::temp_dir().join(format!("sb-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let series = |dashed| Series {
+            name: if dashed { "p50" } else { "p99" }.into(),
+            colour: RGBColor(31, 119, 180),
+            dashed,
+            points: vec![(100.0, 3.0), (500.0, f64::NAN), (900.0, 250.0)],
+        };
+        let log = dir.join("log.png");
+        log_chart(&log, "latency", ("x", "y"), &[series(false), series(true)]).unwrap();
+        let linear = dir.join("linear.png");
+        linear_chart(&linear, "throughput", ("x", "y"), &[series(false)]).unwrap();
+        for png in [log, linear] {
+            let bytes = std::fs::read(&png).unwrap();
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{png:?}");
+            // IHDR: width and height, big-endian, at bytes 16..24.
+            assert_eq!(&bytes[16..24], &[0, 0, 3, 132, 0, 0, 2, 8], "900 x 520");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

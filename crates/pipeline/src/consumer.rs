@@ -25,7 +25,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use rdkafka::producer::FutureProducer;
 
-use crate::output::{Publisher, Transactional};
+use crate::output::{Publisher, Transactional, TxnMetrics};
 use crate::retry::until_ok;
 
 /// What a service does with its partitions.
@@ -248,10 +248,11 @@ pub async fn run_partitioned<W: Workers>(
             Some(NewPartition { tp: (topic, partition), queue, stop, done }) = rx.recv() => {
                 let (workers, consumer, settings, owned) = (workers.clone(), consumer.clone(), settings.clone(), owned.clone());
                 let kafka_errors = metrics.kafka_errors.with_label_values(&["produce"]);
+                let txn_metrics = TxnMetrics::new(&metrics);
                 let span = info_span!("partition", service = settings.service, topic = topic.as_str(), partition);
                 tasks.spawn(async move {
                     owned.inc();
-                    run_partition(&consumer, queue, &topic, partition, &*workers, &settings, kafka_errors, stop).await;
+                    run_partition(&consumer, queue, &topic, partition, &*workers, &settings, kafka_errors, txn_metrics, stop).await;
                     owned.dec();
                     let _ = done.send(());
                 }.instrument(span));
@@ -307,6 +308,7 @@ async fn run_partition<W: Workers>(
     workers: &W,
     settings: &ConsumerSettings,
     kafka_errors: prometheus::IntCounter,
+    txn_metrics: TxnMetrics,
     stop: CancellationToken,
 ) {
     let publisher = match &settings.output {
@@ -333,7 +335,7 @@ async fn run_partition<W: Workers>(
                 || async {
                     tokio::select! {
                         _ = stop.cancelled() => Err(rdkafka::error::KafkaError::Canceled),
-                        t = Transactional::start(config.clone(), group.clone(), topic, partition) => t,
+                        t = Transactional::start(config.clone(), group.clone(), topic, partition, txn_metrics.clone()) => t,
                     }
                 },
             )

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub partitions_owned: IntGaugeVec,
     pub consumer_lag: IntGaugeVec,
     pub fenced: IntCounter,
+    pub transactions: IntCounterVec,
+    pub aborted_records: IntCounter,
     pub journeys_loaded: prometheus::IntGauge,
     pub reload_failures: IntCounter,
 }
@@ -44,6 +46,11 @@ pub const STORE_OPERATIONS: [&str; 10] = [
     "mark_merged",
     "forget",
 ];
+
+/// The `outcome` label values of `switchboard_transactions_total`: committed; aborted (and
+/// retried); abandoned with its producer (fatal error or a call past its deadline), left to
+/// the next producer's fencing.
+pub const TRANSACTION_OUTCOMES: [&str; 3] = ["committed", "aborted", "abandoned"];
 
 /// The `operation` label values of `switchboard_kafka_errors_total`.
 pub const KAFKA_OPERATIONS: [&str; 2] = ["consume", "produce"];
@@ -198,6 +205,17 @@ impl Metrics {
                 "switchboard_fenced_writes_total",
                 "Writes refused because a newer owner of the partition wrote first.",
             )?,
+            transactions: counters(
+                r,
+                "switchboard_transactions_total",
+                "Kafka transactions (kafka.transactions), per outcome.",
+                &["outcome"],
+            )?,
+            aborted_records: counter(
+                r,
+                "switchboard_transaction_aborted_records_total",
+                "Records produced in transactions that did not commit: read_committed consumers never see them.",
+            )?,
             journeys_loaded,
             reload_failures: counter(
                 r,
@@ -211,6 +229,9 @@ impl Metrics {
         }
         for op in KAFKA_OPERATIONS {
             metrics.kafka_errors.with_label_values(&[op]);
+        }
+        for outcome in TRANSACTION_OUTCOMES {
+            metrics.transactions.with_label_values(&[outcome]);
         }
         Ok(metrics)
     }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::join_all;
+use prometheus::IntCounter;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -85,6 +86,29 @@ pub struct Transactional {
     group: Arc<ConsumerGroupMetadata>,
     topic: String,
     partition: i32,
+    metrics: TxnMetrics,
+}
+
+/// What a partition's transactions count: `switchboard_transactions_total` per outcome and
+/// the records of those that did not commit.
+#[derive(Clone)]
+pub struct TxnMetrics {
+    committed: IntCounter,
+    aborted: IntCounter,
+    abandoned: IntCounter,
+    aborted_records: IntCounter,
+}
+
+impl TxnMetrics {
+    pub fn new(m: &crate::Metrics) -> Self {
+        let outcome = |o: &str| m.transactions.with_label_values(&[o]);
+        Self {
+            committed: outcome("committed"),
+            aborted: outcome("aborted"),
+            abandoned: outcome("abandoned"),
+            aborted_records: m.aborted_records.clone(),
+        }
+    }
 }
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -147,6 +171,7 @@ impl Transactional {
         group: Arc<ConsumerGroupMetadata>,
         topic: &str,
         partition: i32,
+        metrics: TxnMetrics,
     ) -> Result<Self, KafkaError> {
         let producer = init_transactional(&config).await.map_err(kafka_error)?;
         Ok(Self {
@@ -155,6 +180,7 @@ impl Transactional {
             group,
             topic: topic.to_owned(),
             partition,
+            metrics,
         })
     }
 
@@ -194,9 +220,26 @@ impl Transactional {
                 );
                 true
             }
-            Err(Failure::Kafka(e)) => is_fatal(e),
+            Err(Failure::Kafka(e)) => {
+                tracing::warn!(
+                    topic = self.topic,
+                    partition = self.partition,
+                    error = %e,
+                    "transaction did not commit"
+                );
+                is_fatal(e)
+            }
             Ok(()) => false,
         };
+        let m = &self.metrics;
+        match (&result, lost) {
+            (Ok(()), _) => m.committed.inc(),
+            (Err(_), true) => m.abandoned.inc(),
+            (Err(_), false) => m.aborted.inc(),
+        }
+        if result.is_err() {
+            m.aborted_records.inc_by(records.len() as u64);
+        }
         if lost && let Ok(mut slot) = self.producer.lock() {
             *slot = None;
         }
