@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::binary::Datum;
 use crate::datum;
 use crate::framing::write_header;
 use crate::resolver::{RegisteredSchema, SchemaResolver};
@@ -59,10 +60,7 @@ impl<R: SchemaResolver> Codec<R> {
         let schema = self.ours::<T>()?;
         let mut out = Vec::with_capacity(256);
         write_header(&mut out, framing, schema.id, schema.fingerprint);
-        datum::write(schema, &record.to_value(), &mut out).map_err(|e| CodecError::Encode {
-            record: T::NAME,
-            reason: e.to_string(),
-        })?;
+        record.write(&mut Datum::new(&mut out));
         Ok(out)
     }
 

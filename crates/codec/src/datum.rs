@@ -1,30 +1,20 @@
-//! Avro datums with the schema's names resolved once per schema and thread.
+//! Reading Avro datums with the schema's names resolved once per schema and thread.
 //!
-//! apache-avro's `to_avro_datum` and `from_avro_datum` resolve the whole schema (walk it and
-//! build its table of names) on every call, which cost more than the encoding itself. Its
-//! single-object writer and reader keep the resolved schema; these give them a header we do
-//! not use (the framing is ours, see [`crate::framing`]) and cache them by fingerprint.
+//! apache-avro's `from_avro_datum` resolves the whole schema (walks it and builds its table
+//! of names) on every call, which cost more than the decoding itself. Its single-object
+//! reader keeps the resolved schema; this hands it the datum without the header it expects
+//! (the framing is ours, see [`crate::framing`]) and caches it by fingerprint. Writing goes
+//! straight from the records ([`crate::binary`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
+use apache_avro::GenericSingleObjectReader;
 use apache_avro::headers::HeaderBuilder;
 use apache_avro::types::Value;
-use apache_avro::{GenericSingleObjectReader, GenericSingleObjectWriter};
 
 use crate::resolver::RegisteredSchema;
-
-/// The writer needs a header of 10 to 20 bytes; this one is cut off after each write.
-const PLACEHOLDER: usize = 10;
-
-struct Placeholder;
-
-impl HeaderBuilder for Placeholder {
-    fn build_header(&self) -> Vec<u8> {
-        vec![0; PLACEHOLDER]
-    }
-}
 
 /// The reader is handed the datum alone.
 struct NoHeader;
@@ -36,32 +26,7 @@ impl HeaderBuilder for NoHeader {
 }
 
 thread_local! {
-    static WRITERS: RefCell<HashMap<u64, GenericSingleObjectWriter>> = RefCell::default();
     static READERS: RefCell<HashMap<u64, GenericSingleObjectReader>> = RefCell::default();
-}
-
-/// Appends the datum of `value`, validated against `schema`, to `out`.
-pub(crate) fn write(
-    schema: &RegisteredSchema,
-    value: &Value,
-    out: &mut Vec<u8>,
-) -> Result<(), apache_avro::Error> {
-    WRITERS.with_borrow_mut(|writers| {
-        let writer = match writers.entry(schema.fingerprint) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(
-                GenericSingleObjectWriter::new_with_capacity_and_header_builder(
-                    &schema.schema,
-                    1024,
-                    Placeholder,
-                )?,
-            ),
-        };
-        let start = out.len();
-        writer.write_value_ref(value, out)?;
-        out.drain(start..start + PLACEHOLDER);
-        Ok(())
-    })
 }
 
 /// The longest string, bytes, array or map a datum may declare: every record is smaller

@@ -12,6 +12,7 @@
 
 #[cfg(feature = "registry")]
 mod any;
+mod binary;
 mod codec;
 mod datum;
 mod error;
@@ -25,6 +26,7 @@ mod resolver;
 
 #[cfg(feature = "registry")]
 pub use any::AnySchemas;
+pub use binary::Datum;
 pub use codec::Codec;
 pub use error::CodecError;
 pub use framing::{Framing, SchemaRef, parse_header};

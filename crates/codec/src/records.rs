@@ -9,14 +9,19 @@ use apache_avro::types::Value;
 use serde::{Deserialize, Serialize};
 
 use crate::CodecError;
+use crate::binary::Datum;
 use crate::fields::{Fields, as_string, optional, record, shape, strings, unwrap_union};
 
 /// A record with a schema in `schemas/`.
 pub trait AvroRecord: Sized {
     /// Full Avro name, e.g. `io.switchboard.ChannelEvent`.
     const NAME: &'static str;
+    /// The record as apache-avro's `Value`, in the newest schema of its kind.
     fn to_value(&self) -> Value;
     fn from_value(value: Value) -> Result<Self, CodecError>;
+    /// Writes the record's datum in the newest schema of its kind, straight from its fields
+    /// (the encode path; [`AvroRecord::to_value`] gives the same datum through apache-avro).
+    fn write(&self, out: &mut Datum<'_>);
 }
 
 /// One identifier a channel knows for a customer.
@@ -56,6 +61,29 @@ impl AttrValue {
             Self::String(s) => (4, Value::String(s.clone())),
         };
         Value::Union(index, Box::new(v))
+    }
+
+    /// `["null", "boolean", "long", "double", "string"]`.
+    fn write(&self, out: &mut Datum<'_>) {
+        match self {
+            Self::Null => out.branch(0),
+            Self::Bool(b) => {
+                out.branch(1);
+                out.boolean(*b);
+            }
+            Self::Long(i) => {
+                out.branch(2);
+                out.long(*i);
+            }
+            Self::Double(d) => {
+                out.branch(3);
+                out.double(*d);
+            }
+            Self::String(s) => {
+                out.branch(4);
+                out.string(s);
+            }
+        }
     }
 
     fn from_value(record: &'static str, field: &str, v: Value) -> Result<Self, CodecError> {
@@ -107,6 +135,17 @@ fn identifiers_to_value(ids: &[Identifier]) -> Value {
     )
 }
 
+fn write_identifiers(out: &mut Datum<'_>, ids: &[Identifier]) {
+    out.array(ids, |out, i| {
+        out.string(&i.kind);
+        out.string(&i.value);
+    });
+}
+
+fn write_strings(out: &mut Datum<'_>, items: &[String]) {
+    out.array(items, |out, s| out.string(s));
+}
+
 fn identifiers_from_value(items: Vec<Value>) -> Result<Vec<Identifier>, CodecError> {
     items
         .into_iter()
@@ -145,6 +184,17 @@ impl AvroRecord for ChannelEvent {
                 optional(self.timezone.clone().map(Value::String)),
             ),
         ])
+    }
+
+    fn write(&self, out: &mut Datum<'_>) {
+        out.string(&self.event_id);
+        out.string(&self.event_type);
+        out.string(&self.channel);
+        out.long(self.occurred_at);
+        write_identifiers(out, &self.identifiers);
+        out.map(self.attributes.iter(), |out, v| v.write(out));
+        out.optional_string(self.locale.as_deref());
+        out.optional_string(self.timezone.as_deref());
     }
 
     fn from_value(value: Value) -> Result<Self, CodecError> {
@@ -233,6 +283,28 @@ impl AvroRecord for CustomerEvent {
             ("payload", payload),
             ("identifiers", identifiers_to_value(&self.identifiers)),
         ])
+    }
+
+    fn write(&self, out: &mut Datum<'_>) {
+        out.string(&self.profile_id);
+        out.long(self.stitched_at);
+        out.string(&self.source.topic);
+        out.int(self.source.partition);
+        out.long(self.source.offset);
+        match &self.payload {
+            CustomerPayload::Event(e) => {
+                out.branch(0);
+                e.write(out);
+            }
+            CustomerPayload::Merged(m) => {
+                out.branch(1);
+                out.string(&m.survivor);
+                out.string(&m.loser);
+                write_strings(out, &m.fold);
+                out.string(&m.cause_event_id);
+            }
+        }
+        write_identifiers(out, &self.identifiers);
     }
 
     fn from_value(value: Value) -> Result<Self, CodecError> {
@@ -333,6 +405,25 @@ impl AvroRecord for SendCommand {
         ])
     }
 
+    fn write(&self, out: &mut Datum<'_>) {
+        out.string(&self.command_id);
+        out.string(&self.profile_id);
+        out.string(&self.channel);
+        out.string(&self.address);
+        out.string(&self.template);
+        out.string(&self.locale);
+        out.map(self.vars.iter(), |out, v| out.string(v));
+        out.string(&self.journey);
+        out.int(self.version);
+        out.string(&self.step);
+        out.optional_string(self.variant.as_deref());
+        out.optional_long(self.not_after);
+        out.string(&self.reason.trigger);
+        write_strings(out, &self.reason.path);
+        write_strings(out, &self.reason.fallback_from);
+        out.long(self.created_at);
+    }
+
     fn from_value(value: Value) -> Result<Self, CodecError> {
         const R: &str = "SendCommand";
         let mut f = Fields::new(R, value)?;
@@ -392,6 +483,15 @@ impl TransitionKind {
         (Self::Unknown, "unknown"),
     ];
 
+    /// The symbol's position in the schema's enum (`unknown` for one it does not list).
+    fn index(self) -> u32 {
+        let i = Self::SYMBOLS
+            .iter()
+            .position(|(k, _)| *k == self)
+            .unwrap_or(7);
+        u32::try_from(i).unwrap_or(7)
+    }
+
     pub fn as_str(self) -> &'static str {
         Self::SYMBOLS
             .iter()
@@ -418,22 +518,32 @@ impl AvroRecord for JourneyTransition {
     const NAME: &'static str = "io.switchboard.JourneyTransition";
 
     fn to_value(&self) -> Value {
-        let index = TransitionKind::SYMBOLS
-            .iter()
-            .position(|(k, _)| *k == self.kind)
-            .unwrap_or(7);
-        let index = u32::try_from(index).unwrap_or(7);
         record(vec![
             ("transition_id", Value::String(self.transition_id.clone())),
             ("profile_id", Value::String(self.profile_id.clone())),
             ("journey", Value::String(self.journey.clone())),
             ("version", Value::Int(self.version)),
-            ("kind", Value::Enum(index, self.kind.as_str().to_owned())),
+            (
+                "kind",
+                Value::Enum(self.kind.index(), self.kind.as_str().to_owned()),
+            ),
             ("step", optional(self.step.clone().map(Value::String))),
             ("reason", optional(self.reason.clone().map(Value::String))),
             ("trigger", Value::String(self.trigger.clone())),
             ("at", Value::TimestampMillis(self.at)),
         ])
+    }
+
+    fn write(&self, out: &mut Datum<'_>) {
+        out.string(&self.transition_id);
+        out.string(&self.profile_id);
+        out.string(&self.journey);
+        out.int(self.version);
+        out.branch(self.kind.index());
+        out.optional_string(self.step.as_deref());
+        out.optional_string(self.reason.as_deref());
+        out.string(&self.trigger);
+        out.long(self.at);
     }
 
     fn from_value(value: Value) -> Result<Self, CodecError> {
