@@ -127,7 +127,21 @@ struct Parts {
 impl Parts {
     /// A configuration with topics, group and keys of its own.
     async fn config(&self) -> Result<Arc<Config>, Error> {
+        self.config_named(None).await
+    }
+
+    /// The same, with topics under `run.` when given (short names, as in production, for
+    /// measurements that store topic names; a name is used once per broker).
+    async fn config_named(&self, run: Option<&str>) -> Result<Arc<Config>, Error> {
         let mut c = isolated_config(self.broker.bootstrap(), self.redis.url(), 6);
+        if let Some(run) = run {
+            let t = &mut c.topics;
+            t.events_prefix = format!("{run}.events.");
+            t.commands_prefix = format!("{run}.commands.");
+            t.customer_events = format!("{run}.customer.events");
+            t.transitions = format!("{run}.journeys.transitions");
+            t.dead_letters = format!("{run}.events.dlq");
+        }
         // Both systems' consumers ask the broker to answer a fetch within 10 ms.
         c.kafka
             .properties
@@ -281,7 +295,8 @@ async fn start(system: System, parts: &Parts, config: &Arc<Config>) -> Result<Ru
                 }
             });
             let topic = config.topics.customer_events.clone();
-            // Every event reaches the engine, plus one record per merge.
+            // Every event reaches the engine (plus one record per merge), or the dead-letter
+            // topic, or is dropped as a duplicate.
             let progress = move || {
                 let families = registry.gather();
                 let sum = |name: &str, label: Option<&str>| -> f64 {
@@ -297,7 +312,9 @@ async fn start(system: System, parts: &Parts, config: &Arc<Config>) -> Result<Ru
                 };
                 let engine = sum("switchboard_events_consumed_total", Some(&topic));
                 let merges = sum("switchboard_identity_merges_total", None);
-                (engine - merges).max(0.0) as u64
+                let dropped = sum("switchboard_dead_letters_total", None)
+                    + sum("switchboard_duplicate_events_total", None);
+                (engine - merges + dropped).max(0.0) as u64
             };
             Ok(Running {
                 stop,

@@ -207,9 +207,9 @@ fn in_flight(n: u64) -> [ChannelEvent; 2] {
 }
 
 pub async fn memory_per_profile(parts: &Parts, customers: u64) -> Result<Memory, Error> {
-    // A short key prefix, as in production: the harness's unique prefixes are 35 bytes,
-    // which every key would carry.
-    let mut config = parts.config().await?;
+    // Short key prefix and topic names, as in production: the harness's unique ones are 35
+    // bytes, which every key (and every dedup marker, which names its topic) would carry.
+    let mut config = parts.config_named(Some("m")).await?;
     Arc::make_mut(&mut config).redis.key_prefix = "mem".into();
     let mut raw = parts
         .redis

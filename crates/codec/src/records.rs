@@ -113,12 +113,15 @@ pub struct ChannelEvent {
     pub channel: String,
     /// Milliseconds since the Unix epoch.
     pub occurred_at: i64,
+    /// In JSON, empty and absent fields are left out (and read back as empty): an event
+    /// without identifiers is dead-lettered as `no_identifiers`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identifiers: Vec<Identifier>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, AttrValue>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
 }
 

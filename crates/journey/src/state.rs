@@ -57,7 +57,12 @@ pub struct Sent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub at: i64,
+    #[serde(default, skip_serializing_if = "is_false")]
     pub holdout: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 /// A customer's place in one journey.

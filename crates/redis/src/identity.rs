@@ -69,10 +69,9 @@ impl IdentityStore for RedisIdentityStore {
     }
 
     async fn node(&self, id: &ProfileId) -> Result<Option<Node>, StoreError> {
-        let (fields, members, merged): (HashMap<String, String>, Vec<String>, Vec<String>) =
+        let (fields, merged): (HashMap<String, String>, Vec<String>) =
             redis::pipe()
                 .hgetall(self.keys.node(id))
-                .smembers(self.keys.identifiers(id))
                 .lrange(self.keys.merged(id), 0, -1)
                 .query_async(&mut self.redis.clone())
                 .await
@@ -91,9 +90,10 @@ impl IdentityStore for RedisIdentityStore {
             created_at: num("created"),
             version: u64::try_from(num("version")).unwrap_or(0),
             merges: u32::try_from(num("merges")).unwrap_or(0),
-            identifiers: members
-                .iter()
-                .filter_map(|m| Keys::parse_member(m))
+            identifiers: fields
+                .keys()
+                .filter_map(|f| f.strip_prefix(Keys::IDENTIFIER_FIELD))
+                .filter_map(Keys::parse_member)
                 .collect(),
             merged: merged.into_iter().map(ProfileId::from_stored).collect(),
         }))
@@ -162,7 +162,6 @@ impl IdentityStore for RedisIdentityStore {
     ) -> Result<Reserved, StoreError> {
         let mut call = RESERVE.prepare_invoke();
         call.key(self.keys.node(root))
-            .key(self.keys.identifiers(root))
             .arg(r.created_at)
             .arg(r.merges)
             .arg(limits.total)
@@ -200,8 +199,7 @@ impl IdentityStore for RedisIdentityStore {
 
     async fn release(&self, root: &ProfileId, ids: &[Identifier]) -> Result<(), StoreError> {
         let mut call = RELEASE.prepare_invoke();
-        call.key(self.keys.node(root))
-            .key(self.keys.identifiers(root));
+        call.key(self.keys.node(root));
         for id in ids {
             call.arg(Keys::member(id));
         }
@@ -258,7 +256,6 @@ impl IdentityStore for RedisIdentityStore {
         // One DEL per hash slot: the profile's keys share its tag, each pointer has its own.
         let mut cmds = vec![redis::Cmd::del(&[
             self.keys.node(profile),
-            self.keys.identifiers(profile),
             self.keys.merged(profile),
         ])];
         cmds.extend(

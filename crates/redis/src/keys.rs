@@ -32,15 +32,15 @@ impl Keys {
         format!("{}:id:{{{}}}", self.prefix, Self::member(id))
     }
 
-    /// A profile's graph node (a hash: parent, created, version, merges, n:<kind>).
+    /// A profile's graph node, a hash: `parent`, `created`, `version`, `merges`, and for a
+    /// root its identifiers, one field `i:<kind>:<value>` each, counted in `total` and
+    /// `n:<kind>`. One small hash (a listpack in Redis) instead of a hash and a set.
     pub fn node(&self, p: &ProfileId) -> String {
         format!("{}:p:{{{p}}}", self.prefix)
     }
 
-    /// The identifiers of a root (a set of `kind:value`).
-    pub fn identifiers(&self, p: &ProfileId) -> String {
-        format!("{}:p:{{{p}}}:ids", self.prefix)
-    }
+    /// The prefix of an identifier's field in its root's node.
+    pub const IDENTIFIER_FIELD: &'static str = "i:";
 
     /// Profiles merged into this one (a list).
     pub fn merged(&self, p: &ProfileId) -> String {

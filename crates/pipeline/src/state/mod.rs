@@ -25,7 +25,7 @@ pub struct Record {
     /// fixed by its key); -1 before any.
     pub offset: i64,
     /// Set when the profile was merged into another: its events are forwarded there.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
 }
 

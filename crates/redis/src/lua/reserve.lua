@@ -1,11 +1,12 @@
 -- Reserve identifiers (and merges) on a root, within its limits.
--- KEYS: node hash, identifier set (one slot).
+-- KEYS: node hash (its identifiers are its fields `i:<kind>:<value>`, counted in `total`
+-- and `n:<kind>`).
 -- ARGV: created_at, merges, max_total, max_merges, n_kinds, (kind, max) * n_kinds, members...
-local node, set = KEYS[1], KEYS[2]
+local node = KEYS[1]
 local parent = redis.call('HGET', node, 'parent')
 if parent then return {'moved', parent} end
 if redis.call('EXISTS', node) == 0 then
-  redis.call('HSET', node, 'created', ARGV[1], 'version', 0, 'merges', 0)
+  redis.call('HSET', node, 'created', ARGV[1], 'version', 0, 'merges', 0, 'total', 0)
 end
 local merges = tonumber(ARGV[2])
 local max_total, max_merges = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -15,7 +16,7 @@ for i = 1, n_kinds do limits[ARGV[4 + 2 * i]] = tonumber(ARGV[5 + 2 * i]) end
 local new, seen, per = {}, {}, {}
 for i = 6 + 2 * n_kinds, #ARGV do
   local m = ARGV[i]
-  if not seen[m] and redis.call('SISMEMBER', set, m) == 0 then
+  if not seen[m] and redis.call('HEXISTS', node, 'i:' .. m) == 0 then
     seen[m] = true
     new[#new + 1] = m
     local kind = string.match(m, '^([^:]*):')
@@ -28,14 +29,24 @@ for kind, n in pairs(per) do
     return {'refused', 'kind', kind}
   end
 end
-if redis.call('SCARD', set) + #new > max_total then return {'refused', 'total'} end
+if tonumber(redis.call('HGET', node, 'total') or '0') + #new > max_total then
+  return {'refused', 'total'}
+end
 if merges > 0 and tonumber(redis.call('HGET', node, 'merges') or '0') + merges > max_merges then
   return {'refused', 'merges'}
 end
 for kind, n in pairs(per) do redis.call('HINCRBY', node, 'n:' .. kind, n) end
-for i = 1, #new, 500 do
-  redis.call('SADD', set, unpack(new, i, math.min(i + 499, #new)))
+local fields = {}
+for i = 1, #new do
+  fields[#fields + 1] = 'i:' .. new[i]
+  fields[#fields + 1] = 1
+  if #fields >= 1000 then
+    redis.call('HSET', node, unpack(fields))
+    fields = {}
+  end
 end
+if #fields > 0 then redis.call('HSET', node, unpack(fields)) end
+redis.call('HINCRBY', node, 'total', #new)
 redis.call('HINCRBY', node, 'merges', merges)
 redis.call('HINCRBY', node, 'version', 1)
 table.insert(new, 1, 'added')
