@@ -24,12 +24,23 @@ pub const DRAIN: Duration = Duration::from_secs(10);
 
 /// The producer every service writes with: idempotent, acks from all replicas, small linger.
 pub fn producer(config: &Config) -> Result<FutureProducer, rdkafka::error::KafkaError> {
-    let mut c: ClientConfig = switchboard_kafka::client_config(&config.kafka);
-    c.set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "200000");
+    let mut c = producer_config(config);
+    if c.get("queue.buffering.max.messages").is_none() {
+        c.set("queue.buffering.max.messages", "200000");
+    }
     c.create()
+}
+
+/// A producer's configuration: idempotent with acks from all replicas (what the delivery
+/// guarantees rest on, whatever `kafka.properties` say), and a linger of 5 ms unless
+/// `kafka.properties` tune it (`linger.ms` trades latency for batching).
+fn producer_config(config: &Config) -> ClientConfig {
+    let mut c: ClientConfig = switchboard_kafka::client_config(&config.kafka);
+    if c.get("linger.ms").is_none() {
+        c.set("linger.ms", "5");
+    }
+    c.set("enable.idempotence", "true").set("acks", "all");
+    c
 }
 
 fn settings(
@@ -38,11 +49,7 @@ fn settings(
     topics: Vec<String>,
 ) -> Result<ConsumerSettings, rdkafka::error::KafkaError> {
     let output = if config.kafka.transactions {
-        let mut c: ClientConfig = switchboard_kafka::client_config(&config.kafka);
-        c.set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5");
-        OutputMode::Transactional(c)
+        OutputMode::Transactional(producer_config(config))
     } else {
         OutputMode::Shared(producer(config)?)
     };
@@ -102,4 +109,25 @@ pub async fn run_engine<R: SchemaResolver + 'static, S: StateStore>(
         shutdown,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_properties_tune_the_linger_but_not_the_delivery_guarantees() {
+        let mut config = Config::default();
+        let defaults = producer_config(&config);
+        assert_eq!(defaults.get("linger.ms"), Some("5"));
+        config.kafka.properties.extend([
+            ("linger.ms".to_owned(), "0".to_owned()),
+            ("acks".to_owned(), "1".to_owned()),
+            ("enable.idempotence".to_owned(), "false".to_owned()),
+        ]);
+        let tuned = producer_config(&config);
+        assert_eq!(tuned.get("linger.ms"), Some("0"));
+        assert_eq!(tuned.get("acks"), Some("all"));
+        assert_eq!(tuned.get("enable.idempotence"), Some("true"));
+    }
 }
