@@ -146,6 +146,9 @@ impl Parts {
         c.kafka
             .properties
             .insert("fetch.wait.max.ms".into(), "10".into());
+        if let Ok(linger) = std::env::var("BENCH_LINGER_MS") {
+            c.kafka.properties.insert("linger.ms".into(), linger);
+        }
         let run = c
             .topics
             .events_prefix
@@ -558,15 +561,14 @@ fn markdown(reports: &[Report], backlog: u64, secs: u64, broker: &Broker) -> Str
     md
 }
 
-/// `latency.png` (percentiles against offered load) and `throughput.png` (achieved against
-/// offered load, with each system's sustained rate) in `dir`.
+/// `latency.png` (percentiles against offered load) and `throughput.png` (each system's
+/// sustained rate) in `dir`.
 fn plots(reports: &[Report], dir: &Path) -> Result<(), Error> {
     let colour = |s: System| match s {
         System::Baseline => plotters::style::RGBColor(128, 128, 128),
         System::Switchboard => plotters::style::RGBColor(31, 119, 180),
     };
     let mut latency = Vec::new();
-    let mut throughput = Vec::new();
     for r in reports {
         for (name, dashed, pick) in [
             (
@@ -583,30 +585,25 @@ fn plots(reports: &[Report], dir: &Path) -> Result<(), Error> {
                 points: r.latency.iter().map(|l| (l.offered, pick(l))).collect(),
             });
         }
-        throughput.push(plot::Series {
-            name: format!("{} achieved", r.system.name()),
-            colour: colour(r.system),
-            dashed: false,
-            points: r.latency.iter().map(|l| (l.offered, l.achieved)).collect(),
-        });
-        let x_max = r.latency.iter().map(|l| l.offered).fold(r.rate, f64::max);
-        throughput.push(plot::Series {
-            name: format!("{} sustained (backlog)", r.system.name()),
-            colour: colour(r.system),
-            dashed: true,
-            points: vec![(0.0, r.rate), (x_max, r.rate)],
-        });
     }
+    let throughput: Vec<plot::Bar> = reports
+        .iter()
+        .map(|r| plot::Bar {
+            name: r.system.name().to_owned(),
+            colour: colour(r.system),
+            value: r.rate,
+        })
+        .collect();
     plot::log_chart(
         &dir.join("latency.png"),
         "Latency, produce to output consumed",
         ("events/s offered", "ms (log scale)"),
         &latency,
     )?;
-    plot::linear_chart(
+    plot::bar_chart(
         &dir.join("throughput.png"),
-        "Throughput against offered load",
-        ("events/s offered", "events/s achieved"),
+        "Sustained throughput, same broker and Redis",
+        "events/s (backlog drained)",
         &throughput,
     )
 }

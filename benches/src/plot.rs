@@ -4,6 +4,7 @@ use std::path::Path;
 
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -62,15 +63,56 @@ pub fn log_chart(
     draw(path, title, labels, (lo..hi).log_scale(), series)
 }
 
-/// A chart with a linear y axis from zero (throughput).
-pub fn linear_chart(
-    path: &Path,
-    title: &str,
-    labels: (&str, &str),
-    series: &[Series],
-) -> Result<(), Error> {
-    let (_, hi) = y_bounds(series);
-    draw(path, title, labels, 0.0..hi.max(1.0) * 1.1, series)
+/// One bar of a bar chart.
+pub struct Bar {
+    pub name: String,
+    pub colour: RGBColor,
+    pub value: f64,
+}
+
+/// Vertical bars from zero, each labelled with its value.
+pub fn bar_chart(path: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Result<(), Error> {
+    font()?;
+    let top = bars.iter().map(|b| b.value).fold(1.0_f64, f64::max) * 1.15;
+    let root = BitMapBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let n = u32::try_from(bars.len()).unwrap_or(u32::MAX);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(70)
+        .build_cartesian_2d((0..n.saturating_sub(1)).into_segmented(), 0.0..top)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .y_desc(y_label)
+        .x_label_formatter(&|x| match x {
+            SegmentValue::CenterOf(i) => usize::try_from(*i)
+                .ok()
+                .and_then(|i| bars.get(i))
+                .map(|b| b.name.clone())
+                .unwrap_or_default(),
+            _ => String::new(),
+        })
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .label_style(("sans-serif", 14))
+        .draw()?;
+    for (i, b) in (0..n).zip(bars) {
+        let (left, right) = (SegmentValue::Exact(i), SegmentValue::Exact(i + 1));
+        let mut bar = Rectangle::new([(left, 0.0), (right, b.value)], b.colour.filled());
+        bar.set_margin(0, 0, 40, 40);
+        chart.draw_series(std::iter::once(bar))?;
+        let label = TextStyle::from(("sans-serif", 16).into_font())
+            .pos(Pos::new(HPos::Center, VPos::Bottom));
+        chart.draw_series(std::iter::once(Text::new(
+            format!("{:.0}", b.value),
+            (SegmentValue::CenterOf(i), b.value + top * 0.01),
+            label,
+        )))?;
+    }
+    root.present()?;
+    Ok(())
 }
 
 fn finite(s: &Series) -> impl Iterator<Item = (f64, f64)> + Clone + '_ {
@@ -174,9 +216,20 @@ mod tests {
         };
         let log = dir.join("log.png");
         log_chart(&log, "latency", ("x", "y"), &[series(false), series(true)]).unwrap();
-        let linear = dir.join("linear.png");
-        linear_chart(&linear, "throughput", ("x", "y"), &[series(false)]).unwrap();
-        for png in [log, linear] {
+        let bars = dir.join("bars.png");
+        let bar = |name: &str, value| Bar {
+            name: name.into(),
+            colour: RGBColor(128, 128, 128),
+            value,
+        };
+        bar_chart(
+            &bars,
+            "sustained",
+            "events/s",
+            &[bar("a", 28_000.0), bar("b", 9_000.0)],
+        )
+        .unwrap();
+        for png in [log, bars] {
             let bytes = std::fs::read(&png).unwrap();
             assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{png:?}");
             // IHDR: width and height, big-endian, at bytes 16..24.

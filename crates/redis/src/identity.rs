@@ -17,7 +17,6 @@ static RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lu
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
 static COMMIT_MERGE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/commit_merge.lua")));
-static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
 static COMPARE_SET: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/compare_set.lua")));
 
@@ -69,13 +68,12 @@ impl IdentityStore for RedisIdentityStore {
     }
 
     async fn node(&self, id: &ProfileId) -> Result<Option<Node>, StoreError> {
-        let (fields, merged): (HashMap<String, String>, Vec<String>) =
-            redis::pipe()
-                .hgetall(self.keys.node(id))
-                .lrange(self.keys.merged(id), 0, -1)
-                .query_async(&mut self.redis.clone())
-                .await
-                .map_err(store_err)?;
+        let (fields, merged): (HashMap<String, String>, Vec<String>) = redis::pipe()
+            .hgetall(self.keys.node(id))
+            .lrange(self.keys.merged(id), 0, -1)
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(store_err)?;
         if fields.is_empty() {
             return Ok(None);
         }
@@ -112,10 +110,14 @@ impl IdentityStore for RedisIdentityStore {
         identifier: &Identifier,
         profile: &ProfileId,
     ) -> Result<Option<ProfileId>, StoreError> {
-        let owner: Option<String> = CLAIM
-            .key(self.keys.identifier(identifier))
+        // One command, no script: point it at `profile` unless it points somewhere, and say
+        // where it pointed (nil when the claim won).
+        let owner: Option<String> = redis::cmd("SET")
+            .arg(self.keys.identifier(identifier))
             .arg(profile.as_str())
-            .invoke_async(&mut self.redis.clone())
+            .arg("NX")
+            .arg("GET")
+            .query_async(&mut self.redis.clone())
             .await
             .map_err(store_err)?;
         Ok(owner.map(ProfileId::from_stored))
