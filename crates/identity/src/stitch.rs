@@ -85,14 +85,24 @@ pub async fn stitch<S: IdentityStore>(
     if identifiers.is_empty() {
         return Err(StitchError::NoIdentifiers);
     }
-    let pointers = store.lookup(identifiers).await?;
+    let mut pointers = store.lookup(identifiers).await?;
     let mut roots = Roots::default();
     let mut anchor = match pointers.iter().flatten().next() {
         Some(p) => Some(roots.of(store, p).await?),
         None => None,
     };
-    let mut current: Option<ProfileId> = None;
+    // The profile this event creates, if it creates one.
+    let fresh = ProfileId::generate(now);
     let mut created = false;
+    let unclaimed = pointers.iter().filter(|p| p.is_none()).count();
+    if unclaimed >= 2 {
+        let target = anchor.clone().unwrap_or_else(|| fresh.clone());
+        if attach_all(store, limits, identifiers, &mut pointers, &target, now).await? {
+            created = anchor.is_none();
+            roots.0.push((target.clone(), target));
+        }
+    }
+    let mut current: Option<ProfileId> = None;
     let mut merges = Vec::new();
     let mut conflicts = Vec::new();
     for (identifier, pointer) in identifiers.iter().zip(pointers) {
@@ -151,11 +161,10 @@ pub async fn stitch<S: IdentityStore>(
                     },
                     None => {
                         // Reserve on a profile nobody knows yet, then publish it by the claim.
-                        let fresh = ProfileId::generate(now);
                         match attach(store, limits, identifier, &fresh, now).await? {
                             Attached::Linked => {
                                 created = true;
-                                Step::Linked(fresh)
+                                Step::Linked(fresh.clone())
                             }
                             Attached::Owned(owner) => {
                                 pointer = Some(owner);
@@ -276,6 +285,49 @@ async fn attach<S: IdentityStore>(
             }
         },
     }
+}
+
+/// Adds every identifier without a pointer to `root` at once: one reservation, then one
+/// round of claims. Claims lost to another stitcher are given back and their pointers set
+/// to the winner, for the walk to merge. True when any claim was won; false (nothing done)
+/// when the reservation was refused or `root` was merged meanwhile: the walk then takes the
+/// identifiers one by one, and the limits drop the weakest.
+async fn attach_all<S: IdentityStore>(
+    store: &S,
+    limits: &Limits,
+    identifiers: &[Identifier],
+    pointers: &mut [Option<ProfileId>],
+    root: &ProfileId,
+    now: i64,
+) -> Result<bool, StitchError> {
+    let (unclaimed, slots): (Vec<Identifier>, Vec<usize>) = identifiers
+        .iter()
+        .zip(pointers.iter())
+        .enumerate()
+        .filter(|(_, (_, p))| p.is_none())
+        .map(|(i, (id, _))| (id.clone(), i))
+        .unzip();
+    let r = reservation(unclaimed.clone(), 0, now);
+    if !matches!(store.reserve(root, &r, limits).await?, Reserved::Added(_)) {
+        return Ok(false);
+    }
+    let owners = store.claim_all(&unclaimed, root).await?;
+    let mut lost = Vec::new();
+    let mut won = false;
+    for ((identifier, slot), owner) in unclaimed.into_iter().zip(slots).zip(owners) {
+        let owner = owner.unwrap_or_else(|| root.clone());
+        won |= owner == *root;
+        if owner != *root {
+            lost.push(identifier);
+        }
+        if let Some(p) = pointers.get_mut(slot) {
+            *p = Some(owner);
+        }
+    }
+    if !lost.is_empty() {
+        store.release(root, &lost).await?;
+    }
+    Ok(won)
 }
 
 enum MergeOutcome {

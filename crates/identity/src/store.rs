@@ -121,6 +121,22 @@ pub trait IdentityStore: Send + Sync {
         profile: &ProfileId,
     ) -> impl Future<Output = Result<Option<ProfileId>, StoreError>> + Send;
 
+    /// [`IdentityStore::claim`] of each identifier for `profile`, in order (in one round
+    /// trip where the store can).
+    fn claim_all(
+        &self,
+        identifiers: &[Identifier],
+        profile: &ProfileId,
+    ) -> impl Future<Output = Result<Vec<Option<ProfileId>>, StoreError>> + Send {
+        async move {
+            let mut owners = Vec::with_capacity(identifiers.len());
+            for identifier in identifiers {
+                owners.push(self.claim(identifier, profile).await?);
+            }
+            Ok(owners)
+        }
+    }
+
     /// Path compression: repoints `identifier` from `from` to `to`, if it still points at
     /// `from`.
     fn repoint(

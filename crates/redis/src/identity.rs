@@ -50,6 +50,17 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
+/// One command, no script: point the identifier at `profile` unless it points somewhere,
+/// and answer where it pointed (nil when the claim won).
+fn claim_cmd(keys: &Keys, identifier: &Identifier, profile: &ProfileId) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(keys.identifier(identifier))
+        .arg(profile.as_str())
+        .arg("NX")
+        .arg("GET");
+    cmd
+}
+
 impl IdentityStore for RedisIdentityStore {
     async fn lookup(&self, ids: &[Identifier]) -> Result<Vec<Option<ProfileId>>, StoreError> {
         let found: Vec<Option<String>> = self
@@ -110,17 +121,32 @@ impl IdentityStore for RedisIdentityStore {
         identifier: &Identifier,
         profile: &ProfileId,
     ) -> Result<Option<ProfileId>, StoreError> {
-        // One command, no script: point it at `profile` unless it points somewhere, and say
-        // where it pointed (nil when the claim won).
-        let owner: Option<String> = redis::cmd("SET")
-            .arg(self.keys.identifier(identifier))
-            .arg(profile.as_str())
-            .arg("NX")
-            .arg("GET")
+        let owner: Option<String> = claim_cmd(&self.keys, identifier, profile)
             .query_async(&mut self.redis.clone())
             .await
             .map_err(store_err)?;
         Ok(owner.map(ProfileId::from_stored))
+    }
+
+    async fn claim_all(
+        &self,
+        identifiers: &[Identifier],
+        profile: &ProfileId,
+    ) -> Result<Vec<Option<ProfileId>>, StoreError> {
+        let owners: Vec<Option<String>> = self
+            .redis
+            .query_each(
+                identifiers
+                    .iter()
+                    .map(|id| claim_cmd(&self.keys, id, profile))
+                    .collect(),
+            )
+            .await
+            .map_err(store_err)?;
+        Ok(owners
+            .into_iter()
+            .map(|o| o.map(ProfileId::from_stored))
+            .collect())
     }
 
     async fn repoint(
