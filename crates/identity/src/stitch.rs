@@ -7,6 +7,10 @@
 //! attachment the limits refuse leaves that identifier unlinked: it is weaker than every
 //! identifier already linked, so the lowest-priority identifier is the one dropped.
 //!
+//! Identifiers nobody holds yet are first reserved on the event's profile together and
+//! claimed in one round trip (a new customer's identifiers cost one reservation, not one
+//! each); when the limits refuse that, the walk above takes them one by one.
+//!
 //! Every step is a single-profile operation of [`IdentityStore`]; merges reserve on the
 //! survivor first and commit on the loser only if the loser did not change, so concurrent
 //! stitchers never exceed a limit and all end with the same grouping.

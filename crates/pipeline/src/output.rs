@@ -91,7 +91,7 @@ pub struct Transactional {
 
 /// What a partition's transactions count: `switchboard_transactions_total` per outcome and
 /// the records of those that did not commit.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct TxnMetrics {
     committed: IntCounter,
     aborted: IntCounter,

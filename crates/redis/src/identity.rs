@@ -1,5 +1,5 @@
 //! The identity graph on Redis: each operation of [`IdentityStore`] is one command, one
-//! pipeline of reads, or one script over one hash slot.
+//! pipeline of single-key commands, or one script over one hash slot.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
