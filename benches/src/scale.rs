@@ -370,7 +370,10 @@ pub async fn population(parts: &Parts, population: u64, events: u64) -> Result<P
         stitched?;
         done += 1;
         if done.is_multiple_of(1_000_000) {
-            eprintln!("population: {done} customers in {:.0} s", t0.elapsed().as_secs_f64());
+            eprintln!(
+                "population: {done} customers in {:.0} s",
+                t0.elapsed().as_secs_f64()
+            );
         }
     }
     let customers = u32::try_from(population).unwrap_or(u32::MAX);
