@@ -558,8 +558,13 @@ fn markdown(reports: &[Report], backlog: u64, secs: u64, broker: &Broker) -> Str
             ));
         }
     }
+    md.push_str(CHARTS);
     md
 }
+
+/// The charts [`plots`] writes beside the report.
+const CHARTS: &str =
+    "\n![sustained throughput](throughput.png)\n\n![latency against offered load](latency.png)\n";
 
 /// `latency.png` (percentiles against offered load) and `throughput.png` (each system's
 /// sustained rate) in `dir`.
