@@ -35,7 +35,7 @@ use switchboard_pipeline::services::{producer, run_engine, run_stitcher};
 use switchboard_pipeline::state::RedisStateStore;
 use switchboard_redis::{Keys, RedisIdentityStore, connect};
 use switchboard_test_support::{
-    MockKafka, RedisServer, TansuBroker, isolated_config, mock_cluster, unique,
+    MockKafka, RedisServer, TansuBroker, isolated_config, mock_cluster, name_topics, unique,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -135,12 +135,7 @@ impl Parts {
     async fn config_named(&self, run: Option<&str>) -> Result<Arc<Config>, Error> {
         let mut c = isolated_config(self.broker.bootstrap(), self.redis.url(), 6);
         if let Some(run) = run {
-            let t = &mut c.topics;
-            t.events_prefix = format!("{run}.events.");
-            t.commands_prefix = format!("{run}.commands.");
-            t.customer_events = format!("{run}.customer.events");
-            t.transitions = format!("{run}.journeys.transitions");
-            t.dead_letters = format!("{run}.events.dlq");
+            name_topics(&mut c.topics, run);
         }
         // Both systems' consumers ask the broker to answer a fetch within 10 ms.
         c.kafka

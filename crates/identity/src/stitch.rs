@@ -95,12 +95,18 @@ pub async fn stitch<S: IdentityStore>(
         Some(p) => Some(roots.of(store, p).await?),
         None => None,
     };
-    // The profile this event creates, if it creates one.
-    let fresh = ProfileId::generate(now);
+    // The profile this event creates, if it creates one (made when first needed: most
+    // events are of known customers).
+    let mut fresh: Option<ProfileId> = None;
     let mut created = false;
     let unclaimed = pointers.iter().filter(|p| p.is_none()).count();
     if unclaimed >= 2 {
-        let target = anchor.clone().unwrap_or_else(|| fresh.clone());
+        let target = match &anchor {
+            Some(a) => a.clone(),
+            None => fresh
+                .get_or_insert_with(|| ProfileId::generate(now))
+                .clone(),
+        };
         if attach_all(store, limits, identifiers, &mut pointers, &target, now).await? {
             created = anchor.is_none();
             roots.0.push((target.clone(), target));
@@ -165,10 +171,13 @@ pub async fn stitch<S: IdentityStore>(
                     },
                     None => {
                         // Reserve on a profile nobody knows yet, then publish it by the claim.
+                        let fresh = fresh
+                            .get_or_insert_with(|| ProfileId::generate(now))
+                            .clone();
                         match attach(store, limits, identifier, &fresh, now).await? {
                             Attached::Linked => {
                                 created = true;
-                                Step::Linked(fresh.clone())
+                                Step::Linked(fresh)
                             }
                             Attached::Owned(owner) => {
                                 pointer = Some(owner);
@@ -311,14 +320,14 @@ async fn attach_all<S: IdentityStore>(
         .filter(|(_, (_, p))| p.is_none())
         .map(|(i, (id, _))| (id.clone(), i))
         .unzip();
-    let r = reservation(unclaimed.clone(), 0, now);
+    let r = reservation(unclaimed, 0, now);
     if !matches!(store.reserve(root, &r, limits).await?, Reserved::Added(_)) {
         return Ok(false);
     }
-    let owners = store.claim_all(&unclaimed, root).await?;
+    let owners = store.claim_all(&r.identifiers, root).await?;
     let mut lost = Vec::new();
     let mut won = false;
-    for ((identifier, slot), owner) in unclaimed.into_iter().zip(slots).zip(owners) {
+    for ((identifier, slot), owner) in r.identifiers.into_iter().zip(slots).zip(owners) {
         let owner = owner.unwrap_or_else(|| root.clone());
         won |= owner == *root;
         if owner != *root {

@@ -36,16 +36,19 @@ pub fn isolated_config(
     c.kafka.group_prefix = unique("sb");
     c.redis.url = redis_url;
     c.redis.key_prefix = unique("sb");
-    let run = unique("t");
-    let t = &mut c.topics;
+    name_topics(&mut c.topics, &unique("t"));
+    c.topics.partitions = partitions;
+    c.topics.replication_factor = 1;
+    c
+}
+
+/// Every topic of a run under `run.`: `run.events.<channel>`, `run.customer.events`, ...
+pub fn name_topics(t: &mut switchboard_config::TopicsConfig, run: &str) {
     t.events_prefix = format!("{run}.events.");
     t.commands_prefix = format!("{run}.commands.");
     t.customer_events = format!("{run}.customer.events");
     t.transitions = format!("{run}.journeys.transitions");
     t.dead_letters = format!("{run}.events.dlq");
-    t.partitions = partitions;
-    t.replication_factor = 1;
-    c
 }
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
