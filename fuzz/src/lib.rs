@@ -21,8 +21,9 @@ pub fn writers() -> Vec<(u32, u64)> {
         .collect()
 }
 
-/// Decodes `framed` as each record type; whatever decodes must encode and decode back to
-/// itself in `framing`.
+/// Decodes `framed` as each record type; whatever decodes must encode, decode back, and encode
+/// to the same bytes in `framing`. Bytes rather than records are compared because a record
+/// holding a NaN attribute is not equal to itself.
 pub fn decode_all(framed: &[u8], framing: Framing) {
     roundtrip::<ChannelEvent>(framed, framing);
     roundtrip::<CustomerEvent>(framed, framing);
@@ -31,7 +32,7 @@ pub fn decode_all(framed: &[u8], framing: Framing) {
 
 fn roundtrip<T>(framed: &[u8], framing: Framing)
 where
-    T: switchboard_codec::AvroRecord + PartialEq + std::fmt::Debug,
+    T: switchboard_codec::AvroRecord + std::fmt::Debug,
 {
     let Ok(record) = futures::executor::block_on(CODEC.decode::<T>(framed)) else {
         return;
@@ -40,5 +41,6 @@ where
         .encode(&record, framing)
         .expect("a decoded record encodes");
     let back: T = futures::executor::block_on(CODEC.decode(&again)).expect("and decodes");
-    assert_eq!(back, record);
+    let last = CODEC.encode(&back, framing).expect("the copy encodes");
+    assert_eq!(last, again, "{record:?} changed on its way back: {back:?}");
 }

@@ -118,6 +118,35 @@ fn send_commands_and_transitions_round_trip() {
 }
 
 #[test]
+fn non_finite_doubles_keep_their_bits() {
+    let codec = codec();
+    let odd = [f64::NAN, -f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 5e-324];
+    let event = ChannelEvent {
+        event_id: "e".into(),
+        event_type: "cart.updated".into(),
+        channel: "web".into(),
+        occurred_at: 0,
+        identifiers: vec![Identifier::new("cookie", "c")],
+        attributes: odd
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (format!("a{i}"), AttrValue::Double(*d)))
+            .collect(),
+        locale: None,
+        timezone: None,
+    };
+    let bytes = codec.encode(&event, Framing::SingleObject).unwrap();
+    let back: ChannelEvent = futures_block_on(codec.decode(&bytes)).unwrap();
+    for (i, d) in odd.iter().enumerate() {
+        let Some(AttrValue::Double(got)) = back.attributes.get(&format!("a{i}")) else {
+            panic!("a{i} is not a double: {:?}", back.attributes);
+        };
+        assert_eq!(got.to_bits(), d.to_bits(), "a{i}");
+    }
+    assert_eq!(codec.encode(&back, Framing::SingleObject).unwrap(), bytes);
+}
+
+#[test]
 fn a_command_is_not_decoded_as_an_event() {
     let codec = codec();
     let transition = JourneyTransition {
