@@ -250,7 +250,7 @@ pub async fn memory_per_profile(parts: &Parts, customers: u64) -> Result<Memory,
         for (k, size) in keys.iter().zip(sizes) {
             let rest = k.strip_prefix(&prefix).unwrap_or(k);
             let kind = match rest.split(':').next().unwrap_or("") {
-                "c" => "engine state (record, outbox)",
+                "r" | "o" | "m" => "engine state (record, outbox)",
                 "timers" => "engine timers",
                 "outbox" | "epoch" => "engine partition keys",
                 "seen" => "event dedup markers (24 h)",

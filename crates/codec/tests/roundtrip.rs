@@ -120,7 +120,14 @@ fn send_commands_and_transitions_round_trip() {
 #[test]
 fn non_finite_doubles_keep_their_bits() {
     let codec = codec();
-    let odd = [f64::NAN, -f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 5e-324];
+    let odd = [
+        f64::NAN,
+        -f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0,
+        5e-324,
+    ];
     let event = ChannelEvent {
         event_id: "e".into(),
         event_type: "cart.updated".into(),

@@ -269,9 +269,12 @@ impl<'a> Run<'a> {
             variant: None,
             wake_at: None,
             // What steps read of the trigger (its type, channel, id, time and attributes);
-            // the identifiers are the profile's, and would cost every instance their bytes.
+            // the identifiers, locale and time zone are the profile's, and would cost every
+            // instance their bytes.
             trigger: ChannelEvent {
                 identifiers: Vec::new(),
+                locale: None,
+                timezone: None,
                 ..e.clone()
             },
         };

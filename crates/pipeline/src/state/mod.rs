@@ -7,6 +7,7 @@
 
 mod memory;
 mod redis;
+pub mod stored;
 
 use std::future::Future;
 

@@ -1,16 +1,19 @@
 //! The engine's state in Redis or Redis Cluster.
 //!
-//! - `<prefix>:c:{<profile>}`: a hash with `rec` (the record as JSON), `epoch` (of its last
-//!   writer), `outbox` (JSON, while unpublished) and `merged_into`;
+//! - `<prefix>:r:{<profile>}`: the record, a string: the epoch of its last writer in decimal,
+//!   `:`, then the record as zstd-compressed JSON (see [`super::stored`]);
+//! - `<prefix>:o:{<profile>}`: its outbox as JSON, while unpublished;
+//! - `<prefix>:m:{<profile>}`: the profile it was merged into, if it was;
 //! - `<prefix>:outbox:{p<N>}`: the set of profiles of partition N with an outbox;
 //! - `<prefix>:timers:{p<N>}`: partition N's timers, a sorted set scored by due time;
 //! - `<prefix>:epoch:{p<N>}`: partition N's fencing epoch.
 //!
-//! Each profile write is one script on one key; the index and timer writes that go with it
-//! are idempotent and happen first, so a crash leaves at worst a stale entry, which the
-//! engine ignores.
+//! A profile's keys share its hash tag, so each profile write is one script and each read one
+//! `MGET`, in Redis Cluster too. A record is a string rather than a hash because a hash with a
+//! value over 64 bytes is a hash table in Redis (about 200 bytes more per profile than the
+//! value itself). The index and timer writes that go with a profile write are idempotent and
+//! happen first, so a crash leaves at worst a stale entry, which the engine ignores.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use futures::future::try_join_all;
@@ -18,7 +21,7 @@ use redis::Script;
 use switchboard_redis::Redis;
 
 use super::{
-    DueTimer, Loaded, Record, Saved, StateError, StateStore, Write, parse_timer_member,
+    DueTimer, Loaded, Record, Saved, StateError, StateStore, Write, parse_timer_member, stored,
     timer_member,
 };
 
@@ -36,7 +39,7 @@ fn err(e: redis::RedisError) -> StateError {
 }
 
 fn json_err(e: serde_json::Error) -> StateError {
-    StateError(format!("stored record is not valid JSON: {e}"))
+    StateError(format!("stored outbox is not valid JSON: {e}"))
 }
 
 impl RedisStateStore {
@@ -47,8 +50,13 @@ impl RedisStateStore {
         }
     }
 
-    fn record_key(&self, profile: &str) -> String {
-        format!("{}:c:{{{profile}}}", self.prefix)
+    /// A profile's key of kind `what`: `r` record, `o` outbox, `m` merged into.
+    fn profile_key(&self, what: char, profile: &str) -> String {
+        format!("{}:{what}:{{{profile}}}", self.prefix)
+    }
+
+    fn profile_keys(&self, profile: &str) -> [String; 3] {
+        ['r', 'o', 'm'].map(|what| self.profile_key(what, profile))
     }
 
     /// The sorted set of partition `partition`'s timers (members from [`super::timer_member`]).
@@ -73,27 +81,28 @@ impl StateStore for RedisStateStore {
     async fn load(&self, profiles: &[String]) -> Result<Vec<Loaded>, StateError> {
         let cmds = profiles
             .iter()
-            .map(|p| redis::Cmd::hgetall(self.record_key(p)))
+            .map(|p| redis::Cmd::mget(&self.profile_keys(p)[..]))
             .collect();
-        let found: Vec<HashMap<String, String>> = self.redis.query_each(cmds).await.map_err(err)?;
+        type Found = (Option<Vec<u8>>, Option<Vec<u8>>, Option<String>);
+        let found: Vec<Found> = self.redis.query_each(cmds).await.map_err(err)?;
         found
             .into_iter()
-            .map(|mut h| {
-                if h.is_empty() {
+            .map(|(record, outbox, merged_into)| {
+                if record.is_none() && outbox.is_none() && merged_into.is_none() {
                     return Ok(None);
                 }
-                let mut record: Record = match h.remove("rec") {
-                    Some(json) => serde_json::from_str(&json).map_err(json_err)?,
+                let mut record = match record {
+                    Some(value) => stored::decode(&value)?,
                     None => Record {
                         offset: -1,
                         ..Record::default()
                     },
                 };
-                if let Some(s) = h.remove("merged_into") {
-                    record.merged_into = Some(s);
+                if merged_into.is_some() {
+                    record.merged_into = merged_into;
                 }
-                let outbox = match h.remove("outbox") {
-                    Some(json) => serde_json::from_str(&json).map_err(json_err)?,
+                let outbox = match outbox {
+                    Some(json) => serde_json::from_slice(&json).map_err(json_err)?,
                     None => Vec::new(),
                 };
                 Ok(Some((record, outbox)))
@@ -120,14 +129,15 @@ impl StateStore for RedisStateStore {
         }
         let _: Vec<redis::Value> = self.redis.query_each(index).await.map_err(err)?;
         try_join_all(writes.iter().map(|w| async move {
-            let record = serde_json::to_string(&w.record).map_err(json_err)?;
+            let record = stored::encode(w.epoch, &w.record)?;
             let outbox = if w.outbox.is_empty() {
-                String::new()
+                Vec::new()
             } else {
-                serde_json::to_string(&w.outbox).map_err(json_err)?
+                serde_json::to_vec(&w.outbox).map_err(json_err)?
             };
             let done: i64 = SAVE
-                .key(self.record_key(&w.profile))
+                .key(self.profile_key('r', &w.profile))
+                .key(self.profile_key('o', &w.profile))
                 .arg(w.epoch)
                 .arg(record)
                 .arg(outbox)
@@ -146,7 +156,7 @@ impl StateStore for RedisStateStore {
     async fn clear_outbox(&self, partition: i32, profiles: &[String]) -> Result<(), StateError> {
         let mut cmds: Vec<redis::Cmd> = profiles
             .iter()
-            .map(|p| redis::Cmd::hdel(self.record_key(p), "outbox"))
+            .map(|p| redis::Cmd::del(self.profile_key('o', p)))
             .collect();
         if !profiles.is_empty() {
             cmds.push(redis::Cmd::srem(
@@ -211,8 +221,8 @@ impl StateStore for RedisStateStore {
     }
 
     async fn mark_merged(&self, loser: &str, survivor: &str) -> Result<(), StateError> {
-        redis::Cmd::hset(self.record_key(loser), "merged_into", survivor)
-            .query_async::<i64>(&mut self.redis.clone())
+        redis::Cmd::set(self.profile_key('m', loser), survivor)
+            .query_async::<()>(&mut self.redis.clone())
             .await
             .map_err(err)?;
         Ok(())
@@ -221,7 +231,7 @@ impl StateStore for RedisStateStore {
     async fn forget(&self, partition: i32, profiles: &[String]) -> Result<(), StateError> {
         let mut cmds: Vec<redis::Cmd> = profiles
             .iter()
-            .map(|p| redis::Cmd::del(self.record_key(p)))
+            .map(|p| redis::Cmd::del(&self.profile_keys(p)[..]))
             .collect();
         cmds.push(redis::Cmd::srem(
             self.partition_key("outbox", partition),
