@@ -661,7 +661,7 @@ async fn main() -> Result<(), Error> {
             latency,
         });
     }
-    if args.only.is_some() {
+    if args.only.is_some() || args.no_latency {
         return Ok(()); // a partial run does not replace the report
     }
     let md = markdown(&reports, args.events, args.secs, &parts.broker);

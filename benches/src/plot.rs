@@ -50,13 +50,17 @@ fn font() -> Result<(), Error> {
         .map_err(Error::from)
 }
 
-/// A chart with a logarithmic y axis (latency).
+/// A chart with a logarithmic y axis (latency). An error if no series has a finite point:
+/// a log axis needs a range.
 pub fn log_chart(
     path: &Path,
     title: &str,
     labels: (&str, &str),
     series: &[Series],
 ) -> Result<(), Error> {
+    if series.iter().all(|s| finite(s).next().is_none()) {
+        return Err(format!("{title}: nothing to chart").into());
+    }
     let (lo, hi) = y_bounds(series);
     let lo = 10f64.powf(lo.max(0.01).log10().floor());
     let hi = 10f64.powf(hi.max(lo * 10.0).log10().ceil());
@@ -236,5 +240,19 @@ mod tests {
             assert_eq!(&bytes[16..24], &[0, 0, 3, 132, 0, 0, 2, 8], "900 x 520");
         }
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_log_chart_of_no_points_is_an_error_not_a_hang() {
+        let nothing = Series {
+            name: "p99".into(),
+            colour: RGBColor(31, 119, 180),
+            dashed: false,
+            points: vec![(100.0, f64::NAN)],
+        };
+        let path = std::env::temp_dir().join(format!("sb-empty-{}.png", std::process::id()));
+        let e = log_chart(&path, "latency", ("x", "y"), &[nothing]).unwrap_err();
+        assert_eq!(e.to_string(), "latency: nothing to chart");
+        assert!(!path.exists());
     }
 }

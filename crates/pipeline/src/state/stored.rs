@@ -40,11 +40,11 @@ pub fn encode(epoch: u64, record: &Record) -> Result<Vec<u8>, StateError> {
 
 /// The record in a stored value.
 pub fn decode(value: &[u8]) -> Result<Record, StateError> {
-    let at = value
+    let data = value
         .iter()
         .position(|b| *b == b':')
+        .and_then(|at| value.get(at + 1..))
         .ok_or_else(|| err("no epoch", "missing ':'"))?;
-    let data = &value[at + 1..];
     let size = zstd::zstd_safe::get_frame_content_size(data)
         .ok()
         .flatten()
