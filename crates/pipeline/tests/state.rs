@@ -107,6 +107,60 @@ async fn conformance<S: StateStore>(store: &S) {
         "the zombie's write did not land"
     );
 
+    // A batch: each write fenced or not on its own, answers and loads in the caller's
+    // order, across more profiles than one Redis call takes.
+    let batch: Vec<Write> = (0..300)
+        .map(|i| {
+            let epoch = if i == 150 { old } else { new };
+            write(
+                &format!("b{i}"),
+                epoch,
+                i,
+                vec![command(&format!("cb{i}"))],
+                vec![],
+            )
+        })
+        .collect();
+    store
+        .save(&[write("b150", new, 7, vec![], vec![])])
+        .await
+        .unwrap();
+    let saved = store.save(&batch).await.unwrap();
+    assert_eq!(saved.len(), 300);
+    for (i, s) in saved.iter().enumerate() {
+        let expected = if i == 150 { Saved::Fenced } else { Saved::Done };
+        assert_eq!(*s, expected, "write {i}");
+    }
+    let mut names: Vec<String> = (0..300).map(|i| format!("b{i}")).collect();
+    names.insert(200, "nobody".into());
+    let loaded = store.load(&names).await.unwrap();
+    assert_eq!(loaded.len(), 301);
+    for (name, found) in names.iter().zip(&loaded) {
+        match (name.as_str(), found) {
+            ("nobody", None) => {}
+            ("b150", Some((record, outbox))) => {
+                assert_eq!(record.offset, 7, "the fenced write did not land");
+                assert!(outbox.is_empty());
+            }
+            (name, Some((record, outbox))) => {
+                let i: i64 = name[1..].parse().unwrap();
+                assert_eq!(record.offset, i, "{name}");
+                assert_eq!(outbox, &vec![command(&format!("cb{i}"))], "{name}");
+            }
+            (name, found) => panic!("{name}: {found:?}"),
+        }
+    }
+    store.clear_outbox(3, &names).await.unwrap();
+    assert!(
+        store
+            .load(&names)
+            .await
+            .unwrap()
+            .iter()
+            .flatten()
+            .all(|(_, outbox)| outbox.is_empty())
+    );
+
     // Timers: only the due ones, oldest first; removed once fired.
     store
         .save(&[write(

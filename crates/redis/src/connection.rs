@@ -74,6 +74,11 @@ impl ConnectionLike for Redis {
 }
 
 impl Redis {
+    /// Whether this is Redis Cluster, where one command must not cross hash slots.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+
     /// Runs independent commands in as few round trips as possible: one pipeline on a
     /// single Redis; concurrently (one multiplexed request each) on a cluster, where a
     /// pipeline must not cross hash slots.
