@@ -54,6 +54,59 @@ async fn conformance_on_redis_cluster() {
     conformance(&cluster(&c)).await;
 }
 
+#[tokio::test]
+async fn dedup_markers_are_small_and_markers_of_older_releases_still_count() {
+    use switchboard_identity::IdentityStore;
+    let server = RedisServer::start();
+    let prefix = unique("t");
+    let store =
+        RedisIdentityStore::new(connect(&single(&server)).await.unwrap(), Keys::new(&prefix));
+    let mut raw = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+
+    assert!(
+        store
+            .first_seen("e1", "events.web/0/10", 60_000)
+            .await
+            .unwrap()
+    );
+    let encoding: String = redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg(Keys::new(&prefix).seen("e1"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        encoding, "int",
+        "the marker is an integer, not a string of its own"
+    );
+
+    // A marker an older release wrote holds the position itself.
+    let _: () = redis::cmd("SET")
+        .arg(Keys::new(&prefix).seen("e2"))
+        .arg("events.app/3/99")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .first_seen("e2", "events.app/3/99", 60_000)
+            .await
+            .unwrap(),
+        "a replay of the marked record is not a duplicate"
+    );
+    assert!(
+        !store
+            .first_seen("e2", "events.app/3/100", 60_000)
+            .await
+            .unwrap(),
+        "another record with the id is"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_concurrent_stitchers_on_redis() {
     let server = RedisServer::start();
