@@ -149,7 +149,10 @@ async fn a_redis_restart_loses_no_state_and_readiness_follows_redis() {
     let why = wait_readiness(port, false).await;
     assert!(why.contains("redis"), "{why}");
     r.produce(&installs("during", 20..40)).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Longer than the Redis client's own reconnect attempts (6, backing off to at most 2 s
+    // with jitter: up to 7 s), which hold requests rather than fail them: an outage they
+    // absorb shows only in readiness and latency; this one must reach the services' retries.
+    tokio::time::sleep(Duration::from_secs(9)).await;
     r.redis.restart();
     wait_readiness(port, true).await;
 

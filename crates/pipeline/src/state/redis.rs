@@ -1,7 +1,8 @@
 //! The engine's state in Redis or Redis Cluster.
 //!
 //! - `<prefix>:r:{<profile>}`: the record, a string: the epoch of its last writer in decimal,
-//!   `:`, then the record as zstd-compressed JSON (see [`super::stored`]);
+//!   then the record's JSON compressed with zstd against a dictionary (`<epoch>:1:<zstd>`,
+//!   see [`super::stored`]);
 //! - `<prefix>:o:{<profile>}`: its outbox as JSON, while unpublished;
 //! - `<prefix>:m:{<profile>}`: the profile it was merged into, if it was;
 //! - `<prefix>:outbox:{p<N>}`: the set of profiles of partition N with an outbox;
