@@ -7,6 +7,7 @@
 #![allow(clippy::panic, clippy::expect_used)] // test infrastructure: failing loudly is the point
 
 mod binaries;
+pub mod customers;
 pub mod identity_conformance;
 mod mock;
 mod redis_cluster;

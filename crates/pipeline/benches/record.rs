@@ -1,0 +1,41 @@
+//! An engine record written and read as Redis stores it (JSON, zstd against the record
+//! dictionary), next to the JSON alone. Reports records per second on one core.
+#![allow(clippy::expect_used)] // a benchmark whose setup fails has nothing to measure
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use switchboard_pipeline::state::{Record, stored};
+use switchboard_test_support::customers::after_cart_and_view;
+
+fn bench(c: &mut Criterion) {
+    let record = Record {
+        customer: after_cart_and_view(7),
+        offset: 41,
+        merged_into: None,
+    };
+    let value = stored::encode(3, &record).expect("the record encodes");
+    let json = serde_json::to_vec(&record).expect("the record serializes");
+    let mut group = c.benchmark_group(format!(
+        "record ({} bytes of JSON, {} stored)",
+        json.len(),
+        value.len()
+    ));
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("write (stored::encode)", |b| {
+        b.iter(|| stored::encode(3, black_box(&record)))
+    });
+    group.bench_function("read (stored::decode)", |b| {
+        b.iter(|| stored::decode(black_box(&value)))
+    });
+    group.bench_function("JSON alone, write", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&record)))
+    });
+    group.bench_function("JSON alone, read", |b| {
+        b.iter(|| serde_json::from_slice::<Record>(black_box(&json)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
