@@ -454,7 +454,9 @@ async fn journeys_are_reloaded_without_restart_and_a_broken_file_keeps_the_runni
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_product_view_gets_its_variant_and_the_control_group_gets_nothing() {
     let r = Running::start(&journeys()).await;
-    let customers = 40;
+    // Who is held out depends on the (random) profile ids: with 100 customers and a 10 %
+    // holdout, none held out happens once in 37 000 runs, more than 25 once in 240 000.
+    let customers = 100;
     let views: Vec<ChannelEvent> = (0..customers)
         .map(|n| {
             event(
@@ -506,7 +508,7 @@ async fn a_product_view_gets_its_variant_and_the_control_group_gets_nothing() {
         "everyone is either followed up or in the control group"
     );
     assert!(
-        (1.0..=12.0).contains(&held_out),
+        (1.0..=25.0).contains(&held_out),
         "about 10% held out: {held_out}"
     );
 }

@@ -160,7 +160,7 @@ async fn engines_joining_and_leaving_mid_stream_keep_each_customers_order_and_lo
 
     // Nothing sent twice under two ids: the welcome push, once per customer.
     let commands = r
-        .commands_until(Duration::from_secs(10), |c| c.len() >= CUSTOMERS as usize)
+        .commands_until(Duration::from_secs(30), |c| c.len() >= CUSTOMERS as usize)
         .await;
     let mut per_send: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
     for c in &commands {
