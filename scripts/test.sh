@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 start=$(date +%s)
+# A fresh machine gains nothing from incremental compilation, which would add a gigabyte to
+# the build; the free space is printed so that a full disk is told apart from a failing test.
+export CARGO_INCREMENTAL=0
+df -h . | sed 's/^/test.sh: disk: /'
 scripts/setup.sh
 export SWITCHBOARD_TOOLS_DIR="${SWITCHBOARD_TOOLS_DIR:-$HOME/.cache/switchboard-tools}"
 
