@@ -179,6 +179,37 @@ async fn an_sms_opt_out_stops_sms_from_every_journey_and_the_cap_holds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_repeated_event_id_reaches_no_journey_twice() {
+    let r = Running::start(&journeys()).await;
+    let view = |id: &str, channel: &str| {
+        event(
+            id,
+            "promo.viewed",
+            channel,
+            &[("phone", "07911 123457")],
+            &[],
+        )
+    };
+    // A channel system retries a promo view, once on another topic; then a new view. The
+    // flash sale texts on every view, up to the cap of 2 SMS: applied twice, the retry would
+    // take the second text and the new view would be capped.
+    for (id, channel) in [("h1", "web"), ("h1", "app"), ("h2", "web")] {
+        r.produce(&[view(id, channel)]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let commands = r.commands_until(Duration::from_secs(8), |_| false).await;
+    let triggers: Vec<&str> = commands
+        .iter()
+        .map(|c| c.reason.trigger.as_str())
+        .collect();
+    assert_eq!(triggers, ["event:h1", "event:h2"], "{commands:?}");
+    assert_eq!(templates(&commands), [("sms", "flash"), ("sms", "flash")]);
+    assert_eq!(r.metric("switchboard_duplicate_events_total"), 1.0);
+    let suppressed = r.series("switchboard_suppressions_total", "reason");
+    assert_eq!(suppressed.get("cap"), None, "{suppressed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn malformed_events_go_to_the_dead_letter_topic_and_the_partition_keeps_flowing() {
     let r = Running::start(&journeys()).await;
     r.produce_raw("app", b"\x00\x00\x00\x00").await;

@@ -293,8 +293,8 @@ async fn start(system: System, parts: &Parts, config: &Arc<Config>) -> Result<Ru
                 }
             });
             let topic = config.topics.customer_events.clone();
-            // Every event reaches the engine (plus one record per merge), or the dead-letter
-            // topic, or is dropped as a duplicate.
+            // Every event reaches the engine (plus one record per merge; the engine drops
+            // duplicates), or the dead-letter topic.
             let progress = move || {
                 let families = registry.gather();
                 let sum = |name: &str, label: Option<&str>| -> f64 {
@@ -310,8 +310,7 @@ async fn start(system: System, parts: &Parts, config: &Arc<Config>) -> Result<Ru
                 };
                 let engine = sum("switchboard_events_consumed_total", Some(&topic));
                 let merges = sum("switchboard_identity_merges_total", None);
-                let dropped = sum("switchboard_dead_letters_total", None)
-                    + sum("switchboard_duplicate_events_total", None);
+                let dropped = sum("switchboard_dead_letters_total", None);
                 (engine - merges + dropped).max(0.0) as u64
             };
             Ok(Running {

@@ -15,8 +15,6 @@ use crate::store::{
 struct Graph {
     pointers: HashMap<Identifier, ProfileId>,
     nodes: HashMap<ProfileId, Node>,
-    /// event id → (position, expires at ms)
-    seen: HashMap<String, (String, u128)>,
 }
 
 /// The identity graph in process memory.
@@ -70,13 +68,6 @@ pub fn check_limits(
         return Some(Refusal::TooManyMerges);
     }
     None
-}
-
-fn now_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
 }
 
 impl IdentityStore for MemoryIdentityStore {
@@ -214,28 +205,6 @@ impl IdentityStore for MemoryIdentityStore {
             g.nodes.remove(profile);
             for id in ids {
                 g.pointers.remove(id);
-            }
-        })
-    }
-
-    async fn first_seen(
-        &self,
-        event_id: &str,
-        position: &str,
-        window_ms: u64,
-    ) -> Result<bool, StoreError> {
-        let now = now_ms();
-        self.with(|g| match g.seen.get(event_id) {
-            Some((pos, expires)) if *expires > now => pos == position,
-            _ => {
-                if g.seen.len() > 1_000_000 {
-                    g.seen.retain(|_, (_, e)| *e > now);
-                }
-                g.seen.insert(
-                    event_id.to_owned(),
-                    (position.to_owned(), now + u128::from(window_ms)),
-                );
-                true
             }
         })
     }

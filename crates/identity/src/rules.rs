@@ -36,7 +36,7 @@ pub struct IdentityRules {
     pub max_identifiers_per_profile: u32,
     /// Most merges one profile may take part in: a shared device cannot build a super-profile.
     pub max_merges_per_profile: u32,
-    /// An `event_id` seen again within this many seconds is a duplicate and is dropped.
+    /// An `event_id` seen again within this many seconds is a duplicate, dropped by the engine.
     pub dedup_window_secs: u64,
 }
 

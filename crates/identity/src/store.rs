@@ -193,13 +193,4 @@ pub trait IdentityStore: Send + Sync {
         profile: &ProfileId,
         identifiers: &[Identifier],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Event dedup: true the first time `event_id` is seen within `window_ms`, and again for
-    /// the same `position` (a replay of the same record after a crash is not a duplicate).
-    fn first_seen(
-        &self,
-        event_id: &str,
-        position: &str,
-        window_ms: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }

@@ -94,14 +94,6 @@ impl IdentityStore for Racing {
     async fn erase(&self, profile: &ProfileId, ids: &[Identifier]) -> Result<(), StoreError> {
         self.inner.erase(profile, ids).await
     }
-    async fn first_seen(
-        &self,
-        event_id: &str,
-        position: &str,
-        window_ms: u64,
-    ) -> Result<bool, StoreError> {
-        self.inner.first_seen(event_id, position, window_ms).await
-    }
 }
 
 fn limits() -> Limits {

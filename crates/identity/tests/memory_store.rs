@@ -15,7 +15,6 @@ async fn conformance() {
     suite::two_customer_ids_never_merge(&MemoryIdentityStore::new()).await;
     suite::blocked_values_never_link(&MemoryIdentityStore::new()).await;
     suite::caps_hold(&MemoryIdentityStore::new()).await;
-    suite::duplicate_events_are_recognised(&MemoryIdentityStore::new()).await;
     suite::forget_erases_the_group(&MemoryIdentityStore::new()).await;
 }
 

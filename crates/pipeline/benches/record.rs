@@ -5,14 +5,20 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use switchboard_pipeline::state::{Record, stored};
+use switchboard_pipeline::state::{RecentEvents, Record, stored};
 use switchboard_test_support::customers::after_cart_and_view;
 
 fn bench(c: &mut Criterion) {
+    // The customer's two events, remembered for dedup.
+    let mut recent = RecentEvents::default();
+    for event in ["cart-7", "view-7"] {
+        recent.first_time(event, 1_764_000_000_000, 86_400_000);
+    }
     let record = Record {
         customer: after_cart_and_view(7),
         offset: 41,
         merged_into: None,
+        recent,
     };
     let value = stored::encode(3, &record).expect("the record encodes");
     let json = serde_json::to_vec(&record).expect("the record serializes");

@@ -145,6 +145,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
         profiles.dedup();
         let mut pending = self.load(&profiles).await?;
         let now = now_ms();
+        let dedup_window_ms = e.config.identity.dedup_window_secs.saturating_mul(1000);
         let mut losers = Vec::new();
         let mut forgets: Vec<(Vec<String>, String)> = Vec::new();
         let mut forgotten: HashSet<String> = HashSet::new();
@@ -172,6 +173,15 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
                     forgets.push((all, event.event_id.clone()));
                 }
                 CustomerPayload::Event(event) => {
+                    if let Some(p) = pending.get_mut(&ce.profile_id)
+                        && !p
+                            .record
+                            .recent
+                            .first_time(&event.event_id, now, dedup_window_ms)
+                    {
+                        e.metrics.duplicates.inc();
+                        continue;
+                    }
                     // The stitched identifiers are the normalised ones (E.164 phones,
                     // lower-cased emails): addresses come from them.
                     let mut event = event.clone();
@@ -190,11 +200,12 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
                     );
                 }
                 CustomerPayload::Merged(m) => {
-                    let loser = pending
+                    let (loser, loser_recent) = pending
                         .get(&m.loser)
-                        .map(|l| l.record.customer.clone())
+                        .map(|l| (l.record.customer.clone(), l.record.recent.clone()))
                         .unwrap_or_default();
                     if let Some(p) = pending.get_mut(&ce.profile_id) {
+                        p.record.recent.absorb(&loser_recent);
                         let survivor = std::mem::take(&mut p.record.customer);
                         let (mut folded, effects) = fold(survivor, loser);
                         folded.profile.id = ce.profile_id.clone();
@@ -321,7 +332,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
                         ..Customer::default()
                     },
                     offset: -1,
-                    merged_into: None,
+                    ..Record::default()
                 });
                 (
                     id.clone(),

@@ -1,4 +1,4 @@
-//! The stitcher: decode each channel event, validate it, drop duplicates, resolve its
+//! The stitcher: decode each channel event, validate it, resolve its
 //! identifiers into a profile and publish it to `customer.events` keyed by profile id, with a
 //! `ProfileMerged` record before it for every merge it caused. Bad input goes to the
 //! dead-letter topic with the reason.
@@ -71,7 +71,6 @@ impl<R, S> Stitcher<R, S> {
 /// Why an event is not stitched.
 enum Outcome {
     Stitched(Vec<OutRecord>),
-    Duplicate,
     DeadLetter(&'static str, String),
 }
 
@@ -159,7 +158,6 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
         for (msg, outcome) in batch.iter().zip(outcomes) {
             match outcome {
                 Some(Outcome::Stitched(records)) => out.extend(records),
-                Some(Outcome::Duplicate) => s.metrics.duplicates.inc(),
                 Some(Outcome::DeadLetter(reason, detail)) => {
                     debug!(
                         topic = msg.topic(),
@@ -336,25 +334,14 @@ async fn prepare<R: SchemaResolver, S: Sync>(
     Ok(Prepared::Ready(event, prepared.accepted))
 }
 
-/// Drops a duplicate, or resolves the event's profile and encodes what goes to the engine.
+/// Resolves the event's profile and encodes what goes to the engine (which drops a
+/// duplicate: a repeat is stitched again harmlessly, the graph already holds its links).
 async fn resolve<R: SchemaResolver, S: IdentityStore>(
     s: &Stitcher<R, S>,
     msg: &OwnedMessage,
     event: &ChannelEvent,
     identifiers: &[Identifier],
 ) -> Result<Outcome, StitchError> {
-    let position = format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset());
-    if !s
-        .store
-        .first_seen(
-            &event.event_id,
-            &position,
-            s.rules.dedup_window_secs.saturating_mul(1000),
-        )
-        .await?
-    {
-        return Ok(Outcome::Duplicate);
-    }
     let now = now_ms();
     let stitched = stitch(&*s.store, &s.limits, identifiers, now).await?;
     if stitched.created {

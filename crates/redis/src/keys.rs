@@ -32,9 +32,9 @@ impl Keys {
         format!("{}:id:{{{}}}", self.prefix, Self::member(id))
     }
 
-    /// A profile's graph node, a hash: `parent`, `created`, `version`, `merges`, and for a
-    /// root its identifiers, one field `i:<kind>:<value>` each, counted in `total` and
-    /// `n:<kind>`. One small hash (a listpack in Redis) instead of a hash and a set.
+    /// A profile's graph node, a hash: `parent`, `created`, `version`, `merges` (absent
+    /// while 0), and for a root its identifiers, one field `i:<kind>:<value>` each. One small
+    /// hash (a listpack in Redis) instead of a hash and a set.
     pub fn node(&self, p: &ProfileId) -> String {
         format!("{}:p:{{{p}}}", self.prefix)
     }
@@ -45,10 +45,5 @@ impl Keys {
     /// Profiles merged into this one (a list).
     pub fn merged(&self, p: &ProfileId) -> String {
         format!("{}:p:{{{p}}}:merged", self.prefix)
-    }
-
-    /// Event dedup marker.
-    pub fn seen(&self, event_id: &str) -> String {
-        format!("{}:seen:{{{event_id}}}", self.prefix)
     }
 }

@@ -38,7 +38,6 @@ async fn conformance(config: &RedisConfig) {
     suite::two_customer_ids_never_merge(&store(config).await).await;
     suite::blocked_values_never_link(&store(config).await).await;
     suite::caps_hold(&store(config).await).await;
-    suite::duplicate_events_are_recognised(&store(config).await).await;
     suite::forget_erases_the_group(&store(config).await).await;
 }
 
@@ -52,59 +51,6 @@ async fn conformance_on_redis() {
 async fn conformance_on_redis_cluster() {
     let c = RedisCluster::start();
     conformance(&cluster(&c)).await;
-}
-
-#[tokio::test]
-async fn dedup_markers_are_small_and_markers_of_older_releases_still_count() {
-    use switchboard_identity::IdentityStore;
-    let server = RedisServer::start();
-    let prefix = unique("t");
-    let store =
-        RedisIdentityStore::new(connect(&single(&server)).await.unwrap(), Keys::new(&prefix));
-    let mut raw = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-
-    assert!(
-        store
-            .first_seen("e1", "events.web/0/10", 60_000)
-            .await
-            .unwrap()
-    );
-    let encoding: String = redis::cmd("OBJECT")
-        .arg("ENCODING")
-        .arg(Keys::new(&prefix).seen("e1"))
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    assert_eq!(
-        encoding, "int",
-        "the marker is an integer, not a string of its own"
-    );
-
-    // A marker an older release wrote holds the position itself.
-    let _: () = redis::cmd("SET")
-        .arg(Keys::new(&prefix).seen("e2"))
-        .arg("events.app/3/99")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    assert!(
-        store
-            .first_seen("e2", "events.app/3/99", 60_000)
-            .await
-            .unwrap(),
-        "a replay of the marked record is not a duplicate"
-    );
-    assert!(
-        !store
-            .first_seen("e2", "events.app/3/100", 60_000)
-            .await
-            .unwrap(),
-        "another record with the id is"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

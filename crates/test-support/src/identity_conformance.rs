@@ -364,36 +364,6 @@ pub async fn caps_hold<S: IdentityStore>(store: &S) {
     assert_eq!(refused, 3);
 }
 
-/// Event dedup within the window, replays of the same record excepted.
-pub async fn duplicate_events_are_recognised<S: IdentityStore>(store: &S) {
-    assert!(
-        store
-            .first_seen("e1", "events.web/0/10", 60_000)
-            .await
-            .expect("seen")
-    );
-    assert!(
-        !store
-            .first_seen("e1", "events.app/3/99", 60_000)
-            .await
-            .expect("seen"),
-        "same event id elsewhere is a duplicate"
-    );
-    assert!(
-        store
-            .first_seen("e1", "events.web/0/10", 60_000)
-            .await
-            .expect("seen"),
-        "a replay of the same record is not"
-    );
-    assert!(
-        store
-            .first_seen("e2", "events.app/3/99", 60_000)
-            .await
-            .expect("seen")
-    );
-}
-
 /// Rules without per-kind limits or caps: any grouping is the connected components.
 pub fn unlimited_rules() -> IdentityRules {
     let mut rules = IdentityRules::default();

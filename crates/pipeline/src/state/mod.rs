@@ -6,6 +6,7 @@
 //! state change, the position and the outbox land together or not at all.
 
 mod memory;
+mod recent;
 mod redis;
 pub mod stored;
 
@@ -16,6 +17,7 @@ use switchboard_codec::{JourneyTransition, SendCommand};
 use switchboard_journey::Customer;
 
 pub use memory::MemoryStateStore;
+pub use recent::{MAX_RECENT, RecentEvents};
 pub use redis::RedisStateStore;
 
 /// What a profile's record holds.
@@ -28,6 +30,9 @@ pub struct Record {
     /// Set when the profile was merged into another: its events are forwarded there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
+    /// The event ids applied within the dedup window.
+    #[serde(default, skip_serializing_if = "RecentEvents::is_empty")]
+    pub recent: RecentEvents,
 }
 
 /// Records to publish after a state change: kept in the profile's record until published.

@@ -107,12 +107,18 @@ mod tests {
     use switchboard_test_support::customers::after_cart_and_view;
 
     use super::*;
+    use crate::state::RecentEvents;
 
     fn typical(n: u32) -> Record {
+        let mut recent = RecentEvents::default();
+        for event in ["cart", "view"] {
+            recent.first_time(&format!("{event}-{n}"), 1_764_000_000_000, 86_400_000);
+        }
         Record {
             customer: after_cart_and_view(n),
             offset: 41,
             merged_into: None,
+            recent,
         }
     }
 
