@@ -198,10 +198,7 @@ async fn a_repeated_event_id_reaches_no_journey_twice() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let commands = r.commands_until(Duration::from_secs(8), |_| false).await;
-    let triggers: Vec<&str> = commands
-        .iter()
-        .map(|c| c.reason.trigger.as_str())
-        .collect();
+    let triggers: Vec<&str> = commands.iter().map(|c| c.reason.trigger.as_str()).collect();
     assert_eq!(triggers, ["event:h1", "event:h2"], "{commands:?}");
     assert_eq!(templates(&commands), [("sms", "flash"), ("sms", "flash")]);
     assert_eq!(r.metric("switchboard_duplicate_events_total"), 1.0);

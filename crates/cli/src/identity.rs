@@ -43,7 +43,8 @@ pub async fn show_identifier(config: &Config, raw: &str) -> anyhow::Result<()> {
         None => anyhow::bail!("no profile holds {}:{}", identifier.kind, identifier.value),
         Some(view) => {
             println!("profile     {}", view.profile);
-            println!("created_at  {}", format_ms(view.created_at));
+            let created = view.created_at.map_or_else(|| "unknown".into(), format_ms);
+            println!("created_at  {created}");
             println!("identifiers");
             for id in &view.identifiers {
                 println!("  {}:{}", id.kind, id.value);

@@ -62,6 +62,10 @@ async fn show_prints_the_profile_its_identifiers_and_merges() {
         "{stdout}"
     );
     assert!(
+        stdout.contains("created_at  1970-01-01T00:00:01Z"),
+        "the survivor was created by the first event, at 1 000 ms: {stdout}"
+    );
+    assert!(
         stdout.contains(&format!("  {}", stitched[1].profile)),
         "the merged profile is listed: {stdout}"
     );

@@ -130,10 +130,7 @@ impl IdentityStore for MemoryIdentityStore {
         limits: &Limits,
     ) -> Result<Reserved, StoreError> {
         self.with(|g| {
-            let node = g.nodes.entry(root.clone()).or_insert_with(|| Node {
-                created_at: r.created_at,
-                ..Node::default()
-            });
+            let node = g.nodes.entry(root.clone()).or_default();
             if let Some(parent) = &node.parent {
                 return Reserved::Moved(parent.clone());
             }

@@ -107,7 +107,7 @@ pub async fn stitch<S: IdentityStore>(
                 .get_or_insert_with(|| ProfileId::generate(now))
                 .clone(),
         };
-        if attach_all(store, limits, identifiers, &mut pointers, &target, now).await? {
+        if attach_all(store, limits, identifiers, &mut pointers, &target).await? {
             created = anchor.is_none();
             roots.0.push((target.clone(), target));
         }
@@ -135,7 +135,7 @@ pub async fn stitch<S: IdentityStore>(
                     match &current {
                         None => Step::Linked(root),
                         Some(c) if *c == root => Step::Linked(root),
-                        Some(c) => match merge(store, limits, c, &root, now).await? {
+                        Some(c) => match merge(store, limits, c, &root).await? {
                             MergeOutcome::Merged(m) => {
                                 roots.merged(&m);
                                 let survivor = m.survivor.clone();
@@ -154,7 +154,7 @@ pub async fn stitch<S: IdentityStore>(
                     // A new strongest identifier joins the profile of the event's other
                     // identifiers when the limits allow, instead of starting a profile that
                     // would be merged at once.
-                    Some(a) => match attach(store, limits, identifier, &a, now).await? {
+                    Some(a) => match attach(store, limits, identifier, &a).await? {
                         Attached::Linked => Step::Linked(a),
                         Attached::Owned(owner) => {
                             pointer = Some(owner);
@@ -174,7 +174,7 @@ pub async fn stitch<S: IdentityStore>(
                         let fresh = fresh
                             .get_or_insert_with(|| ProfileId::generate(now))
                             .clone();
-                        match attach(store, limits, identifier, &fresh, now).await? {
+                        match attach(store, limits, identifier, &fresh).await? {
                             Attached::Linked => {
                                 created = true;
                                 Step::Linked(fresh)
@@ -191,7 +191,7 @@ pub async fn stitch<S: IdentityStore>(
                         }
                     }
                 },
-                (None, Some(c)) => match attach(store, limits, identifier, c, now).await? {
+                (None, Some(c)) => match attach(store, limits, identifier, c).await? {
                     Attached::Linked => Step::Linked(c.clone()),
                     Attached::Refused(refusal) => Step::Unlinked(refusal),
                     Attached::Owned(owner) => {
@@ -283,9 +283,8 @@ async fn attach<S: IdentityStore>(
     limits: &Limits,
     identifier: &Identifier,
     root: &ProfileId,
-    now: i64,
 ) -> Result<Attached, StitchError> {
-    let r = reservation(vec![identifier.clone()], 0, now);
+    let r = reservation(vec![identifier.clone()], 0);
     match store.reserve(root, &r, limits).await? {
         Reserved::Moved(parent) => Ok(Attached::Moved(find_root(store, &parent).await?)),
         Reserved::Refused(refusal) => Ok(Attached::Refused(refusal)),
@@ -311,7 +310,6 @@ async fn attach_all<S: IdentityStore>(
     identifiers: &[Identifier],
     pointers: &mut [Option<ProfileId>],
     root: &ProfileId,
-    now: i64,
 ) -> Result<bool, StitchError> {
     let (unclaimed, slots): (Vec<Identifier>, Vec<usize>) = identifiers
         .iter()
@@ -320,7 +318,7 @@ async fn attach_all<S: IdentityStore>(
         .filter(|(_, (_, p))| p.is_none())
         .map(|(i, (id, _))| (id.clone(), i))
         .unzip();
-    let r = reservation(unclaimed, 0, now);
+    let r = reservation(unclaimed, 0);
     if !matches!(store.reserve(root, &r, limits).await?, Reserved::Added(_)) {
         return Ok(false);
     }
@@ -349,11 +347,10 @@ enum MergeOutcome {
     Retry,
 }
 
-fn reservation(identifiers: Vec<Identifier>, merges: u32, now: i64) -> Reservation {
+fn reservation(identifiers: Vec<Identifier>, merges: u32) -> Reservation {
     Reservation {
         identifiers,
         merges,
-        created_at: now,
     }
 }
 
@@ -391,7 +388,6 @@ async fn merge<S: IdentityStore>(
     limits: &Limits,
     a: &ProfileId,
     b: &ProfileId,
-    now: i64,
 ) -> Result<MergeOutcome, StitchError> {
     let (survivor, loser) = if a <= b { (a, b) } else { (b, a) };
     // A loser without a node (its data was deleted) merges as an empty root.
@@ -400,7 +396,7 @@ async fn merge<S: IdentityStore>(
         return Ok(MergeOutcome::Retry);
     }
     let ids: Vec<Identifier> = node.identifiers.iter().cloned().collect();
-    let r = reservation(ids, node.merges.saturating_add(1), now);
+    let r = reservation(ids, node.merges.saturating_add(1));
     let added = match store.reserve(survivor, &r, limits).await? {
         Reserved::Added(added) => added,
         Reserved::Moved(_) => return Ok(MergeOutcome::Retry),
@@ -429,7 +425,8 @@ async fn merge<S: IdentityStore>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileView {
     pub profile: ProfileId,
-    pub created_at: i64,
+    /// From the profile id; None for an id that holds no time.
+    pub created_at: Option<i64>,
     pub identifiers: Vec<Identifier>,
     /// Every profile merged into this one, directly or not.
     pub merged: Vec<ProfileId>,
@@ -458,8 +455,8 @@ pub async fn show<S: IdentityStore>(
     }
     merged.sort();
     Ok(Some(ProfileView {
+        created_at: root.created_at(),
         profile: root,
-        created_at: node.created_at,
         identifiers: node.identifiers.into_iter().collect(),
         merged,
     }))

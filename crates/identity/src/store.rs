@@ -15,7 +15,6 @@ use crate::ProfileId;
 pub struct Node {
     /// Set once the profile was merged into another: it is then an alias.
     pub parent: Option<ProfileId>,
-    pub created_at: i64,
     /// Bumped by every change; a merge commits only if the loser did not change meanwhile.
     pub version: u64,
     /// Merges this profile (with everything merged into it) took part in.
@@ -41,8 +40,6 @@ pub struct Reservation {
     pub identifiers: Vec<Identifier>,
     /// `loser.merges + 1` for a merge; 0 for attaching identifiers.
     pub merges: u32,
-    /// The creation time to record if the profile has no node yet.
-    pub created_at: i64,
 }
 
 /// Why a root refused a reservation.

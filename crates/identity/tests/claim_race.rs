@@ -38,7 +38,6 @@ impl IdentityStore for Racing {
         let r = Reservation {
             identifiers: vec![self.stolen.clone()],
             merges: 0,
-            created_at: 1,
         };
         let reserved = self.inner.reserve(&self.thief, &r, &limits()).await?;
         assert!(matches!(reserved, Reserved::Added(_)), "{reserved:?}");

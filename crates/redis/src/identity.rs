@@ -96,7 +96,6 @@ impl IdentityStore for RedisIdentityStore {
         };
         Ok(Some(Node {
             parent: fields.get("parent").cloned().map(ProfileId::from_stored),
-            created_at: num("created"),
             version: u64::try_from(num("version")).unwrap_or(0),
             merges: u32::try_from(num("merges")).unwrap_or(0),
             identifiers: fields
@@ -190,7 +189,6 @@ impl IdentityStore for RedisIdentityStore {
     ) -> Result<Reserved, StoreError> {
         let mut call = RESERVE.prepare_invoke();
         call.key(self.keys.node(root))
-            .arg(r.created_at)
             .arg(r.merges)
             .arg(limits.total)
             .arg(limits.merges)

@@ -32,9 +32,9 @@ impl Keys {
         format!("{}:id:{{{}}}", self.prefix, Self::member(id))
     }
 
-    /// A profile's graph node, a hash: `parent`, `created`, `version`, `merges` (absent
-    /// while 0), and for a root its identifiers, one field `i:<kind>:<value>` each. One small
-    /// hash (a listpack in Redis) instead of a hash and a set.
+    /// A profile's graph node, a hash: `parent`, `version`, `merges` (absent while 0), and
+    /// for a root its identifiers, one field `i:<kind>:<value>` each. One small hash (a
+    /// listpack in Redis) instead of a hash and a set. (Its creation time is in its id.)
     pub fn node(&self, p: &ProfileId) -> String {
         format!("{}:p:{{{p}}}", self.prefix)
     }

@@ -1,18 +1,16 @@
 -- Reserve identifiers (and merges) on a root, within its limits.
 -- KEYS: node hash (its identifiers are its fields `i:<kind>:<value>`; they are counted here
 -- rather than in counter fields of their own, which cost every profile about 50 bytes).
--- ARGV: created_at, merges, max_total, max_merges, n_kinds, (kind, max) * n_kinds, members...
+-- The profile's creation time is in its id, so the node does not keep it.
+-- ARGV: merges, max_total, max_merges, n_kinds, (kind, max) * n_kinds, members...
 local node = KEYS[1]
 local parent = redis.call('HGET', node, 'parent')
 if parent then return {'moved', parent} end
-if redis.call('EXISTS', node) == 0 then
-  redis.call('HSET', node, 'created', ARGV[1])
-end
-local merges = tonumber(ARGV[2])
-local max_total, max_merges = tonumber(ARGV[3]), tonumber(ARGV[4])
-local n_kinds = tonumber(ARGV[5])
+local merges = tonumber(ARGV[1])
+local max_total, max_merges = tonumber(ARGV[2]), tonumber(ARGV[3])
+local n_kinds = tonumber(ARGV[4])
 local limits = {}
-for i = 1, n_kinds do limits[ARGV[4 + 2 * i]] = tonumber(ARGV[5 + 2 * i]) end
+for i = 1, n_kinds do limits[ARGV[3 + 2 * i]] = tonumber(ARGV[4 + 2 * i]) end
 local total, held = 0, {}
 for _, field in ipairs(redis.call('HKEYS', node)) do
   local kind = string.match(field, '^i:([^:]*):')
@@ -22,7 +20,7 @@ for _, field in ipairs(redis.call('HKEYS', node)) do
   end
 end
 local new, seen, per = {}, {}, {}
-for i = 6 + 2 * n_kinds, #ARGV do
+for i = 5 + 2 * n_kinds, #ARGV do
   local m = ARGV[i]
   if not seen[m] and redis.call('HEXISTS', node, 'i:' .. m) == 0 then
     seen[m] = true
