@@ -18,10 +18,12 @@ use tokio_util::sync::CancellationToken;
 
 const MAX_BATCH: usize = 500;
 
-/// Runs the baseline until `stop`, counting events in `done`.
+/// Runs the baseline until `stop`, counting events taken in `consumed` and finished in
+/// `done`.
 pub async fn run(
     config: Arc<Config>,
     output_topic: String,
+    consumed: Arc<AtomicU64>,
     done: Arc<AtomicU64>,
     stop: CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -61,6 +63,7 @@ pub async fn run(
                 _ => break,
             }
         }
+        consumed.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let mut pipe = redis::pipe();
         for m in &batch {
             let key = format!(

@@ -322,15 +322,8 @@ async fn backlog(parts: &Parts, config: &Config, events: &[ChannelEvent]) -> Res
 }
 
 async fn drain(parts: &Parts, config: &Arc<Config>, n: u64) -> Result<f64, Error> {
-    let t0 = Instant::now();
     let running = start(System::Switchboard, parts, config).await?;
-    while (running.progress)() < n {
-        if t0.elapsed() > Duration::from_secs(3600) {
-            return Err(format!("{n} events not drained in an hour").into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let secs = t0.elapsed().as_secs_f64();
+    let (secs, _) = running.drain(n, Duration::from_secs(3600)).await?;
     running.stop().await;
     Ok(secs)
 }
