@@ -5,7 +5,7 @@
 //! (`customer_id`, then `email`, `phone`, `loyalty_card`, `device_id`, `anonymous_id`, then
 //! the first one), so give a simulated customer one such identifier throughout.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use switchboard_codec::{ChannelEvent, TransitionKind};
 
@@ -80,7 +80,8 @@ pub fn customer_key(e: &ChannelEvent) -> String {
         )
 }
 
-/// Runs `events` (in `occurred_at` order, stable) and every timer they cause.
+/// Runs `events` (in `occurred_at` order, stable) and every timer they cause. A repeated
+/// `event_id` is a duplicate and is skipped, as the engine skips it.
 pub fn simulate(
     journeys: &JourneySet,
     policies: &Policies,
@@ -89,6 +90,7 @@ pub fn simulate(
     events.sort_by_key(|e| e.occurred_at);
     let mut customers: BTreeMap<String, Customer> = BTreeMap::new();
     let mut timers: BTreeSet<(i64, String, String)> = BTreeSet::new();
+    let mut seen: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
     let mut events = events.into_iter().peekable();
     let mut after_last = 0usize;
@@ -111,6 +113,9 @@ pub fn simulate(
             (key, Input::Timer { journey, due }, due)
         } else {
             let Some(e) = events.next() else { break };
+            if !seen.insert(e.event_id.clone()) {
+                continue;
+            }
             (customer_key(&e), Input::Event(e.clone()), e.occurred_at)
         };
         let customer = customers.remove(&key).unwrap_or_else(|| Customer {

@@ -284,3 +284,24 @@ fn when_caps_collide_the_higher_priority_journey_sends() {
     );
     assert_eq!(suppressions(&h), vec![(T0, "low".into(), "cap".into())]);
 }
+
+#[test]
+fn a_repeated_event_id_is_simulated_once_as_the_engine_applies_it() {
+    let flash = switchboard_journey::compile(
+        "flash.yaml",
+        "journey: flash\nversion: 1\ntrigger: { event: go }\nreentry: always\nstart: tell\nsteps:\n  tell:\n    send: { channel: sms, template: t }\n    next: done\n  done:\n    exit: ok\n",
+        &["sms".into()],
+    )
+    .unwrap();
+    let set = switchboard_journey::JourneySet::new([flash]);
+    let go = |id: &str, at: i64| ev(id, "go", "web", at, "dup").id("phone", "+1555").0;
+    let h = switchboard_journey::simulate::simulate(
+        &set,
+        &policies_with("  - { channel: sms, max: 9, per: 1d }"),
+        vec![go("a", T0), go("a", T0 + 1_000), go("b", T0 + 2_000)],
+    );
+    assert_eq!(
+        sends(&h).iter().map(|s| s.0).collect::<Vec<_>>(),
+        [T0, T0 + 2_000]
+    );
+}

@@ -1,7 +1,7 @@
-//! The stitcher: decode each channel event, validate it, resolve its
-//! identifiers into a profile and publish it to `customer.events` keyed by profile id, with a
-//! `ProfileMerged` record before it for every merge it caused. Bad input goes to the
-//! dead-letter topic with the reason.
+//! The stitcher: decode each channel event, validate it, resolve its identifiers into a
+//! profile and publish it to `customer.events` keyed by profile id, with a `ProfileMerged`
+//! record before it for every merge it caused. Bad input goes to the dead-letter topic with
+//! the reason. Duplicates are the engine's to drop.
 
 use std::collections::HashMap;
 use std::sync::Arc;
