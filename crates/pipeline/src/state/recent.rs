@@ -3,8 +3,9 @@
 //! (a channel system's retry, or the stitcher's own output replayed after a crash), is a
 //! duplicate and reaches no journey.
 //!
-//! In the record it costs about 12 bytes an event once compressed; a dedup key of its own in
-//! Redis cost about 160 (key, value object and expiry entry).
+//! In the record it costs 13 to 20 bytes an event once compressed (a typical record with 2
+//! ids: 39 bytes more, with 50: 630); a dedup key of its own in Redis cost about 160 (key,
+//! value object and expiry entry).
 
 use serde::{Deserialize, Serialize};
 
