@@ -207,6 +207,33 @@ async fn a_repeated_event_id_reaches_no_journey_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_merge_survivor_remembers_the_events_the_merged_profile_applied() {
+    let r = Running::start(&journeys()).await;
+    let phone = ("phone", "07911 123458");
+    let cookie = ("anonymous_id", "cookie-dup");
+    // The older profile knows the phone; a newer one, only a cookie, views a promo it cannot
+    // be texted about; a login then merges the newer into the older.
+    let steps = [
+        event("y0", "page.viewed", "web", &[phone], &[]),
+        event("y1", "promo.viewed", "web", &[cookie], &[]),
+        event("y2", "login", "web", &[cookie, phone], &[]),
+        // The promo view retried after the merge reaches the survivor, which can be texted:
+        // it must remember the view its merged profile applied. A new view is texted.
+        event("y1", "promo.viewed", "web", &[cookie], &[]),
+        event("y3", "promo.viewed", "web", &[cookie], &[]),
+    ];
+    for e in steps {
+        r.produce(&[e]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let commands = r.commands_until(Duration::from_secs(8), |_| false).await;
+    let triggers: Vec<&str> = commands.iter().map(|c| c.reason.trigger.as_str()).collect();
+    assert_eq!(triggers, ["event:y3"], "{commands:?}");
+    assert_eq!(r.metric("switchboard_identity_merges_total"), 1.0);
+    assert_eq!(r.metric("switchboard_duplicate_events_total"), 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn malformed_events_go_to_the_dead_letter_topic_and_the_partition_keeps_flowing() {
     let r = Running::start(&journeys()).await;
     r.produce_raw("app", b"\x00\x00\x00\x00").await;
