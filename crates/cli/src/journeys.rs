@@ -17,11 +17,7 @@ pub const DEFAULT_POLICIES: &str = include_str!("../../../deploy/policies.yaml")
 
 pub fn policies(path: Option<&Path>) -> anyhow::Result<Policies> {
     match path {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("read policies {}", p.display()))?;
-            Policies::parse(&p.display().to_string(), &text).map_err(anyhow::Error::msg)
-        }
+        Some(p) => Policies::from_path(p).map_err(anyhow::Error::msg),
         None => Policies::parse("built-in policies", DEFAULT_POLICIES).map_err(anyhow::Error::msg),
     }
 }

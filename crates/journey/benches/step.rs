@@ -35,12 +35,8 @@ fn event(event_type: &str, channel: &str) -> ChannelEvent {
 
 fn bench(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let policies = Policies::parse(
-        "policies",
-        &std::fs::read_to_string(root.join("deploy/policies.yaml"))
-            .expect("read deploy/policies.yaml"),
-    )
-    .expect("deploy/policies.yaml is valid");
+    let policies =
+        Policies::from_path(&root.join("deploy/policies.yaml")).expect("deploy/policies.yaml");
     let journeys = JourneySet::new(
         load_dir(&root.join("journeys"), &policies.channels).expect("example journeys are valid"),
     );

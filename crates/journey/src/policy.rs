@@ -139,6 +139,13 @@ impl Policies {
         Self::from_file(f).map_err(|e| format!("{file}: {e}"))
     }
 
+    /// Reads, parses and validates the policies file at `path`; the error names the file.
+    pub fn from_path(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("read policies {}: {e}", path.display()))?;
+        Self::parse(&path.display().to_string(), &text)
+    }
+
     pub fn from_file(f: PoliciesFile) -> Result<Self, String> {
         let known = |c: &String, key: &str| {
             if f.channels.contains(c) {

@@ -34,11 +34,7 @@ impl CatalogSource {
     /// Loads and validates everything, or says what is wrong.
     pub fn load(&self) -> Result<Catalog, String> {
         let policies = match &self.policies_file {
-            Some(p) => {
-                let text =
-                    std::fs::read_to_string(p).map_err(|e| format!("read {}: {e}", p.display()))?;
-                Policies::parse(&p.display().to_string(), &text)?
-            }
+            Some(p) => Policies::from_path(p)?,
             None => Policies::parse("built-in policies", &self.default_policies)?,
         };
         let journeys = load_dir(&self.journeys_dir, &policies.channels).map_err(|errors| {

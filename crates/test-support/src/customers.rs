@@ -12,18 +12,14 @@ const T0: i64 = 1_768_471_200_000;
 /// waiting by variant, a send remembered, addresses, locale and time zone.
 pub fn after_cart_and_view(n: u32) -> Customer {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let policies = Policies::parse(
-        "policies",
-        &std::fs::read_to_string(root.join("deploy/policies.yaml"))
-            .expect("read deploy/policies.yaml"),
-    )
-    .expect("deploy/policies.yaml is valid");
+    let policies =
+        Policies::from_path(&root.join("deploy/policies.yaml")).expect("deploy/policies.yaml");
     let journeys = JourneySet::new(
         load_dir(&root.join("journeys"), &policies.channels).expect("example journeys are valid"),
     );
     let mut customer = Customer {
         profile: Profile {
-            id: format!("0193a5f0-7c1e-7d3a-9f2b-{n:012}"),
+            id: format!("01KAYT4Z7Q6X0R1W6D{n:08}"),
             ..Profile::default()
         },
         ..Customer::default()

@@ -14,7 +14,7 @@ pub const T0: i64 = 1_768_471_200_000;
 
 pub fn policies() -> Policies {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/policies.yaml");
-    Policies::parse(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+    Policies::from_path(Path::new(path)).unwrap()
 }
 
 pub fn journeys() -> JourneySet {
