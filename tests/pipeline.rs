@@ -395,6 +395,69 @@ async fn an_engine_stopped_mid_stream_loses_nothing_and_sends_nothing_under_two_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_published_outbox_is_cleared_so_the_next_engine_sends_it_no_second_time() {
+    use switchboard_pipeline::state::{RedisStateStore, StateStore};
+    let mut r = Running::parts(&journeys()).await;
+    let redis = switchboard_redis::connect(&r.config.redis).await.unwrap();
+    let store = RedisStateStore::new(redis, r.config.redis.key_prefix.clone());
+    let pending = |store: RedisStateStore, partitions: i32| async move {
+        let mut all = Vec::new();
+        for p in 0..partitions {
+            all.extend(store.pending_outboxes(p).await.unwrap());
+        }
+        all
+    };
+    let partitions = r.config.topics.partitions;
+    r.start_stitcher().await;
+    let engine = r.start_engine().await;
+    let install = |n: usize| {
+        event(
+            &format!("o{n}"),
+            "app.installed",
+            "app",
+            &[
+                ("customer_id", &format!("O{n}")),
+                ("push_token", &format!("tok-o{n}")),
+            ],
+            &[],
+        )
+    };
+    r.produce(&[install(1), install(2), install(3)]).await;
+    r.commands_until(Duration::from_secs(30), |c| c.len() >= 3)
+        .await;
+    // An idle engine clears what it published (its next save or tick does it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !pending(store.clone(), partitions).await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "outboxes still pending: {:?}",
+            pending(store.clone(), partitions).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    r.produce(&[install(4)]).await;
+    r.commands_until(Duration::from_secs(30), |c| c.len() >= 4)
+        .await;
+    // Stopped right after publishing: its last outboxes are cleared on the way out.
+    r.stop(engine).await;
+    assert_eq!(
+        pending(store.clone(), partitions).await,
+        Vec::<String>::new()
+    );
+    r.start_engine().await;
+    r.produce(&[install(5)]).await;
+    r.commands_until(Duration::from_secs(30), |c| c.len() >= 5)
+        .await;
+    // A republished outbox would be a sixth command (the same id again).
+    let commands = r
+        .commands_until(Duration::from_secs(3), |c| c.len() > 5)
+        .await;
+    let ids: Vec<&str> = commands.iter().map(|c| c.command_id.as_str()).collect();
+    assert_eq!(ids.len(), 5, "five installs, five welcome pushes: {ids:?}");
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_outbox_left_by_a_crash_is_published_by_the_next_owner() {
     use switchboard_pipeline::state::{Outgoing, Record, RedisStateStore, StateStore, Write};
     let mut r = Running::parts(&journeys()).await;
@@ -418,17 +481,21 @@ async fn an_outbox_left_by_a_crash_is_published_by_the_next_owner() {
         created_at: 1,
     };
     store
-        .save(&[Write {
-            profile: "p-crashed".into(),
-            partition: 1,
-            epoch: 0,
-            record: Record {
-                offset: 5,
-                ..Record::default()
-            },
-            outbox: vec![Outgoing::Command(command)],
-            timers: vec![],
-        }])
+        .save(
+            1,
+            &[],
+            &[Write {
+                profile: "p-crashed".into(),
+                partition: 1,
+                epoch: 0,
+                record: Record {
+                    offset: 5,
+                    ..Record::default()
+                },
+                outbox: vec![Outgoing::Command(command)],
+                timers: vec![],
+            }],
+        )
         .await
         .unwrap();
     r.start_engine().await;

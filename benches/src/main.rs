@@ -67,6 +67,10 @@ struct Args {
     /// Skip the latency phases.
     #[arg(long)]
     no_latency: bool,
+    /// Offer fractions of this rate instead of a measured maximum, without draining (for
+    /// profiling at a given load; the report is not written).
+    #[arg(long)]
+    max_rate: Option<f64>,
     /// Run on librdkafka's in-process mock cluster instead of tansu (the broker's CPU then
     /// counts as the pipeline's; the report goes to `benches/results/mock/`).
     #[arg(long)]
@@ -87,6 +91,14 @@ struct Args {
     /// Scale: events measured at each population.
     #[arg(long, default_value_t = 50_000)]
     population_events: u64,
+    /// Producers' `linger.ms` for both systems (Switchboard's default when not given).
+    #[arg(long)]
+    linger_ms: Option<u32>,
+    /// Consumers' `fetch.wait.max.ms` for both systems and the output reader: how long the
+    /// broker may hold a fetch with nothing to return (the mock cluster holds it that long
+    /// even when a record arrives meanwhile).
+    #[arg(long, default_value_t = 10)]
+    fetch_wait_ms: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -126,6 +138,8 @@ struct Parts {
     broker: Broker,
     redis: RedisServer,
     codec: Arc<Codec<LocalSchemas>>,
+    linger_ms: Option<u32>,
+    fetch_wait_ms: u32,
 }
 
 impl Parts {
@@ -141,12 +155,10 @@ impl Parts {
         if let Some(run) = run {
             name_topics(&mut c.topics, run);
         }
-        // Both systems' consumers ask the broker to answer a fetch within 10 ms.
-        c.kafka
-            .properties
-            .insert("fetch.wait.max.ms".into(), "10".into());
-        if let Ok(linger) = std::env::var("BENCH_LINGER_MS") {
-            c.kafka.properties.insert("linger.ms".into(), linger);
+        let props = &mut c.kafka.properties;
+        props.insert("fetch.wait.max.ms".into(), self.fetch_wait_ms.to_string());
+        if let Some(linger) = self.linger_ms {
+            props.insert("linger.ms".into(), linger.to_string());
         }
         let run = c
             .topics
@@ -210,6 +222,75 @@ struct Running {
     progress: Box<dyn Fn() -> u64 + Send>,
     /// The first event was taken from the backlog (the consumer group has formed).
     started: Box<dyn Fn() -> bool + Send>,
+    /// Partition batches so far, per service (Switchboard's only).
+    batches: Box<dyn Fn() -> Vec<Batches> + Send>,
+}
+
+/// A service's partition batches so far: how many, their records and seconds in all.
+#[derive(Debug, Clone, Default)]
+struct Batches {
+    service: String,
+    count: u64,
+    records: f64,
+    seconds: f64,
+}
+
+impl Batches {
+    /// Per-service means of the batches between `before` and `after`: "service: N
+    /// batches of R records in T ms".
+    fn describe(before: &[Batches], after: &[Batches]) -> String {
+        after
+            .iter()
+            .map(|a| {
+                let b = before
+                    .iter()
+                    .find(|b| b.service == a.service)
+                    .cloned()
+                    .unwrap_or_default();
+                let n = a.count.saturating_sub(b.count).max(1) as f64;
+                format!(
+                    "{}: {} batches of {:.1} records in {:.2} ms",
+                    a.service,
+                    a.count.saturating_sub(b.count),
+                    (a.records - b.records) / n,
+                    (a.seconds - b.seconds) / n * 1000.0
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Batch totals per service from `switchboard_batch_records` and `switchboard_batch_seconds`.
+fn batch_totals(registry: &prometheus::Registry) -> Vec<Batches> {
+    let families = registry.gather();
+    let histograms = |name: &str| -> Vec<(String, u64, f64)> {
+        families
+            .iter()
+            .filter(|f| f.name() == name)
+            .flat_map(|f| f.get_metric().iter())
+            .map(|m| {
+                let service = m
+                    .get_label()
+                    .iter()
+                    .find(|l| l.name() == "service")
+                    .map(|l| l.value().to_owned())
+                    .unwrap_or_default();
+                let h = m.get_histogram();
+                (service, h.get_sample_count(), h.get_sample_sum())
+            })
+            .collect()
+    };
+    let seconds = histograms("switchboard_batch_seconds");
+    histograms("switchboard_batch_records")
+        .into_iter()
+        .map(|(service, count, records)| Batches {
+            seconds: seconds.iter().find(|s| s.0 == service).map_or(0.0, |s| s.2),
+            service,
+            count,
+            records,
+        })
+        .collect()
 }
 
 impl Running {
@@ -265,6 +346,7 @@ async fn start(system: System, parts: &Parts, config: &Arc<Config>) -> Result<Ru
                 tasks: vec![task],
                 progress: Box::new(move || done.load(Ordering::Relaxed)),
                 started: Box::new(move || consumed.load(Ordering::Relaxed) > 0),
+                batches: Box::new(Vec::new),
             })
         }
         System::Switchboard => {
@@ -333,6 +415,10 @@ async fn start(system: System, parts: &Parts, config: &Arc<Config>) -> Result<Ru
                     (engine - merges + dropped).max(0.0) as u64
                 }
             };
+            let batches = {
+                let registry = registry.clone();
+                move || batch_totals(&registry)
+            };
             // The stitcher took its first event: all it consumed is more than the engine did.
             let started = move || {
                 let consumed =
@@ -344,6 +430,7 @@ async fn start(system: System, parts: &Parts, config: &Arc<Config>) -> Result<Ru
                 tasks: vec![s, e],
                 progress: Box::new(progress),
                 started: Box::new(started),
+                batches: Box::new(batches),
             })
         }
     }
@@ -416,6 +503,10 @@ struct LatencyRow {
     p50: f64,
     p99: f64,
     p999: f64,
+    /// Switchboard's partition batches meanwhile, per service.
+    batches: String,
+    /// CPU cores busy while offering (pipeline, broker and Redis), of this machine's.
+    busy: f64,
 }
 
 /// Produces at each offered rate for `secs` seconds and measures produce → output consumed.
@@ -425,6 +516,24 @@ async fn latency(
     max: f64,
     secs: u64,
 ) -> Result<Vec<LatencyRow>, Error> {
+    let mut rows = Vec::new();
+    for (i, fraction) in FRACTIONS.iter().enumerate() {
+        rows.push(latency_at(system, parts, max * fraction, secs, 10 + i as u64).await?);
+    }
+    Ok(rows)
+}
+
+/// Produces at `rate` for `secs` seconds and measures produce → output consumed, on topics of
+/// its own: the mock cluster finds a fetch's offset by scanning every message set of the
+/// partition (`rd_kafka_mock_msgset_find`, "FIXME: Maintain an index"), which on a log
+/// written in small batches for a minute took 39 % of the process's CPU.
+async fn latency_at(
+    system: System,
+    parts: &Parts,
+    rate: f64,
+    secs: u64,
+    seed: u64,
+) -> Result<LatencyRow, Error> {
     let config = parts.config().await?;
     let running = start(system, parts, &config).await?;
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -441,7 +550,7 @@ async fn latency(
     let reader: StreamConsumer = switchboard_kafka::client_config(&config.kafka)
         .set("group.id", unique("reader"))
         .set("auto.offset.reset", "latest")
-        .set("fetch.wait.max.ms", "5")
+        .set("fetch.wait.max.ms", parts.fetch_wait_ms.to_string())
         .create()?;
     let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
     reader.subscribe(&outputs)?;
@@ -488,51 +597,59 @@ async fn latency(
     // Let the group settle before measuring.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let p = producer(&config)?;
-    let mut rows = Vec::new();
-    for (i, fraction) in FRACTIONS.iter().enumerate() {
-        let rate = max * fraction;
-        let pool = events((rate * secs as f64) as u64 + 1, 10 + i as u64);
-        let t0 = Instant::now();
-        let mut next = 0usize;
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        while t0.elapsed() < Duration::from_secs(secs) && next < pool.len() {
-            tick.tick().await;
-            let due = ((t0.elapsed().as_secs_f64() * rate) as usize).min(pool.len());
-            let fresh = pool.get(next..due).unwrap_or_default();
-            let batch: Vec<OutRecord> = fresh
-                .iter()
-                .map(|e| record(&parts.codec, &config, e))
-                .collect::<Result<_, _>>()?;
-            if let Ok(mut s) = sent.lock() {
-                let now = Instant::now();
-                for e in fresh {
-                    s.insert(e.event_id.clone(), now);
-                }
+    let pool = events((rate * secs as f64) as u64 + 1, seed);
+    let batches0 = (running.batches)();
+    let cpu0 = parts.cpu();
+    let t0 = Instant::now();
+    let mut next = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    while t0.elapsed() < Duration::from_secs(secs) && next < pool.len() {
+        tick.tick().await;
+        let due = ((t0.elapsed().as_secs_f64() * rate) as usize).min(pool.len());
+        let fresh = pool.get(next..due).unwrap_or_default();
+        let batch: Vec<OutRecord> = fresh
+            .iter()
+            .map(|e| record(&parts.codec, &config, e))
+            .collect::<Result<_, _>>()?;
+        if let Ok(mut s) = sent.lock() {
+            let now = Instant::now();
+            for e in fresh {
+                s.insert(e.event_id.clone(), now);
             }
-            next = due;
-            let p = p.clone();
-            tokio::spawn(async move { produce_all(&p, &batch).await });
         }
-        let achieved = next as f64 / t0.elapsed().as_secs_f64();
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let samples = seen
-            .lock()
-            .map(|mut s| std::mem::take(&mut *s))
-            .unwrap_or_default();
-        let (p50, p99, p999) = percentiles(samples.clone());
-        rows.push(LatencyRow {
-            offered: rate,
-            achieved,
-            samples: samples.len(),
-            p50,
-            p99,
-            p999,
-        });
+        next = due;
+        let p = p.clone();
+        tokio::spawn(async move { produce_all(&p, &batch).await });
     }
+    let achieved = next as f64 / t0.elapsed().as_secs_f64();
+    let busy: f64 = parts
+        .cpu()
+        .iter()
+        .zip(cpu0)
+        .map(|(a, b)| a - b)
+        .sum::<f64>()
+        / t0.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let batches = Batches::describe(&batches0, &(running.batches)());
+    let samples = seen
+        .lock()
+        .map(|mut s| std::mem::take(&mut *s))
+        .unwrap_or_default();
+    let (p50, p99, p999) = percentiles(samples.clone());
+    let row = LatencyRow {
+        offered: rate,
+        achieved,
+        samples: samples.len(),
+        p50,
+        p99,
+        p999,
+        batches,
+        busy,
+    };
     reader_stop.cancel();
     let _ = reader_task.await;
     running.stop().await;
-    Ok(rows)
+    Ok(row)
 }
 
 struct Report {
@@ -546,16 +663,21 @@ struct Report {
     latency: Vec<LatencyRow>,
 }
 
-fn markdown(reports: &[Report], backlog: u64, secs: u64, broker: &Broker) -> String {
+fn markdown(reports: &[Report], backlog: u64, secs: u64, parts: &Parts) -> String {
     let mut md = String::new();
-    let broker = match broker {
+    let broker = match &parts.broker {
         Broker::Tansu(_) => "tansu (memory)",
         Broker::Mock(_) => {
             "librdkafka's mock cluster in the pipeline's process (its CPU counted as the pipeline's)"
         }
     };
+    let linger = parts
+        .linger_ms
+        .map_or("Switchboard's default".to_owned(), |l| l.to_string());
     md.push_str(&format!(
-        "Backlog {backlog} events; {secs} s per offered rate; {broker} and redis-server on this machine.\n\n"
+        "Backlog {backlog} events; {secs} s per offered rate; {broker} and redis-server on this machine; \
+         producers' `linger.ms` {linger}, consumers' `fetch.wait.max.ms` {}.\n\n",
+        parts.fetch_wait_ms
     ));
     md.push_str("| system | sustained events/s (median) | every drain | CPU s per 1 M events: pipeline | tansu | Redis | total |\n|---|---:|---|---:|---:|---:|---:|\n");
     for r in reports {
@@ -659,6 +781,8 @@ async fn main() -> Result<(), Error> {
         },
         redis: RedisServer::start(),
         codec: Arc::new(Codec::new(LocalSchemas::embedded()?).await?),
+        linger_ms: args.linger_ms,
+        fetch_wait_ms: args.fetch_wait_ms,
     };
     if args.scale {
         return scale_report(&parts, &args).await;
@@ -669,7 +793,13 @@ async fn main() -> Result<(), Error> {
         None => vec![System::Baseline, System::Switchboard],
     };
     let mut drains: Vec<Vec<(f64, [f64; 3])>> = vec![Vec::new(); systems.len()];
-    for round in 0..args.rounds.max(1) {
+    if let Some(rate) = args.max_rate {
+        for (system, drains) in systems.iter().zip(&mut drains) {
+            println!("{}: {rate:.0} events/s given as the maximum", system.name());
+            drains.push((rate, [f64::NAN; 3]));
+        }
+    }
+    for round in 0..args.rounds.max(1) * usize::from(args.max_rate.is_none()) {
         for (system, drains) in systems.iter().zip(&mut drains) {
             let (rate, cpu) = throughput(*system, &parts, args.events).await?;
             println!(
@@ -698,14 +828,16 @@ async fn main() -> Result<(), Error> {
         };
         for l in &latency {
             println!(
-                "{}: offered {:.0}/s achieved {:.0}/s: p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms ({} samples)",
+                "{}: offered {:.0}/s achieved {:.0}/s: p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms ({} samples), {:.2} cores busy; {}",
                 system.name(),
                 l.offered,
                 l.achieved,
                 l.p50,
                 l.p99,
                 l.p999,
-                l.samples
+                l.samples,
+                l.busy,
+                l.batches
             );
         }
         reports.push(Report {
@@ -716,10 +848,10 @@ async fn main() -> Result<(), Error> {
             latency,
         });
     }
-    if args.only.is_some() || args.no_latency {
+    if args.only.is_some() || args.no_latency || args.max_rate.is_some() {
         return Ok(()); // a partial run does not replace the report
     }
-    let md = markdown(&reports, args.events, args.secs, &parts.broker);
+    let md = markdown(&reports, args.events, args.secs, &parts);
     println!("\n{md}");
     let mut dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
     if args.mock_broker {

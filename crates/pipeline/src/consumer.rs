@@ -39,6 +39,12 @@ pub trait Worker: Send + 'static {
 
     /// Called between batches at least every `tick` (timers are fired here).
     fn tick(&mut self) -> impl Future<Output = Result<(), Stopped>> + Send;
+
+    /// Called once when the partition stops (revoked, or shutting down), before its offset
+    /// is committed for the next owner.
+    fn finish(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// The worker gave up because the partition is being stopped.
@@ -247,12 +253,11 @@ pub async fn run_partitioned<W: Workers>(
             _ = shutdown.cancelled() => break,
             Some(NewPartition { tp: (topic, partition), queue, stop, done }) = rx.recv() => {
                 let (workers, consumer, settings, owned) = (workers.clone(), consumer.clone(), settings.clone(), owned.clone());
-                let kafka_errors = metrics.kafka_errors.with_label_values(&["produce"]);
-                let txn_metrics = TxnMetrics::new(&metrics);
+                let partition_metrics = PartitionMetrics::new(&metrics, settings.service);
                 let span = info_span!("partition", service = settings.service, topic = topic.as_str(), partition);
                 tasks.spawn(async move {
                     owned.inc();
-                    run_partition(&consumer, queue, &topic, partition, &*workers, &settings, kafka_errors, txn_metrics, stop).await;
+                    run_partition(&consumer, queue, &topic, partition, &*workers, &settings, partition_metrics, stop).await;
                     owned.dec();
                     let _ = done.send(());
                 }.instrument(span));
@@ -299,6 +304,25 @@ pub async fn run_partitioned<W: Workers>(
 
 type Queue = rdkafka::consumer::stream_consumer::StreamPartitionQueue<PartitionContext>;
 
+/// The metrics one partition's task writes.
+struct PartitionMetrics {
+    produce_errors: prometheus::IntCounter,
+    txn: TxnMetrics,
+    batch_seconds: prometheus::Histogram,
+    batch_records: prometheus::Histogram,
+}
+
+impl PartitionMetrics {
+    fn new(metrics: &crate::Metrics, service: &str) -> Self {
+        Self {
+            produce_errors: metrics.kafka_errors.with_label_values(&["produce"]),
+            txn: TxnMetrics::new(metrics),
+            batch_seconds: metrics.batch_seconds.with_label_values(&[service]),
+            batch_records: metrics.batch_records.with_label_values(&[service]),
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_partition<W: Workers>(
     consumer: &StreamConsumer<PartitionContext>,
@@ -307,8 +331,7 @@ async fn run_partition<W: Workers>(
     partition: i32,
     workers: &W,
     settings: &ConsumerSettings,
-    kafka_errors: prometheus::IntCounter,
-    txn_metrics: TxnMetrics,
+    metrics: PartitionMetrics,
     stop: CancellationToken,
 ) {
     let publisher = match &settings.output {
@@ -331,11 +354,11 @@ async fn run_partition<W: Workers>(
             let started = until_ok(
                 "start the transactional producer",
                 &stop,
-                kafka_errors,
+                metrics.produce_errors.clone(),
                 || async {
                     tokio::select! {
                         _ = stop.cancelled() => Err(rdkafka::error::KafkaError::Canceled),
-                        t = Transactional::start(config.clone(), group.clone(), topic, partition, txn_metrics.clone()) => t,
+                        t = Transactional::start(config.clone(), group.clone(), topic, partition, metrics.txn.clone()) => t,
                     }
                 },
             )
@@ -380,9 +403,12 @@ async fn run_partition<W: Workers>(
             }
         }
         let offset = batch.last().map(|m| m.offset());
+        metrics.batch_records.observe(batch.len() as f64);
+        let taken = std::time::Instant::now();
         if worker.process(batch).await.is_err() {
             break;
         }
+        metrics.batch_seconds.observe(taken.elapsed().as_secs_f64());
         if let Some(o) = offset {
             debug!(topic, partition, offset = o, "batch durable");
             if let Err(e) = consumer.store_offset(topic, partition, o) {
@@ -391,6 +417,7 @@ async fn run_partition<W: Workers>(
             last = Some(o);
         }
     }
+    worker.finish().await;
     // Commit what this partition made durable, so the next owner starts after it.
     if let Some(o) = last {
         let mut tpl = TopicPartitionList::new();

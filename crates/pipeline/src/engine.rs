@@ -47,6 +47,9 @@ pub struct EnginePartition<R, S> {
     partition: i32,
     epoch: u64,
     stop: CancellationToken,
+    /// Profiles whose outboxes are published but not yet cleared: cleared by the next save
+    /// (in its round trip), an idle tick, or the partition's end.
+    published: Vec<String>,
 }
 
 /// A profile being changed within one batch.
@@ -86,6 +89,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> Workers for EngineWorkers<R, S>
             partition,
             epoch,
             stop,
+            published: Vec::new(),
         };
         p.republish_outboxes().await?;
         Ok(p)
@@ -253,7 +257,9 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
             || e.store.due_timers(self.partition, now, TIMERS_PER_TICK),
         )
         .await?;
-        if !due.is_empty() {
+        if due.is_empty() {
+            self.clear_published().await?;
+        } else {
             let catalog = e.catalog.borrow().clone();
             let mut profiles: Vec<String> = due.iter().map(|t| t.profile.clone()).collect();
             profiles.sort();
@@ -305,6 +311,11 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         Ok(())
+    }
+
+    /// Clears the outboxes already published, so the next owner does not publish them again.
+    async fn finish(&mut self) {
+        let _ = self.clear_published().await;
     }
 }
 
@@ -434,9 +445,10 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
         }
     }
 
-    /// Saves every changed profile, publishes the outboxes (and `extra`), clears them.
+    /// Saves every changed profile (clearing the outboxes published before), publishes the
+    /// outboxes (and `extra`); the next save clears them.
     async fn commit(
-        &self,
+        &mut self,
         pending: HashMap<String, Pending>,
         extra: Vec<OutRecord>,
         consumed: Option<i64>,
@@ -458,9 +470,10 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
             "save profiles",
             &self.stop,
             e.metrics.store_errors.with_label_values(&["save"]),
-            || e.store.save(&writes),
+            || e.store.save(self.partition, &self.published, &writes),
         )
         .await?;
+        self.published.clear();
         if saved.contains(&Saved::Fenced) {
             e.metrics.fenced.inc();
             warn!(
@@ -488,15 +501,24 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
             || self.publisher.publish(&records, consumed),
         )
         .await?;
-        if !with_outbox.is_empty() {
-            until_ok(
-                "clear outbox",
-                &self.stop,
-                e.metrics.store_errors.with_label_values(&["clear_outbox"]),
-                || e.store.clear_outbox(self.partition, &with_outbox),
-            )
-            .await?;
+        self.published = with_outbox;
+        Ok(())
+    }
+
+    /// Clears the outboxes published since the last save.
+    async fn clear_published(&mut self) -> Result<(), Stopped> {
+        if self.published.is_empty() {
+            return Ok(());
         }
+        let e = &self.shared;
+        until_ok(
+            "clear outbox",
+            &self.stop,
+            e.metrics.store_errors.with_label_values(&["clear_outbox"]),
+            || e.store.clear_outbox(self.partition, &self.published),
+        )
+        .await?;
+        self.published.clear();
         Ok(())
     }
 

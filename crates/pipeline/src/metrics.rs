@@ -31,6 +31,8 @@ pub struct Metrics {
     pub aborted_records: IntCounter,
     pub journeys_loaded: prometheus::IntGauge,
     pub reload_failures: IntCounter,
+    pub batch_seconds: HistogramVec,
+    pub batch_records: HistogramVec,
 }
 
 /// The `operation` label values of `switchboard_store_errors_total`.
@@ -54,6 +56,12 @@ pub const TRANSACTION_OUTCOMES: [&str; 3] = ["committed", "aborted", "abandoned"
 
 /// The `operation` label values of `switchboard_kafka_errors_total`.
 pub const KAFKA_OPERATIONS: [&str; 2] = ["consume", "produce"];
+
+const BATCH_SECONDS_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+const BATCH_RECORDS_BUCKETS: [f64; 9] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0];
 
 const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
@@ -124,6 +132,24 @@ impl Metrics {
             "Journey definitions (all versions) loaded.",
         )?;
         r.register(Box::new(journeys_loaded.clone()))?;
+        let batch_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "switchboard_batch_seconds",
+                "From a partition batch taken to durable (state saved, output acknowledged), per service.",
+            )
+            .buckets(BATCH_SECONDS_BUCKETS.to_vec()),
+            &["service"],
+        )?;
+        r.register(Box::new(batch_seconds.clone()))?;
+        let batch_records = HistogramVec::new(
+            HistogramOpts::new(
+                "switchboard_batch_records",
+                "Records in a partition batch, per service.",
+            )
+            .buckets(BATCH_RECORDS_BUCKETS.to_vec()),
+            &["service"],
+        )?;
+        r.register(Box::new(batch_records.clone()))?;
         let metrics = Self {
             events_consumed: counters(
                 r,
@@ -222,6 +248,8 @@ impl Metrics {
                 "switchboard_journey_reload_failures_total",
                 "Journey or policy reloads that failed validation.",
             )?,
+            batch_seconds,
+            batch_records,
         };
         // Error series exist at zero from the start, so rates and alerts see them.
         for op in STORE_OPERATIONS {

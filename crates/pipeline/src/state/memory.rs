@@ -59,7 +59,13 @@ impl StateStore for MemoryStateStore {
         })
     }
 
-    async fn save(&self, writes: &[Write]) -> Result<Vec<Saved>, StateError> {
+    async fn save(
+        &self,
+        partition: i32,
+        published: &[String],
+        writes: &[Write],
+    ) -> Result<Vec<Saved>, StateError> {
+        self.clear_outbox(partition, published).await?;
         self.with(|i| {
             writes
                 .iter()

@@ -93,9 +93,15 @@ pub trait StateStore: Send + Sync + 'static {
         profiles: &[String],
     ) -> impl Future<Output = Result<Vec<Loaded>, StateError>> + Send;
 
-    /// Writes each profile atomically, refusing writers with an older epoch than the last.
-    fn save(&self, writes: &[Write])
-    -> impl Future<Output = Result<Vec<Saved>, StateError>> + Send;
+    /// Clears the outboxes of `published` (profiles of `partition` whose outboxes were
+    /// published since the last save), then writes each profile atomically, refusing writers
+    /// with an older epoch than the last. On Redis, one round trip.
+    fn save(
+        &self,
+        partition: i32,
+        published: &[String],
+        writes: &[Write],
+    ) -> impl Future<Output = Result<Vec<Saved>, StateError>> + Send;
 
     /// Clears the outboxes of `profiles` once their records are published.
     fn clear_outbox(

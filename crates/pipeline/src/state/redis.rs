@@ -12,7 +12,8 @@
 //! A profile's keys share its hash tag, so on Redis Cluster each profile write is one script
 //! and each read one `MGET`; on a single Redis a batch's writes are one script call and its
 //! reads one `MGET` (up to [`GROUP`] profiles each), which costs Redis a fraction of the
-//! per-profile calls. A record is a string rather than a hash because a hash with a
+//! per-profile calls, and a batch's save (with the clearing of the outboxes published since
+//! the last one, and the index entries) is one round trip. A record is a string rather than a hash because a hash with a
 //! value over 64 bytes is a hash table in Redis (about 200 bytes more per profile than the
 //! value itself). The index and timer writes that go with a profile write are idempotent and
 //! happen first, so a crash leaves at worst a stale entry, which the engine ignores.
@@ -81,6 +82,53 @@ impl RedisStateStore {
     fn partition_key(&self, what: &str, partition: i32) -> String {
         format!("{}:{what}:{{p{partition}}}", self.prefix)
     }
+
+    /// Deletes the outboxes of `profiles` and their entries in `partition`'s index.
+    fn clear_cmds(&self, partition: i32, profiles: &[String]) -> Vec<redis::Cmd> {
+        let mut cmds: Vec<redis::Cmd> = self
+            .groups(profiles)
+            .map(|group| {
+                let keys: Vec<String> = group.iter().map(|p| self.profile_key('o', p)).collect();
+                redis::Cmd::del(keys)
+            })
+            .collect();
+        if !profiles.is_empty() {
+            cmds.push(redis::Cmd::srem(
+                self.partition_key("outbox", partition),
+                profiles,
+            ));
+        }
+        cmds
+    }
+
+    /// On a single Redis: `first`, then the save scripts, in one pipeline (one round trip).
+    /// A server that lost its scripts (restarted, or `SCRIPT FLUSH`) answers `NOSCRIPT`;
+    /// the script is loaded and the whole pipeline sent again, which repeats only
+    /// idempotent writes.
+    async fn save_in_one_trip(
+        &self,
+        first: Vec<redis::Cmd>,
+        scripts: &[redis::ScriptInvocation<'_>],
+    ) -> Result<Vec<Vec<i64>>, StateError> {
+        let mut pipe = redis::pipe();
+        for c in first {
+            pipe.add_command(c).ignore();
+        }
+        for s in scripts {
+            pipe.invoke_script(s);
+        }
+        match pipe.query_async(&mut self.redis.clone()).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                let _: String = SAVE
+                    .prepare_invoke()
+                    .load_async(&mut self.redis.clone())
+                    .await
+                    .map_err(err)?;
+                pipe.query_async(&mut self.redis.clone()).await.map_err(err)
+            }
+            other => other.map_err(err),
+        }
+    }
 }
 
 impl StateStore for RedisStateStore {
@@ -133,25 +181,32 @@ impl StateStore for RedisStateStore {
             .collect()
     }
 
-    async fn save(&self, writes: &[Write]) -> Result<Vec<Saved>, StateError> {
-        let mut index = Vec::new();
+    async fn save(
+        &self,
+        partition: i32,
+        published: &[String],
+        writes: &[Write],
+    ) -> Result<Vec<Saved>, StateError> {
+        // Clears first, then index entries: a write's own outbox is never cleared by them,
+        // and a crash leaves at worst an outbox published twice or a stale entry.
+        let mut first = self.clear_cmds(partition, published);
         for w in writes {
             if !w.outbox.is_empty() {
-                index.push(redis::Cmd::sadd(
+                first.push(redis::Cmd::sadd(
                     self.partition_key("outbox", w.partition),
                     &w.profile,
                 ));
             }
             for (journey, due) in &w.timers {
-                index.push(redis::Cmd::zadd(
+                first.push(redis::Cmd::zadd(
                     self.partition_key("timers", w.partition),
                     timer_member(&w.profile, journey, *due),
                     *due,
                 ));
             }
         }
-        let _: Vec<redis::Value> = self.redis.query_each(index).await.map_err(err)?;
-        let saved: Vec<Vec<i64>> = try_join_all(self.groups(writes).map(|group| async move {
+        let mut scripts = Vec::new();
+        for group in self.groups(writes) {
             let mut script = SAVE.prepare_invoke();
             for w in group {
                 let outbox = if w.outbox.is_empty() {
@@ -166,12 +221,19 @@ impl StateStore for RedisStateStore {
                     .arg(stored::encode(w.epoch, &w.record)?)
                     .arg(outbox);
             }
-            script
-                .invoke_async(&mut self.redis.clone())
+            scripts.push(script);
+        }
+        let saved: Vec<Vec<i64>> =
+            if self.redis.is_cluster() {
+                let _: Vec<redis::Value> = self.redis.query_each(first).await.map_err(err)?;
+                try_join_all(scripts.iter().map(|script| async move {
+                    script.invoke_async(&mut self.redis.clone()).await
+                }))
                 .await
-                .map_err(err)
-        }))
-        .await?;
+                .map_err(err)?
+            } else {
+                self.save_in_one_trip(first, &scripts).await?
+            };
         Ok(saved
             .into_iter()
             .flatten()
@@ -186,19 +248,7 @@ impl StateStore for RedisStateStore {
     }
 
     async fn clear_outbox(&self, partition: i32, profiles: &[String]) -> Result<(), StateError> {
-        let mut cmds: Vec<redis::Cmd> = self
-            .groups(profiles)
-            .map(|group| {
-                let keys: Vec<String> = group.iter().map(|p| self.profile_key('o', p)).collect();
-                redis::Cmd::del(keys)
-            })
-            .collect();
-        if !profiles.is_empty() {
-            cmds.push(redis::Cmd::srem(
-                self.partition_key("outbox", partition),
-                profiles,
-            ));
-        }
+        let cmds = self.clear_cmds(partition, profiles);
         let _: Vec<redis::Value> = self.redis.query_each(cmds).await.map_err(err)?;
         Ok(())
     }
