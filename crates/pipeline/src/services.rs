@@ -32,12 +32,15 @@ pub fn producer(config: &Config) -> Result<FutureProducer, rdkafka::error::Kafka
 }
 
 /// A producer's configuration: idempotent with acks from all replicas (what the delivery
-/// guarantees rest on, whatever `kafka.properties` say), and a linger of 5 ms unless
-/// `kafka.properties` tune it (`linger.ms` trades latency for batching).
+/// guarantees rest on, whatever `kafka.properties` say), and a linger of 1 ms unless
+/// `kafka.properties` tune it. A partition produces its whole batch at once and then waits
+/// for the acknowledgements, so lingering mostly delays a batch that is already complete;
+/// 1 ms still lets partitions' batches share a request (measured on the load harness: the
+/// same drain rate as 5 ms, and 10 ms less at the median under light load).
 fn producer_config(config: &Config) -> ClientConfig {
     let mut c: ClientConfig = switchboard_kafka::client_config(&config.kafka);
     if c.get("linger.ms").is_none() {
-        c.set("linger.ms", "5");
+        c.set("linger.ms", "1");
     }
     c.set("enable.idempotence", "true").set("acks", "all");
     c
@@ -119,7 +122,7 @@ mod tests {
     fn kafka_properties_tune_the_linger_but_not_the_delivery_guarantees() {
         let mut config = Config::default();
         let defaults = producer_config(&config);
-        assert_eq!(defaults.get("linger.ms"), Some("5"));
+        assert_eq!(defaults.get("linger.ms"), Some("1"));
         config.kafka.properties.extend([
             ("linger.ms".to_owned(), "0".to_owned()),
             ("acks".to_owned(), "1".to_owned()),

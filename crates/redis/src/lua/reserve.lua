@@ -3,55 +3,67 @@
 -- rather than in counter fields of their own, which cost every profile about 50 bytes).
 -- The profile's creation time is in its id, so the node does not keep it.
 -- ARGV: merges, max_total, max_merges, n_kinds, (kind, max) * n_kinds, members...
+-- Three commands at most (a script's calls are most of its cost): one HMGET reads the
+-- parent, the counters and which members are held; HKEYS counts the identifiers held only
+-- when there is something new; one HSET writes.
 local node = KEYS[1]
-local parent = redis.call('HGET', node, 'parent')
-if parent then return {'moved', parent} end
 local merges = tonumber(ARGV[1])
-local max_total, max_merges = tonumber(ARGV[2]), tonumber(ARGV[3])
 local n_kinds = tonumber(ARGV[4])
-local limits = {}
-for i = 1, n_kinds do limits[ARGV[3 + 2 * i]] = tonumber(ARGV[4 + 2 * i]) end
-local total, held = 0, {}
-for _, field in ipairs(redis.call('HKEYS', node)) do
-  local kind = string.match(field, '^i:([^:]*):')
-  if kind then
-    total = total + 1
-    held[kind] = (held[kind] or 0) + 1
-  end
-end
+local first = 5 + 2 * n_kinds
+local fields = {'parent', 'merges', 'version'}
+for i = first, #ARGV do fields[#fields + 1] = 'i:' .. ARGV[i] end
+local got = redis.call('HMGET', node, unpack(fields))
+if got[1] then return {'moved', got[1]} end
 local new, seen, per = {}, {}, {}
-for i = 5 + 2 * n_kinds, #ARGV do
+for i = first, #ARGV do
   local m = ARGV[i]
-  if not seen[m] and redis.call('HEXISTS', node, 'i:' .. m) == 0 then
+  if not seen[m] and not got[i - first + 4] then
     seen[m] = true
     new[#new + 1] = m
     local kind = string.match(m, '^([^:]*):')
     per[kind] = (per[kind] or 0) + 1
   end
 end
-for kind, n in pairs(per) do
-  local max = limits[kind]
-  if max and (held[kind] or 0) + n > max then
-    return {'refused', 'kind', kind}
+if #new > 0 then
+  local limits = {}
+  for i = 1, n_kinds do limits[ARGV[3 + 2 * i]] = tonumber(ARGV[4 + 2 * i]) end
+  local total, held = 0, {}
+  for _, field in ipairs(redis.call('HKEYS', node)) do
+    local kind = string.match(field, '^i:([^:]*):')
+    if kind then
+      total = total + 1
+      held[kind] = (held[kind] or 0) + 1
+    end
+  end
+  for kind, n in pairs(per) do
+    local max = limits[kind]
+    if max and (held[kind] or 0) + n > max then
+      return {'refused', 'kind', kind}
+    end
+  end
+  if total + #new > tonumber(ARGV[2]) then
+    return {'refused', 'total'}
   end
 end
-if total + #new > max_total then
-  return {'refused', 'total'}
-end
-if merges > 0 and tonumber(redis.call('HGET', node, 'merges') or '0') + merges > max_merges then
+local merged = tonumber(got[2] or '0')
+if merges > 0 and merged + merges > tonumber(ARGV[3]) then
   return {'refused', 'merges'}
 end
-local fields = {}
+local writes = {}
 for i = 1, #new do
-  fields[#fields + 1] = 'i:' .. new[i]
-  fields[#fields + 1] = 1
-  if #fields >= 1000 then
-    redis.call('HSET', node, unpack(fields))
-    fields = {}
+  writes[#writes + 1] = 'i:' .. new[i]
+  writes[#writes + 1] = 1
+  if #writes >= 1000 then
+    redis.call('HSET', node, unpack(writes))
+    writes = {}
   end
 end
-if #fields > 0 then redis.call('HSET', node, unpack(fields)) end
-if merges > 0 then redis.call('HINCRBY', node, 'merges', merges) end
-redis.call('HINCRBY', node, 'version', 1)
+if merges > 0 then
+  writes[#writes + 1] = 'merges'
+  writes[#writes + 1] = merged + merges
+end
+writes[#writes + 1] = 'version'
+writes[#writes + 1] = tonumber(got[3] or '0') + 1
+redis.call('HSET', node, unpack(writes))
 table.insert(new, 1, 'added')
 return new
