@@ -229,16 +229,16 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
         for (profiles, request) in forgets {
             extra.push(self.forget(&profiles, &request).await?);
         }
-        // The loser is marked first, so its own partition stops firing its timers and
-        // forwards its late records before the survivor takes its instances over. A crash in
-        // between replays the merge record, which folds again from the loser's state.
-        for (loser, survivor) in losers {
-            let e2 = e.clone();
+        // The losers are marked first (the batch's in one round trip), so their own
+        // partitions stop firing their timers and forward their late records before the
+        // survivors take their instances over. A crash in between replays the merge records,
+        // which fold again from the losers' state.
+        if !losers.is_empty() {
             until_ok(
                 "mark merged",
                 &self.stop,
                 e.metrics.store_errors.with_label_values(&["mark_merged"]),
-                || e2.store.mark_merged(&loser, &survivor),
+                || e.store.mark_merged(&losers),
             )
             .await?;
         }

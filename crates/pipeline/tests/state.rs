@@ -220,7 +220,10 @@ async fn conformance<S: StateStore>(store: &S) {
     );
     store.clear_outbox(3, &["q2".into()]).await.unwrap();
 
-    store.mark_merged("p3", "p1").await.unwrap();
+    store
+        .mark_merged(&[("p3".into(), "p1".into()), ("p6".into(), "p1".into())])
+        .await
+        .unwrap();
     assert_eq!(
         store.load(&["p3".into()]).await.unwrap()[0]
             .as_ref()
@@ -229,6 +232,12 @@ async fn conformance<S: StateStore>(store: &S) {
             .merged_into
             .as_deref(),
         Some("p1")
+    );
+    let p6 = store.load(&["p6".into()]).await.unwrap();
+    assert_eq!(
+        p6[0].as_ref().unwrap().0.merged_into.as_deref(),
+        Some("p1"),
+        "a loser with no record of its own is marked too"
     );
 
     // Forget: records, outboxes and the partition's timers of the profiles go; others stay.

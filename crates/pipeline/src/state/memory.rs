@@ -156,19 +156,21 @@ impl StateStore for MemoryStateStore {
         self.with(|i| i.timers.get(&partition).map_or(0, |s| s.len() as u64))
     }
 
-    async fn mark_merged(&self, loser: &str, survivor: &str) -> Result<(), StateError> {
+    async fn mark_merged(&self, merges: &[(String, String)]) -> Result<(), StateError> {
         self.with(|i| {
-            let entry = i.records.entry(loser.to_owned()).or_insert_with(|| {
-                (
-                    Record {
-                        offset: -1,
-                        ..Record::default()
-                    },
-                    0,
-                    Vec::new(),
-                )
-            });
-            entry.0.merged_into = Some(survivor.to_owned());
+            for (loser, survivor) in merges {
+                let entry = i.records.entry(loser.clone()).or_insert_with(|| {
+                    (
+                        Record {
+                            offset: -1,
+                            ..Record::default()
+                        },
+                        0,
+                        Vec::new(),
+                    )
+                });
+                entry.0.merged_into = Some(survivor.clone());
+            }
         })
     }
 

@@ -137,11 +137,11 @@ pub trait StateStore: Send + Sync + 'static {
         partition: i32,
     ) -> impl Future<Output = Result<u64, StateError>> + Send;
 
-    /// Marks `loser` as merged into `survivor`, whoever owns its partition.
+    /// Marks each `(loser, survivor)`'s loser as merged into its survivor, whoever owns the
+    /// loser's partition. On Redis, one round trip.
     fn mark_merged(
         &self,
-        loser: &str,
-        survivor: &str,
+        merges: &[(String, String)],
     ) -> impl Future<Output = Result<(), StateError>> + Send;
 
     /// Data protection: deletes the records and outboxes of `profiles`, and their timers in

@@ -305,11 +305,12 @@ impl StateStore for RedisStateStore {
             .map_err(err)
     }
 
-    async fn mark_merged(&self, loser: &str, survivor: &str) -> Result<(), StateError> {
-        redis::Cmd::set(self.profile_key('m', loser), survivor)
-            .query_async::<()>(&mut self.redis.clone())
-            .await
-            .map_err(err)?;
+    async fn mark_merged(&self, merges: &[(String, String)]) -> Result<(), StateError> {
+        let cmds = merges
+            .iter()
+            .map(|(loser, survivor)| redis::Cmd::set(self.profile_key('m', loser), survivor))
+            .collect();
+        let _: Vec<redis::Value> = self.redis.query_each(cmds).await.map_err(err)?;
         Ok(())
     }
 
