@@ -505,8 +505,8 @@ struct LatencyRow {
     p999: f64,
     /// Switchboard's partition batches meanwhile, per service.
     batches: String,
-    /// CPU cores busy while offering (pipeline, broker and Redis), of this machine's.
-    busy: f64,
+    /// CPU cores busy while offering: the pipeline, tansu and Redis.
+    busy: [f64; 3],
 }
 
 /// Produces at each offered rate for `secs` seconds and measures produce → output consumed.
@@ -622,13 +622,11 @@ async fn latency_at(
         tokio::spawn(async move { produce_all(&p, &batch).await });
     }
     let achieved = next as f64 / t0.elapsed().as_secs_f64();
-    let busy: f64 = parts
-        .cpu()
-        .iter()
-        .zip(cpu0)
-        .map(|(a, b)| a - b)
-        .sum::<f64>()
-        / t0.elapsed().as_secs_f64();
+    let secs_offered = t0.elapsed().as_secs_f64();
+    let mut busy = [0.0; 3];
+    for ((b, after), before) in busy.iter_mut().zip(parts.cpu()).zip(cpu0) {
+        *b = (after - before) / secs_offered;
+    }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let batches = Batches::describe(&batches0, &(running.batches)());
     let samples = seen
@@ -700,19 +698,28 @@ fn markdown(reports: &[Report], backlog: u64, secs: u64, parts: &Parts) -> Strin
             sb.cpu.iter().sum::<f64>() / base.cpu.iter().sum::<f64>()
         ));
     }
-    md.push_str("\n| system | offered events/s | achieved | samples | p50 ms | p99 ms | p999 ms |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("\n| system | offered events/s | achieved | samples | p50 ms | p99 ms | p999 ms | cores busy: pipeline / tansu / Redis |\n|---|---:|---:|---:|---:|---:|---:|---|\n");
     for r in reports {
         for l in &r.latency {
             md.push_str(&format!(
-                "| {} | {:.0} | {:.0} | {} | {:.1} | {:.1} | {:.1} |\n",
+                "| {} | {:.0} | {:.0} | {} | {:.1} | {:.1} | {:.1} | {:.2} / {:.2} / {:.2} |\n",
                 r.system.name(),
                 l.offered,
                 l.achieved,
                 l.samples,
                 l.p50,
                 l.p99,
-                l.p999
+                l.p999,
+                l.busy[0],
+                l.busy[1],
+                l.busy[2]
             ));
+        }
+    }
+    md.push_str("\nSwitchboard's partition batches while offering (mean records and time from taken to durable):\n\n");
+    for r in reports.iter().filter(|r| r.system == System::Switchboard) {
+        for l in &r.latency {
+            md.push_str(&format!("- {:.0} events/s: {}\n", l.offered, l.batches));
         }
     }
     md.push_str(CHARTS);
@@ -828,7 +835,7 @@ async fn main() -> Result<(), Error> {
         };
         for l in &latency {
             println!(
-                "{}: offered {:.0}/s achieved {:.0}/s: p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms ({} samples), {:.2} cores busy; {}",
+                "{}: offered {:.0}/s achieved {:.0}/s: p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms ({} samples); cores busy: pipeline {:.2}, tansu {:.2}, Redis {:.2}; {}",
                 system.name(),
                 l.offered,
                 l.achieved,
@@ -836,7 +843,9 @@ async fn main() -> Result<(), Error> {
                 l.p99,
                 l.p999,
                 l.samples,
-                l.busy,
+                l.busy[0],
+                l.busy[1],
+                l.busy[2],
                 l.batches
             );
         }
