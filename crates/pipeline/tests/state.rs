@@ -49,6 +49,12 @@ fn write(
 }
 
 async fn conformance<S: StateStore>(store: &S) {
+    // A tick whose timers all belong to unknown profiles saves nothing: answered at once.
+    let nothing = tokio::time::timeout(std::time::Duration::from_secs(5), store.save(3, &[], &[]))
+        .await
+        .expect("an empty save is answered");
+    assert_eq!(nothing.unwrap(), Vec::<Saved>::new());
+
     // The record, its position and its outbox land together; the outbox is indexed.
     let saved = store
         .save(3, &[], &[write("p1", 1, 10, vec![command("c1")], vec![])])

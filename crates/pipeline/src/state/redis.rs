@@ -1,7 +1,7 @@
 //! The engine's state in Redis or Redis Cluster.
 //!
 //! - `<prefix>:r:{<profile>}`: the record, a string: the epoch of its last writer in decimal,
-//!   then the record's JSON compressed with zstd against a dictionary (`<epoch>:1:<zstd>`,
+//!   then the record's JSON compressed with zstd against a dictionary (`<epoch>:<dictionary>:<zstd>`,
 //!   see [`super::stored`]);
 //! - `<prefix>:o:{<profile>}`: its outbox as JSON, while unpublished;
 //! - `<prefix>:m:{<profile>}`: the profile it was merged into, if it was;
@@ -110,6 +110,10 @@ impl RedisStateStore {
         first: Vec<redis::Cmd>,
         scripts: &[redis::ScriptInvocation<'_>],
     ) -> Result<Vec<Vec<i64>>, StateError> {
+        if first.is_empty() && scripts.is_empty() {
+            // An empty pipeline is never answered.
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for c in first {
             pipe.add_command(c).ignore();
