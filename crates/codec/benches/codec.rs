@@ -1,5 +1,6 @@
 //! Avro encode and decode of a typical channel event and send command, in both framings.
 //! Reports records per second on one core.
+#![allow(clippy::expect_used)] // a benchmark whose setup fails has nothing to measure
 
 use std::collections::BTreeMap;
 use std::hint::black_box;

@@ -1,6 +1,7 @@
 //! Identity resolution on the in-memory store: a returning customer (every identifier
 //! known), a new customer (a profile created) and a linking event (a merge). Reports events
 //! per second on one core; the store's lock stands in for Redis round trips.
+#![allow(clippy::expect_used)] // a benchmark whose setup fails has nothing to measure
 
 use std::hint::black_box;
 

@@ -1,5 +1,6 @@
 //! One interpreter application per example journey: the event that enters it, and the
 //! timer that moves it on. Reports applications per second on one core.
+#![allow(clippy::expect_used)] // a benchmark whose setup fails has nothing to measure
 
 use std::hint::black_box;
 use std::path::Path;
