@@ -53,7 +53,7 @@ async fn conformance<S: StateStore>(store: &S) {
     let nothing = tokio::time::timeout(std::time::Duration::from_secs(5), store.save(3, &[], &[]))
         .await
         .expect("an empty save is answered");
-    assert_eq!(nothing.unwrap(), Vec::<Saved>::new());
+    assert_eq!(nothing.map_err(|e| e.to_string()), Ok(Vec::<Saved>::new()));
 
     // The record, its position and its outbox land together; the outbox is indexed.
     let saved = store
@@ -224,7 +224,13 @@ async fn conformance<S: StateStore>(store: &S) {
         store.pending_outboxes(3).await.unwrap(),
         vec!["q2".to_owned()]
     );
-    store.clear_outbox(3, &["q2".into()]).await.unwrap();
+    // A save with nothing to write still clears (an idle partition's timers fired on
+    // profiles never stored).
+    assert_eq!(
+        store.save(3, &["q2".into()], &[]).await.unwrap(),
+        Vec::<Saved>::new()
+    );
+    assert!(store.pending_outboxes(3).await.unwrap().is_empty());
 
     store
         .mark_merged(&[("p3".into(), "p1".into()), ("p6".into(), "p1".into())])

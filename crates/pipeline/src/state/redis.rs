@@ -111,8 +111,7 @@ impl RedisStateStore {
         scripts: &[redis::ScriptInvocation<'_>],
     ) -> Result<Vec<Vec<i64>>, StateError> {
         if first.is_empty() && scripts.is_empty() {
-            // An empty pipeline is never answered.
-            return Ok(Vec::new());
+            return Ok(Vec::new()); // the client refuses an empty pipeline
         }
         let mut pipe = redis::pipe();
         for c in first {
