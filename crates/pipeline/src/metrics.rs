@@ -70,10 +70,15 @@ const LATENCY_BUCKETS: [f64; 14] = [
 impl Metrics {
     /// Registers every metric in `registry`.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
-        fn counter(r: &Registry, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
-            let c = IntCounter::new(name, help)?;
+        fn registered<C: prometheus::core::Collector + Clone + 'static>(
+            r: &Registry,
+            c: C,
+        ) -> Result<C, prometheus::Error> {
             r.register(Box::new(c.clone()))?;
             Ok(c)
+        }
+        fn counter(r: &Registry, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
+            registered(r, IntCounter::new(name, help)?)
         }
         fn counters(
             r: &Registry,
@@ -81,75 +86,27 @@ impl Metrics {
             help: &str,
             labels: &[&str],
         ) -> Result<IntCounterVec, prometheus::Error> {
-            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-            r.register(Box::new(c.clone()))?;
-            Ok(c)
+            registered(r, IntCounterVec::new(Opts::new(name, help), labels)?)
+        }
+        fn gauges(
+            r: &Registry,
+            name: &str,
+            help: &str,
+            labels: &[&str],
+        ) -> Result<IntGaugeVec, prometheus::Error> {
+            registered(r, IntGaugeVec::new(Opts::new(name, help), labels)?)
+        }
+        fn histograms(
+            r: &Registry,
+            name: &str,
+            help: &str,
+            buckets: &[f64],
+            labels: &[&str],
+        ) -> Result<HistogramVec, prometheus::Error> {
+            let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+            registered(r, HistogramVec::new(opts, labels)?)
         }
         let r = registry;
-        let timer_lag = Histogram::with_opts(
-            HistogramOpts::new(
-                "switchboard_timer_lag_seconds",
-                "How late timers fire after they are due.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        )?;
-        r.register(Box::new(timer_lag.clone()))?;
-        let latency = HistogramVec::new(
-            HistogramOpts::new(
-                "switchboard_event_to_command_seconds",
-                "From an event's occurred_at (or a timer's due time) to its command being produced.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["channel"],
-        )?;
-        r.register(Box::new(latency.clone()))?;
-        let timers_pending = IntGaugeVec::new(
-            Opts::new(
-                "switchboard_timers_pending",
-                "Timers waiting in a partition's shard.",
-            ),
-            &["partition"],
-        )?;
-        r.register(Box::new(timers_pending.clone()))?;
-        let partitions_owned = IntGaugeVec::new(
-            Opts::new(
-                "switchboard_partitions_owned",
-                "Partitions this process owns.",
-            ),
-            &["service"],
-        )?;
-        r.register(Box::new(partitions_owned.clone()))?;
-        let consumer_lag = IntGaugeVec::new(
-            Opts::new(
-                "switchboard_consumer_lag",
-                "Records behind the high watermark, per owned partition (librdkafka statistics).",
-            ),
-            &["service", "topic", "partition"],
-        )?;
-        r.register(Box::new(consumer_lag.clone()))?;
-        let journeys_loaded = prometheus::IntGauge::new(
-            "switchboard_journeys_loaded",
-            "Journey definitions (all versions) loaded.",
-        )?;
-        r.register(Box::new(journeys_loaded.clone()))?;
-        let batch_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "switchboard_batch_seconds",
-                "From a partition batch taken to durable (state saved, output acknowledged), per service.",
-            )
-            .buckets(BATCH_SECONDS_BUCKETS.to_vec()),
-            &["service"],
-        )?;
-        r.register(Box::new(batch_seconds.clone()))?;
-        let batch_records = HistogramVec::new(
-            HistogramOpts::new(
-                "switchboard_batch_records",
-                "Records in a partition batch, per service.",
-            )
-            .buckets(BATCH_RECORDS_BUCKETS.to_vec()),
-            &["service"],
-        )?;
-        r.register(Box::new(batch_records.clone()))?;
         let metrics = Self {
             events_consumed: counters(
                 r,
@@ -209,9 +166,29 @@ impl Metrics {
                 &["channel"],
             )?,
             timers_fired: counter(r, "switchboard_timers_fired_total", "Timers fired.")?,
-            timer_lag,
-            timers_pending,
-            latency,
+            timer_lag: registered(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "switchboard_timer_lag_seconds",
+                        "How late timers fire after they are due.",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                )?,
+            )?,
+            timers_pending: gauges(
+                r,
+                "switchboard_timers_pending",
+                "Timers waiting in a partition's shard.",
+                &["partition"],
+            )?,
+            latency: histograms(
+                r,
+                "switchboard_event_to_command_seconds",
+                "From an event's occurred_at (or a timer's due time) to its command being produced.",
+                &LATENCY_BUCKETS,
+                &["channel"],
+            )?,
             store_errors: counters(
                 r,
                 "switchboard_store_errors_total",
@@ -224,8 +201,18 @@ impl Metrics {
                 "Kafka errors, per operation.",
                 &["operation"],
             )?,
-            partitions_owned,
-            consumer_lag,
+            partitions_owned: gauges(
+                r,
+                "switchboard_partitions_owned",
+                "Partitions this process owns.",
+                &["service"],
+            )?,
+            consumer_lag: gauges(
+                r,
+                "switchboard_consumer_lag",
+                "Records behind the high watermark, per owned partition (librdkafka statistics).",
+                &["service", "topic", "partition"],
+            )?,
             fenced: counter(
                 r,
                 "switchboard_fenced_writes_total",
@@ -242,14 +229,32 @@ impl Metrics {
                 "switchboard_transaction_aborted_records_total",
                 "Records produced in transactions that did not commit: read_committed consumers never see them.",
             )?,
-            journeys_loaded,
+            journeys_loaded: registered(
+                r,
+                prometheus::IntGauge::new(
+                    "switchboard_journeys_loaded",
+                    "Journey definitions (all versions) loaded.",
+                )?,
+            )?,
             reload_failures: counter(
                 r,
                 "switchboard_journey_reload_failures_total",
                 "Journey or policy reloads that failed validation.",
             )?,
-            batch_seconds,
-            batch_records,
+            batch_seconds: histograms(
+                r,
+                "switchboard_batch_seconds",
+                "From a partition batch taken to durable (state saved, output acknowledged), per service.",
+                &BATCH_SECONDS_BUCKETS,
+                &["service"],
+            )?,
+            batch_records: histograms(
+                r,
+                "switchboard_batch_records",
+                "Records in a partition batch, per service.",
+                &BATCH_RECORDS_BUCKETS,
+                &["service"],
+            )?,
         };
         // Error series exist at zero from the start, so rates and alerts see them.
         for op in STORE_OPERATIONS {
