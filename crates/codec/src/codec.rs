@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::binary::Datum;
+use crate::binary::{Datum, Reader};
 use crate::datum;
 use crate::framing::write_header;
 use crate::resolver::{RegisteredSchema, SchemaResolver};
@@ -90,20 +90,30 @@ impl<R: SchemaResolver> Codec<R> {
             });
         }
         let reader = self.ours::<T>()?;
-        let mut rest = body;
-        let body_error = |e: apache_avro::Error| CodecError::Body {
+        let body_error = |reason: String| CodecError::Body {
             schema: format!("{} (id {})", writer.name, writer.id),
-            reason: e.to_string(),
+            reason,
         };
-        let mut value = datum::read(writer, &mut rest).map_err(body_error)?;
-        if reader.fingerprint != writer.fingerprint {
-            value = value.resolve(&reader.schema).map_err(body_error)?;
+        let trailing = |rest: usize| CodecError::TrailingBytes {
+            schema: writer.name.clone(),
+            trailing: rest,
+        };
+        if reader.fingerprint == writer.fingerprint {
+            let mut input = Reader::new(body);
+            let record = T::read(&mut input).map_err(|e| body_error(e.0))?;
+            return match input.remaining() {
+                0 => Ok(record),
+                rest => Err(trailing(rest)),
+            };
         }
+        // An older writer: apache-avro resolves its datum into the newest schema.
+        let mut rest = body;
+        let mut value = datum::read(writer, &mut rest).map_err(|e| body_error(e.to_string()))?;
+        value = value
+            .resolve(&reader.schema)
+            .map_err(|e| body_error(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(CodecError::TrailingBytes {
-                schema: writer.name.clone(),
-                trailing: rest.len(),
-            });
+            return Err(trailing(rest.len()));
         }
         T::from_value(value)
     }

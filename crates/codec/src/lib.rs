@@ -26,7 +26,7 @@ mod resolver;
 
 #[cfg(feature = "registry")]
 pub use any::AnySchemas;
-pub use binary::Datum;
+pub use binary::{Datum, Malformed, Reader};
 pub use codec::Codec;
 pub use error::CodecError;
 pub use framing::{Framing, SchemaRef, parse_header};

@@ -9,7 +9,7 @@ use apache_avro::types::Value;
 use serde::{Deserialize, Serialize};
 
 use crate::CodecError;
-use crate::binary::Datum;
+use crate::binary::{Datum, Malformed, Reader};
 use crate::fields::{Fields, as_string, optional, record, shape, strings, unwrap_union};
 
 /// A record with a schema in `schemas/`.
@@ -22,6 +22,9 @@ pub trait AvroRecord: Sized {
     /// Writes the record's datum in the newest schema of its kind, straight from its fields
     /// (the encode path; [`AvroRecord::to_value`] gives the same datum through apache-avro).
     fn write(&self, out: &mut Datum<'_>);
+    /// Reads a datum written in the newest schema of its kind, straight into the fields (the
+    /// decode path; [`AvroRecord::from_value`] reads it, or an older one, through apache-avro).
+    fn read(input: &mut Reader<'_>) -> Result<Self, Malformed>;
 }
 
 /// One identifier a channel knows for a customer.
@@ -86,6 +89,16 @@ impl AttrValue {
         }
     }
 
+    fn read(input: &mut Reader<'_>) -> Result<Self, Malformed> {
+        Ok(match input.branch(5)? {
+            0 => Self::Null,
+            1 => Self::Bool(input.boolean()?),
+            2 => Self::Long(input.long()?),
+            3 => Self::Double(input.double()?),
+            _ => Self::String(input.string()?),
+        })
+    }
+
     fn from_value(record: &'static str, field: &str, v: Value) -> Result<Self, CodecError> {
         match unwrap_union(v) {
             Value::Null => Ok(Self::Null),
@@ -145,6 +158,18 @@ fn write_identifiers(out: &mut Datum<'_>, ids: &[Identifier]) {
     });
 }
 
+fn read_identifiers(input: &mut Reader<'_>) -> Result<Vec<Identifier>, Malformed> {
+    let mut ids = Vec::new();
+    input.blocks(|input| {
+        ids.push(Identifier {
+            kind: input.string()?,
+            value: input.string()?,
+        });
+        Ok(())
+    })?;
+    Ok(ids)
+}
+
 fn write_strings(out: &mut Datum<'_>, items: &[String]) {
     out.array(items, |out, s| out.string(s));
 }
@@ -198,6 +223,30 @@ impl AvroRecord for ChannelEvent {
         out.map(self.attributes.iter(), |out, v| v.write(out));
         out.optional_string(self.locale.as_deref());
         out.optional_string(self.timezone.as_deref());
+    }
+
+    fn read(input: &mut Reader<'_>) -> Result<Self, Malformed> {
+        let event_id = input.string()?;
+        let event_type = input.string()?;
+        let channel = input.string()?;
+        let occurred_at = input.long()?;
+        let identifiers = read_identifiers(input)?;
+        let mut attributes = BTreeMap::new();
+        input.blocks(|input| {
+            let key = input.string()?;
+            attributes.insert(key, AttrValue::read(input)?);
+            Ok(())
+        })?;
+        Ok(Self {
+            event_id,
+            event_type,
+            channel,
+            occurred_at,
+            identifiers,
+            attributes,
+            locale: input.optional_string()?,
+            timezone: input.optional_string()?,
+        })
     }
 
     fn from_value(value: Value) -> Result<Self, CodecError> {
@@ -308,6 +357,32 @@ impl AvroRecord for CustomerEvent {
             }
         }
         write_identifiers(out, &self.identifiers);
+    }
+
+    fn read(input: &mut Reader<'_>) -> Result<Self, Malformed> {
+        let profile_id = input.string()?;
+        let stitched_at = input.long()?;
+        let source = SourcePosition {
+            topic: input.string()?,
+            partition: input.int()?,
+            offset: input.long()?,
+        };
+        let payload = match input.branch(2)? {
+            0 => CustomerPayload::Event(ChannelEvent::read(input)?),
+            _ => CustomerPayload::Merged(ProfileMerged {
+                survivor: input.string()?,
+                loser: input.string()?,
+                fold: input.strings()?,
+                cause_event_id: input.string()?,
+            }),
+        };
+        Ok(Self {
+            profile_id,
+            stitched_at,
+            source,
+            payload,
+            identifiers: read_identifiers(input)?,
+        })
     }
 
     fn from_value(value: Value) -> Result<Self, CodecError> {
@@ -425,6 +500,41 @@ impl AvroRecord for SendCommand {
         write_strings(out, &self.reason.path);
         write_strings(out, &self.reason.fallback_from);
         out.long(self.created_at);
+    }
+
+    fn read(input: &mut Reader<'_>) -> Result<Self, Malformed> {
+        let command_id = input.string()?;
+        let profile_id = input.string()?;
+        let channel = input.string()?;
+        let address = input.string()?;
+        let template = input.string()?;
+        let locale = input.string()?;
+        let mut vars = BTreeMap::new();
+        input.blocks(|input| {
+            let key = input.string()?;
+            vars.insert(key, input.string()?);
+            Ok(())
+        })?;
+        Ok(Self {
+            command_id,
+            profile_id,
+            channel,
+            address,
+            template,
+            locale,
+            vars,
+            journey: input.string()?,
+            version: input.int()?,
+            step: input.string()?,
+            variant: input.optional_string()?,
+            not_after: input.optional_long()?,
+            reason: SendReason {
+                trigger: input.string()?,
+                path: input.strings()?,
+                fallback_from: input.strings()?,
+            },
+            created_at: input.long()?,
+        })
     }
 
     fn from_value(value: Value) -> Result<Self, CodecError> {
@@ -547,6 +657,28 @@ impl AvroRecord for JourneyTransition {
         out.optional_string(self.reason.as_deref());
         out.string(&self.trigger);
         out.long(self.at);
+    }
+
+    fn read(input: &mut Reader<'_>) -> Result<Self, Malformed> {
+        let transition_id = input.string()?;
+        let profile_id = input.string()?;
+        let journey = input.string()?;
+        let version = input.int()?;
+        let symbols = TransitionKind::SYMBOLS.len() as u32;
+        let kind = TransitionKind::SYMBOLS
+            .get(input.branch(symbols)? as usize)
+            .map_or(TransitionKind::Unknown, |(k, _)| *k);
+        Ok(Self {
+            transition_id,
+            profile_id,
+            journey,
+            version,
+            kind,
+            step: input.optional_string()?,
+            reason: input.optional_string()?,
+            trigger: input.string()?,
+            at: input.long()?,
+        })
     }
 
     fn from_value(value: Value) -> Result<Self, CodecError> {
