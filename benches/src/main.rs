@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use batches::{Batches, batch_totals};
 use clap::Parser;
 use futures::StreamExt;
+use prometheus::proto::MetricFamily;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rdkafka::Message;
@@ -343,7 +344,9 @@ async fn start(system: System, parts: &Parts, config: &Arc<Config>) -> Result<Ru
             let progress = {
                 let (registry, topic) = (registry.clone(), topic.clone());
                 move || {
-                    let sum = |name, label| counter_sum(&registry, name, label);
+                    // One gather a poll: a gather copies every series of the registry.
+                    let families = registry.gather();
+                    let sum = |name, label| counter_sum(&families, name, label);
                     let engine = sum("switchboard_events_consumed_total", Some(&topic));
                     let merges = sum("switchboard_identity_merges_total", None);
                     let dropped = sum("switchboard_dead_letters_total", None);
@@ -356,8 +359,9 @@ async fn start(system: System, parts: &Parts, config: &Arc<Config>) -> Result<Ru
             };
             // The stitcher took its first event: all it consumed is more than the engine did.
             let started = move || {
+                let families = registry.gather();
                 let consumed =
-                    |label| counter_sum(&registry, "switchboard_events_consumed_total", label);
+                    |label| counter_sum(&families, "switchboard_events_consumed_total", label);
                 consumed(None) > consumed(Some(&topic))
             };
             Ok(Running {
@@ -372,9 +376,8 @@ async fn start(system: System, parts: &Parts, config: &Arc<Config>) -> Result<Ru
 }
 
 /// The sum of a counter's series; only those with a label of value `label` when given.
-fn counter_sum(registry: &prometheus::Registry, name: &str, label: Option<&str>) -> f64 {
-    registry
-        .gather()
+fn counter_sum(families: &[MetricFamily], name: &str, label: Option<&str>) -> f64 {
+    families
         .iter()
         .filter(|f| f.name() == name)
         .flat_map(|f| f.get_metric().iter())
