@@ -107,7 +107,8 @@ pub async fn stitch<S: IdentityStore>(
                 .get_or_insert_with(|| ProfileId::generate(now))
                 .clone(),
         };
-        if attach_all(store, limits, identifiers, &mut pointers, &target).await? {
+        let new = anchor.is_none();
+        if attach_all(store, limits, identifiers, &mut pointers, &target, new).await? {
             created = anchor.is_none();
             roots.0.push((target.clone(), target));
         }
@@ -154,7 +155,7 @@ pub async fn stitch<S: IdentityStore>(
                     // A new strongest identifier joins the profile of the event's other
                     // identifiers when the limits allow, instead of starting a profile that
                     // would be merged at once.
-                    Some(a) => match attach(store, limits, identifier, &a).await? {
+                    Some(a) => match attach(store, limits, identifier, &a, false).await? {
                         Attached::Linked => Step::Linked(a),
                         Attached::Owned(owner) => {
                             pointer = Some(owner);
@@ -174,7 +175,9 @@ pub async fn stitch<S: IdentityStore>(
                         let fresh = fresh
                             .get_or_insert_with(|| ProfileId::generate(now))
                             .clone();
-                        match attach(store, limits, identifier, &fresh).await? {
+                        // Nothing points at it yet: an earlier attempt whose claim was
+                        // lost gave its reservation back.
+                        match attach(store, limits, identifier, &fresh, true).await? {
                             Attached::Linked => {
                                 created = true;
                                 Step::Linked(fresh)
@@ -191,7 +194,7 @@ pub async fn stitch<S: IdentityStore>(
                         }
                     }
                 },
-                (None, Some(c)) => match attach(store, limits, identifier, c).await? {
+                (None, Some(c)) => match attach(store, limits, identifier, c, false).await? {
                     Attached::Linked => Step::Linked(c.clone()),
                     Attached::Refused(refusal) => Step::Unlinked(refusal),
                     Attached::Owned(owner) => {
@@ -276,6 +279,22 @@ enum Attached {
     Moved(ProfileId),
 }
 
+/// Reserves on `root`; `new` when `root` is a profile this stitch generated that no
+/// identifier points at yet ([`IdentityStore::reserve_new`]).
+async fn reserve<S: IdentityStore>(
+    store: &S,
+    root: &ProfileId,
+    r: &Reservation,
+    limits: &Limits,
+    new: bool,
+) -> Result<Reserved, StoreError> {
+    if new {
+        store.reserve_new(root, r, limits).await
+    } else {
+        store.reserve(root, r, limits).await
+    }
+}
+
 /// Adds an unclaimed identifier to `root`: reserve within the limits, then claim the
 /// pointer; a lost claim gives the reservation back.
 async fn attach<S: IdentityStore>(
@@ -283,9 +302,10 @@ async fn attach<S: IdentityStore>(
     limits: &Limits,
     identifier: &Identifier,
     root: &ProfileId,
+    new: bool,
 ) -> Result<Attached, StitchError> {
     let r = reservation(vec![identifier.clone()], 0);
-    match store.reserve(root, &r, limits).await? {
+    match reserve(store, root, &r, limits, new).await? {
         Reserved::Moved(parent) => Ok(Attached::Moved(find_root(store, &parent).await?)),
         Reserved::Refused(refusal) => Ok(Attached::Refused(refusal)),
         Reserved::Added(added) => match store.claim(identifier, root).await? {
@@ -310,6 +330,7 @@ async fn attach_all<S: IdentityStore>(
     identifiers: &[Identifier],
     pointers: &mut [Option<ProfileId>],
     root: &ProfileId,
+    new: bool,
 ) -> Result<bool, StitchError> {
     let (unclaimed, slots): (Vec<Identifier>, Vec<usize>) = identifiers
         .iter()
@@ -319,7 +340,10 @@ async fn attach_all<S: IdentityStore>(
         .map(|(i, (id, _))| (id.clone(), i))
         .unzip();
     let r = reservation(unclaimed, 0);
-    if !matches!(store.reserve(root, &r, limits).await?, Reserved::Added(_)) {
+    if !matches!(
+        reserve(store, root, &r, limits, new).await?,
+        Reserved::Added(_)
+    ) {
         return Ok(false);
     }
     let owners = store.claim_all(&r.identifiers, root).await?;

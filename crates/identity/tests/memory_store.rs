@@ -15,6 +15,7 @@ async fn conformance() {
     suite::two_customer_ids_never_merge(&MemoryIdentityStore::new()).await;
     suite::blocked_values_never_link(&MemoryIdentityStore::new()).await;
     suite::caps_hold(&MemoryIdentityStore::new()).await;
+    suite::a_new_profile_reserves_as_any_root_does(&MemoryIdentityStore::new()).await;
     suite::forget_erases_the_group(&MemoryIdentityStore::new()).await;
 }
 

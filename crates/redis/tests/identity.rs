@@ -38,6 +38,7 @@ async fn conformance(config: &RedisConfig) {
     suite::two_customer_ids_never_merge(&store(config).await).await;
     suite::blocked_values_never_link(&store(config).await).await;
     suite::caps_hold(&store(config).await).await;
+    suite::a_new_profile_reserves_as_any_root_does(&store(config).await).await;
     suite::forget_erases_the_group(&store(config).await).await;
 }
 

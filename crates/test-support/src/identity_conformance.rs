@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use switchboard_codec::Identifier;
+use switchboard_identity::store::Reservation;
 use switchboard_identity::{
     IdentityRules, IdentityStore, ProfileId, Refusal, Stitched, find_root, forget, show, stitch,
 };
@@ -362,6 +363,65 @@ pub async fn caps_hold<S: IdentityStore>(store: &S) {
         .expect("exists");
     assert_eq!(node.merges, 2, "the merge cap holds");
     assert_eq!(refused, 3);
+}
+
+/// A reservation on a profile nobody knows yet (`reserve_new`, which a store may make
+/// without its atomic check) answers what `reserve` answers on another new profile, and
+/// leaves the same node: duplicates added once, the limits refusing the same reservations.
+pub async fn a_new_profile_reserves_as_any_root_does<S: IdentityStore>(store: &S) {
+    let rules = IdentityRules {
+        max_identifiers_per_profile: 3,
+        ..IdentityRules::default()
+    };
+    let limits = rules.limits();
+    let cases = [
+        ids(&[
+            ("email", "a@x.io"),
+            ("phone", "+447911123498"),
+            ("email", "a@x.io"),
+        ]),
+        ids(&[("customer_id", "C1"), ("customer_id", "C2")]),
+        ids(&[
+            ("anonymous_id", "a1"),
+            ("anonymous_id", "a2"),
+            ("anonymous_id", "a3"),
+            ("anonymous_id", "a4"),
+        ]),
+        ids(&[("device_id", "d1")]),
+    ];
+    for (i, identifiers) in cases.into_iter().enumerate() {
+        let r = Reservation {
+            identifiers,
+            merges: 0,
+        };
+        let now = 1_000 + i64::try_from(i).unwrap_or(0);
+        let (new, other) = (ProfileId::generate(now), ProfileId::generate(now));
+        let answer = store
+            .reserve_new(&new, &r, &limits)
+            .await
+            .expect("reserve_new");
+        let expected = store.reserve(&other, &r, &limits).await.expect("reserve");
+        assert_eq!(answer, expected, "case {i}: {:?}", r.identifiers);
+        let held = |p: ProfileId| async move {
+            store
+                .node(&p)
+                .await
+                .expect("node")
+                .map(|n| (n.identifiers, n.version > 0, n.parent))
+        };
+        assert_eq!(held(new).await, held(other).await, "case {i}: the node");
+    }
+    // And one that was added is a root like any other: a later event of the customer finds it.
+    let first = stitch_raw(
+        store,
+        &rules,
+        &ids(&[("email", "b@x.io"), ("phone", "+447911123499")]),
+        5,
+    )
+    .await;
+    assert!(first.created);
+    let again = stitch_raw(store, &rules, &ids(&[("phone", "+447911123499")]), 6).await;
+    assert_eq!(again.profile, first.profile);
 }
 
 /// Rules without per-kind limits or caps: any grouping is the connected components.
