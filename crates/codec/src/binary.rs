@@ -10,6 +10,8 @@
 //! resolution. The codec tests check both directions against apache-avro for generated
 //! records, so the two cannot drift.
 
+use std::collections::BTreeMap;
+
 /// An Avro datum being written at the end of a buffer.
 #[derive(Debug)]
 pub struct Datum<'a>(&'a mut Vec<u8>);
@@ -220,17 +222,18 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The items of an array (or the entries of a map), block by block. A block of a
-    /// negative count is followed by its size in bytes (how Java's buffered encoder writes).
-    /// Every item of our schemas takes at least a byte, so a count larger than what is left
-    /// is malformed, found before anything is reserved for it.
-    pub fn blocks(
+    /// An array, block by block. A block of a negative count is followed by its size in
+    /// bytes (how Java's buffered encoder writes). Every item of our schemas takes at least a
+    /// byte, so a count larger than what is left is malformed, found before anything is
+    /// reserved for it.
+    pub fn array<T>(
         &mut self,
-        mut item: impl FnMut(&mut Self) -> Result<(), Malformed>,
-    ) -> Result<(), Malformed> {
+        mut item: impl FnMut(&mut Self) -> Result<T, Malformed>,
+    ) -> Result<Vec<T>, Malformed> {
+        let mut items = Vec::new();
         loop {
             let count = match self.long()? {
-                0 => return Ok(()),
+                0 => return Ok(items),
                 n if n < 0 => {
                     self.long()?;
                     n.unsigned_abs()
@@ -244,19 +247,24 @@ impl<'a> Reader<'a> {
                 )));
             }
             for _ in 0..count {
-                item(self)?;
+                items.push(item(self)?);
             }
         }
     }
 
+    /// A map: an array of entries, each a string key and its value (a repeated key keeps
+    /// its last value, as apache-avro's reader does).
+    pub fn map<V>(
+        &mut self,
+        mut value: impl FnMut(&mut Self) -> Result<V, Malformed>,
+    ) -> Result<BTreeMap<String, V>, Malformed> {
+        let entries = self.array(|r| Ok((r.string()?, value(r)?)))?;
+        Ok(entries.into_iter().collect())
+    }
+
     /// An array of strings.
     pub fn strings(&mut self) -> Result<Vec<String>, Malformed> {
-        let mut items = Vec::new();
-        self.blocks(|r| {
-            items.push(r.string()?);
-            Ok(())
-        })?;
-        Ok(items)
+        self.array(Self::string)
     }
 
     fn len(&mut self) -> Result<usize, Malformed> {

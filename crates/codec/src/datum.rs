@@ -3,8 +3,9 @@
 //! apache-avro's `from_avro_datum` resolves the whole schema (walks it and builds its table
 //! of names) on every call, which cost more than the decoding itself. Its single-object
 //! reader keeps the resolved schema; this hands it the datum without the header it expects
-//! (the framing is ours, see [`crate::framing`]) and caches it by fingerprint. Writing goes
-//! straight from the records ([`crate::binary`]).
+//! (the framing is ours, see [`crate::framing`]) and caches it by fingerprint. It reads
+//! datums of older writer schemas only: writing, and reading the newest schema, go straight
+//! between bytes and records ([`crate::binary`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;

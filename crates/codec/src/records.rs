@@ -159,15 +159,12 @@ fn write_identifiers(out: &mut Datum<'_>, ids: &[Identifier]) {
 }
 
 fn read_identifiers(input: &mut Reader<'_>) -> Result<Vec<Identifier>, Malformed> {
-    let mut ids = Vec::new();
-    input.blocks(|input| {
-        ids.push(Identifier {
+    input.array(|input| {
+        Ok(Identifier {
             kind: input.string()?,
             value: input.string()?,
-        });
-        Ok(())
-    })?;
-    Ok(ids)
+        })
+    })
 }
 
 fn write_strings(out: &mut Datum<'_>, items: &[String]) {
@@ -231,12 +228,7 @@ impl AvroRecord for ChannelEvent {
         let channel = input.string()?;
         let occurred_at = input.long()?;
         let identifiers = read_identifiers(input)?;
-        let mut attributes = BTreeMap::new();
-        input.blocks(|input| {
-            let key = input.string()?;
-            attributes.insert(key, AttrValue::read(input)?);
-            Ok(())
-        })?;
+        let attributes = input.map(AttrValue::read)?;
         Ok(Self {
             event_id,
             event_type,
@@ -509,12 +501,7 @@ impl AvroRecord for SendCommand {
         let address = input.string()?;
         let template = input.string()?;
         let locale = input.string()?;
-        let mut vars = BTreeMap::new();
-        input.blocks(|input| {
-            let key = input.string()?;
-            vars.insert(key, input.string()?);
-            Ok(())
-        })?;
+        let vars = input.map(Reader::string)?;
         Ok(Self {
             command_id,
             profile_id,

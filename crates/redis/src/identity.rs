@@ -245,7 +245,12 @@ impl IdentityStore for RedisIdentityStore {
         let node = self.keys.node(profile);
         let fields: Vec<(String, u8)> = added
             .iter()
-            .map(|id| (format!("{}{}", Keys::IDENTIFIER_FIELD, Keys::member(id)), 1))
+            .map(|id| {
+                (
+                    format!("{}{}:{}", Keys::IDENTIFIER_FIELD, id.kind, id.value),
+                    1,
+                )
+            })
             .collect();
         let () = redis::pipe()
             .hset_multiple(&node, &fields)
