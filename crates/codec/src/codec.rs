@@ -108,9 +108,8 @@ impl<R: SchemaResolver> Codec<R> {
         }
         // An older writer: apache-avro resolves its datum into the newest schema.
         let mut rest = body;
-        let mut value = datum::read(writer, &mut rest).map_err(|e| body_error(e.to_string()))?;
-        value = value
-            .resolve(&reader.schema)
+        let value = datum::read(writer, &mut rest)
+            .and_then(|v| v.resolve(&reader.schema))
             .map_err(|e| body_error(e.to_string()))?;
         if !rest.is_empty() {
             return Err(trailing(rest.len()));
