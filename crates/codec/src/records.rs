@@ -43,8 +43,8 @@ impl Identifier {
     }
 }
 
-/// A typed event attribute.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A typed event attribute; in JSON (and the engine's stored records) the bare value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum AttrValue {
     Null,
@@ -52,6 +52,58 @@ pub enum AttrValue {
     Long(i64),
     Double(f64),
     String(String),
+}
+
+/// Reads the bare value by its kind. (`#[serde(untagged)]` would buffer each value and try
+/// the variants in turn, building an error for every miss.)
+impl<'de> Deserialize<'de> for AttrValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = AttrValue;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("null, a boolean, a number or a string")
+            }
+
+            fn visit_unit<E>(self) -> Result<AttrValue, E> {
+                Ok(AttrValue::Null)
+            }
+
+            fn visit_none<E>(self) -> Result<AttrValue, E> {
+                Ok(AttrValue::Null)
+            }
+
+            fn visit_bool<E>(self, b: bool) -> Result<AttrValue, E> {
+                Ok(AttrValue::Bool(b))
+            }
+
+            fn visit_i64<E>(self, i: i64) -> Result<AttrValue, E> {
+                Ok(AttrValue::Long(i))
+            }
+
+            /// A whole number beyond `i64` is kept as a double, as JSON readers do.
+            #[allow(clippy::cast_precision_loss)]
+            fn visit_u64<E>(self, u: u64) -> Result<AttrValue, E> {
+                Ok(i64::try_from(u).map_or(AttrValue::Double(u as f64), AttrValue::Long))
+            }
+
+            fn visit_f64<E>(self, f: f64) -> Result<AttrValue, E> {
+                Ok(AttrValue::Double(f))
+            }
+
+            fn visit_str<E>(self, s: &str) -> Result<AttrValue, E> {
+                Ok(AttrValue::String(s.to_owned()))
+            }
+
+            fn visit_string<E>(self, s: String) -> Result<AttrValue, E> {
+                Ok(AttrValue::String(s))
+            }
+        }
+
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl AttrValue {

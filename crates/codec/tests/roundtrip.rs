@@ -44,6 +44,42 @@ prop_compose! {
 
 proptest! {
     #[test]
+    fn channel_events_round_trip_as_json(event in channel_event()) {
+        // The JSON topics, `simulate` and the engine's stored records read attributes bare.
+        let json = serde_json::to_string(&event).unwrap();
+        let back: ChannelEvent = serde_json::from_str(&json).unwrap();
+        prop_assert_eq!(&back, &event);
+    }
+}
+
+#[test]
+fn a_bare_attribute_is_read_by_its_kind() {
+    let attrs: BTreeMap<String, AttrValue> = serde_json::from_str(
+        r#"{"n": null, "b": true, "l": -3, "d": 2.5, "whole": 2.0, "s": "x", "big": 18446744073709551615}"#,
+    )
+    .unwrap();
+    assert_eq!(attrs["n"], AttrValue::Null);
+    assert_eq!(attrs["b"], AttrValue::Bool(true));
+    assert_eq!(attrs["l"], AttrValue::Long(-3));
+    assert_eq!(attrs["d"], AttrValue::Double(2.5));
+    assert_eq!(attrs["whole"], AttrValue::Double(2.0));
+    assert_eq!(attrs["s"], AttrValue::String("x".into()));
+    assert_eq!(
+        attrs["big"],
+        AttrValue::Double(18_446_744_073_709_551_615.0)
+    );
+    for nested in [r#"{"a": [1]}"#, r#"{"a": {"b": 1}}"#] {
+        let e = serde_json::from_str::<BTreeMap<String, AttrValue>>(nested).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("null, a boolean, a number or a string"),
+            "{e}"
+        );
+    }
+}
+
+proptest! {
+    #[test]
     fn channel_events_round_trip_in_both_framings(event in channel_event()) {
         let codec = codec();
         for framing in [Framing::Confluent, Framing::SingleObject] {

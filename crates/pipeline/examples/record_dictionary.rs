@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use switchboard_journey::{Customer, Input, JourneySet, Policies, Profile, apply, load_dir};
 use switchboard_pipeline::generate::event;
-use switchboard_pipeline::state::{RecentEvents, Record};
+use switchboard_pipeline::state::{RecentEvents, Record, stored};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -64,7 +64,7 @@ fn main() -> Result<(), Error> {
         record.offset = i64::try_from(seq).unwrap_or(i64::MAX) * 6 + rng.random_range(0..6);
         let customer = std::mem::take(&mut record.customer);
         record.customer = apply(&journeys, &policies, customer, &Input::Event(e), now).0;
-        samples.push(serde_json::to_vec(&*record)?);
+        samples.push(stored::packed(record)?);
     }
     let dict = zstd::dict::from_samples(&samples, bytes)?;
     std::fs::write(&out, &dict)?;

@@ -1,6 +1,6 @@
 -- Write profiles' records, each unless a newer partition owner wrote it already.
--- KEYS: (record, outbox) per profile. ARGV: (epoch, the record '<epoch>:<dict>:<data>', outbox
--- JSON or '' to keep the current outbox) per profile. Only a record's head is read: its epoch.
+-- KEYS: (record, outbox) per profile. ARGV: (epoch, the record '<epoch>:<format>:<data>', the
+-- outbox or '' to keep the current one) per profile. Only a record's head is read: its epoch.
 -- Returns 1 (written) or 0 (fenced) per profile.
 local written = {}
 for i = 1, #KEYS / 2 do

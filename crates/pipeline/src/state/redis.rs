@@ -1,9 +1,9 @@
 //! The engine's state in Redis or Redis Cluster.
 //!
 //! - `<prefix>:r:{<profile>}`: the record, a string: the epoch of its last writer in decimal,
-//!   then the record's JSON compressed with zstd against a dictionary (`<epoch>:<dictionary>:<zstd>`,
+//!   then the record compressed with zstd against a dictionary (`<epoch>:<format>:<zstd>`,
 //!   see [`super::stored`]);
-//! - `<prefix>:o:{<profile>}`: its outbox as JSON, while unpublished;
+//! - `<prefix>:o:{<profile>}`: its outbox (`stored::encode_outbox`), while unpublished;
 //! - `<prefix>:m:{<profile>}`: the profile it was merged into, if it was;
 //! - `<prefix>:outbox:{p<N>}`: the set of profiles of partition N with an outbox;
 //! - `<prefix>:timers:{p<N>}`: partition N's timers, a sorted set scored by due time;
@@ -44,10 +44,6 @@ pub struct RedisStateStore {
 
 fn err(e: redis::RedisError) -> StateError {
     StateError(format!("redis: {e}"))
-}
-
-fn json_err(e: serde_json::Error) -> StateError {
-    StateError(format!("stored outbox is not valid JSON: {e}"))
 }
 
 impl RedisStateStore {
@@ -176,7 +172,7 @@ impl StateStore for RedisStateStore {
                     record.merged_into = merged_into;
                 }
                 let outbox = match outbox {
-                    Some(json) => serde_json::from_slice(&json).map_err(json_err)?,
+                    Some(value) => stored::decode_outbox(&value)?,
                     None => Vec::new(),
                 };
                 Ok(Some((record, outbox)))
@@ -215,7 +211,7 @@ impl StateStore for RedisStateStore {
                 let outbox = if w.outbox.is_empty() {
                     Vec::new()
                 } else {
-                    serde_json::to_vec(&w.outbox).map_err(json_err)?
+                    stored::encode_outbox(&w.outbox)?
                 };
                 script
                     .key(self.profile_key('r', &w.profile))
