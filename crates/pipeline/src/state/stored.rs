@@ -79,7 +79,10 @@ fn zstd_err(e: std::io::Error) -> StateError {
 
 /// MessagePack with field names, so that fields are read by name as JSON's are.
 fn pack(value: &(impl Serialize + ?Sized)) -> Result<Vec<u8>, StateError> {
-    rmp_serde::to_vec_named(value).map_err(|e| err("not serializable", e))
+    // Room for a typical record (about 450 bytes), so that it is written without growing.
+    let mut out = Vec::with_capacity(1024);
+    rmp_serde::encode::write_named(&mut out, value).map_err(|e| err("not serializable", e))?;
+    Ok(out)
 }
 
 fn unpack<T: DeserializeOwned>(encoding: Encoding, bytes: &[u8]) -> Result<T, String> {
