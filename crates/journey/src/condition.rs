@@ -3,12 +3,25 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cel::{Context, Program, Value};
+use cel::{Context, Env, Program, Value};
 
 thread_local! {
     /// The built-in functions, registered once per thread: building them is most of the
     /// cost of a fresh `Context`.
-    static ROOT: Context<'static, 'static> = Context::default();
+    static ENV: Arc<Env> = Arc::new(Env::stdlib());
+}
+
+/// A context with the built-in functions and no variables.
+pub(crate) fn context() -> Context<'static, 'static> {
+    Context::with_env(ENV.with(Arc::clone))
+}
+
+/// A context with `event` and `profile` bound, for evaluating conditions outside a journey.
+pub fn bindings(event: Value, profile: Value) -> Context<'static, 'static> {
+    let mut c = context();
+    c.add_variable_from_value("event", event);
+    c.add_variable_from_value("profile", profile);
+    c
 }
 
 /// A compiled CEL expression with its source text.
@@ -40,21 +53,16 @@ impl Condition {
         &self.source
     }
 
-    /// Evaluates with `event` and `profile` bound.
-    pub fn evaluate(&self, event: &Value, profile: &Value) -> Result<Value, String> {
-        ROOT.with(|root| {
-            let mut context = root.new_inner_scope();
-            context.add_variable_from_value("event", event.clone());
-            context.add_variable_from_value("profile", profile.clone());
-            self.program
-                .execute(&context)
-                .map_err(|e| format!("`{}`: {e}", self.source))
-        })
+    /// Evaluates in `context`, which binds `event` and `profile`.
+    pub fn evaluate(&self, context: &Context<'_, '_>) -> Result<Value, String> {
+        self.program
+            .execute(context)
+            .map_err(|e| format!("`{}`: {e}", self.source))
     }
 
     /// Evaluates as a condition: true only for a boolean `true`.
-    pub fn holds(&self, event: &Value, profile: &Value) -> Result<bool, String> {
-        match self.evaluate(event, profile)? {
+    pub fn holds(&self, context: &Context<'_, '_>) -> Result<bool, String> {
+        match self.evaluate(context)? {
             Value::Bool(b) => Ok(b),
             other => Err(format!("`{}` gave {other:?}, not a boolean", self.source)),
         }

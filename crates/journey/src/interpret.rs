@@ -8,7 +8,7 @@
 
 use switchboard_codec::{ChannelEvent, TransitionKind};
 
-use crate::context::{event_value, profile_value};
+use crate::context::Scope;
 use crate::ids;
 use crate::policy::Policies;
 use crate::set::JourneySet;
@@ -35,6 +35,7 @@ pub fn apply(
         effects: Vec::new(),
         now,
         trigger: input.trigger(),
+        scope: Scope::default(),
     };
     run.prune_sends();
     match input {
@@ -52,6 +53,8 @@ pub(crate) struct Run<'a> {
     pub effects: Vec<Effect>,
     pub now: i64,
     pub trigger: String,
+    /// Where conditions are evaluated.
+    pub scope: Scope,
 }
 
 impl<'a> Run<'a> {
@@ -253,9 +256,11 @@ impl<'a> Run<'a> {
         if !allowed {
             return;
         }
-        let (event, profile) = (event_value(e), profile_value(&self.customer.profile));
         for c in [&j.trigger_if, &j.audience].into_iter().flatten() {
-            if !c.holds(&event, &profile).unwrap_or(false) {
+            if !c
+                .holds(self.scope.bind(e, &self.customer.profile))
+                .unwrap_or(false)
+            {
                 return;
             }
         }

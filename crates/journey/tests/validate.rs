@@ -66,5 +66,6 @@ fn cel_compares_floats_with_ints() {
         "cart_value".to_owned(),
         cel::Value::Float(12.5),
     )]));
-    assert!(c.holds(&event, &condition::map(HashMap::new())).unwrap());
+    let context = condition::bindings(event, condition::map(HashMap::new()));
+    assert!(c.holds(&context).unwrap());
 }

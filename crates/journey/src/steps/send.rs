@@ -8,7 +8,6 @@
 use switchboard_codec::{SendCommand, SendReason, TransitionKind};
 
 use super::Flow;
-use crate::context::{event_value, profile_value};
 use crate::interpret::Run;
 use crate::state::{Effect, Instance, Sent};
 use crate::time::{local_minute, next_local_time};
@@ -125,18 +124,19 @@ pub(super) fn run(
         return Flow::Suspend;
     }
 
-    let (event, profile_v) = (event_value(&inst.trigger), profile_value(profile));
     let vars = vars
         .iter()
         .map(|(name, expr)| {
+            let value = expr.evaluate(run.scope.bind(&inst.trigger, &run.customer.profile));
             (
                 name.clone(),
-                expr.evaluate(&event, &profile_v)
+                value
                     .map(|v| crate::condition::render(&v))
                     .unwrap_or_default(),
             )
         })
         .collect();
+    let profile = &run.customer.profile;
     let address = profile.addresses.get(&channel).cloned().unwrap_or_default();
     let locale = locale
         .clone()

@@ -1,9 +1,10 @@
 //! `update`: set attributes from CEL expressions, increment counters, add and remove tags.
+//! Every expression of one update sees the profile as it was before the update; later steps
+//! see it updated.
 
 use switchboard_codec::{AttrValue, ChannelEvent};
 
 use crate::condition::Condition;
-use crate::context::{event_value, profile_value};
 use crate::interpret::Run;
 
 pub(super) fn run(
@@ -14,10 +15,9 @@ pub(super) fn run(
     add_tags: &[String],
     remove_tags: &[String],
 ) {
-    let (event, profile) = (event_value(event), profile_value(&run.customer.profile));
     let p = &mut run.customer.profile;
     for (name, expr) in set {
-        if let Ok(v) = expr.evaluate(&event, &profile) {
+        if let Ok(v) = expr.evaluate(run.scope.bind(event, p)) {
             let value = match v {
                 cel::Value::Bool(b) => AttrValue::Bool(b),
                 cel::Value::Int(i) => AttrValue::Long(i),
@@ -43,4 +43,5 @@ pub(super) fn run(
     for t in remove_tags {
         p.tags.remove(t);
     }
+    run.scope.profile_changed();
 }
