@@ -15,7 +15,7 @@ pub struct Customer {
 }
 
 /// What Switchboard knows of a customer.
-/// Stored as JSON in the engine's record: empty and absent fields are left out (and read
+/// Stored by field name in the engine's record: empty and absent fields are left out (and read
 /// back as empty), which keeps a profile's record small.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
