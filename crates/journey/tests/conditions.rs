@@ -170,7 +170,9 @@ steps:
     c.profile.consent = [("email".into(), true), ("sms".into(), false)].into();
     c.profile.locale = Some("en-GB".into());
     c.profile.timezone = Some("Europe/London".into());
-    c.profile.attributes.insert("score".into(), AttrValue::Long(2));
+    c.profile
+        .attributes
+        .insert("score".into(), AttrValue::Long(2));
     let (after, _) = apply(&set, &policies(), c.clone(), &Input::Event(e.clone()), T0);
     assert!(after.profile.history.contains_key("all"), "not entered");
     // And a condition that does not hold keeps the customer out.

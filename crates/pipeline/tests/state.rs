@@ -196,6 +196,57 @@ async fn conformance<S: StateStore>(store: &S) {
         vec![j("j3", 10_000)]
     );
 
+    // One save indexes every profile's outbox and timers, in each profile's partition.
+    let elsewhere = Write {
+        partition: 4,
+        ..write("r3", new, 1, vec![command("cr3")], vec![("j1".into(), 70)])
+    };
+    store
+        .save(
+            3,
+            &[],
+            &[
+                write("r1", new, 1, vec![command("cr1")], vec![("j1".into(), 60)]),
+                write(
+                    "r2",
+                    new,
+                    1,
+                    vec![],
+                    vec![("j1".into(), 80), ("j2".into(), 90)],
+                ),
+                elsewhere,
+            ],
+        )
+        .await
+        .unwrap();
+    let due: Vec<(String, i64)> = store
+        .due_timers(3, 200, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.profile, t.due))
+        .collect();
+    assert_eq!(
+        due,
+        vec![("r1".into(), 60), ("r2".into(), 80), ("r2".into(), 90)]
+    );
+    let timers_of =
+        |partition| async move { store.due_timers(partition, 200, 10).await.unwrap().len() };
+    assert_eq!(timers_of(4).await, 1);
+    assert_eq!(
+        store.pending_outboxes(4).await.unwrap(),
+        vec!["r3".to_owned()]
+    );
+    let mut outboxes = store.pending_outboxes(3).await.unwrap();
+    outboxes.sort();
+    assert_eq!(outboxes, vec!["r1".to_owned()]);
+    store.save(3, &["r1".into()], &[]).await.unwrap();
+    store.save(4, &["r3".into()], &[]).await.unwrap();
+    for partition in [3, 4] {
+        let due = store.due_timers(partition, 200, 10).await.unwrap();
+        store.remove_timers(partition, &due).await.unwrap();
+    }
+
     // A save first clears the outboxes published since the last one: an outbox it writes
     // anew stays, and stays indexed.
     store

@@ -79,6 +79,23 @@ impl Redis {
         matches!(self, Self::Cluster(_))
     }
 
+    /// The values of `keys`, in order: one `MGET` on a single Redis; one `GET` each,
+    /// concurrently, on a cluster, where one command must not cross hash slots.
+    pub async fn get_each<T: redis::FromRedisValue>(
+        &self,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<T>>, RedisError> {
+        match self {
+            Self::Single(_) if !keys.is_empty() => {
+                Cmd::mget(keys).query_async(&mut self.clone()).await
+            }
+            _ => {
+                self.query_each(keys.into_iter().map(Cmd::get).collect())
+                    .await
+            }
+        }
+    }
+
     /// Runs independent commands in as few round trips as possible: one pipeline on a
     /// single Redis; concurrently (one multiplexed request each) on a cluster, where a
     /// pipeline must not cross hash slots.

@@ -65,11 +65,7 @@ impl IdentityStore for RedisIdentityStore {
     async fn lookup(&self, ids: &[Identifier]) -> Result<Vec<Option<ProfileId>>, StoreError> {
         let found: Vec<Option<String>> = self
             .redis
-            .query_each(
-                ids.iter()
-                    .map(|id| redis::Cmd::get(self.keys.identifier(id)))
-                    .collect(),
-            )
+            .get_each(ids.iter().map(|id| self.keys.identifier(id)).collect())
             .await
             .map_err(store_err)?;
         Ok(found

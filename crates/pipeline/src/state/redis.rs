@@ -18,6 +18,7 @@
 //! value itself). The index and timer writes that go with a profile write are idempotent and
 //! happen first, so a crash leaves at worst a stale entry, which the engine ignores.
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use futures::future::try_join_all;
@@ -189,18 +190,28 @@ impl StateStore for RedisStateStore {
         // Clears first, then index entries: a write's own outbox is never cleared by them,
         // and a crash leaves at worst an outbox published twice or a stale entry.
         let mut first = self.clear_cmds(partition, published);
+        // One SADD and one ZADD per partition written, not one per profile and timer: Redis
+        // spends more reading and answering a command than running it.
+        let mut indexed: BTreeMap<i32, (Vec<&str>, Vec<(i64, String)>)> = BTreeMap::new();
         for w in writes {
+            let (outboxes, timers) = indexed.entry(w.partition).or_default();
             if !w.outbox.is_empty() {
-                first.push(redis::Cmd::sadd(
-                    self.partition_key("outbox", w.partition),
-                    &w.profile,
-                ));
+                outboxes.push(&w.profile);
             }
-            for (journey, due) in &w.timers {
-                first.push(redis::Cmd::zadd(
-                    self.partition_key("timers", w.partition),
-                    timer_member(&w.profile, journey, *due),
-                    *due,
+            timers.extend(
+                w.timers
+                    .iter()
+                    .map(|(journey, due)| (*due, timer_member(&w.profile, journey, *due))),
+            );
+        }
+        for (p, (outboxes, timers)) in indexed {
+            if !outboxes.is_empty() {
+                first.push(redis::Cmd::sadd(self.partition_key("outbox", p), outboxes));
+            }
+            if !timers.is_empty() {
+                first.push(redis::Cmd::zadd_multiple(
+                    self.partition_key("timers", p),
+                    &timers,
                 ));
             }
         }
