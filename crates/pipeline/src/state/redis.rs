@@ -43,6 +43,14 @@ pub struct RedisStateStore {
     prefix: String,
 }
 
+/// What one save adds to a partition's indexes: profiles with an outbox, and timers
+/// (due, member).
+#[derive(Default)]
+struct Index<'a> {
+    outboxes: Vec<&'a str>,
+    timers: Vec<(i64, String)>,
+}
+
 fn err(e: redis::RedisError) -> StateError {
     StateError(format!("redis: {e}"))
 }
@@ -192,9 +200,9 @@ impl StateStore for RedisStateStore {
         let mut first = self.clear_cmds(partition, published);
         // One SADD and one ZADD per partition written, not one per profile and timer: Redis
         // spends more reading and answering a command than running it.
-        let mut indexed: BTreeMap<i32, (Vec<&str>, Vec<(i64, String)>)> = BTreeMap::new();
+        let mut indexed: BTreeMap<i32, Index<'_>> = BTreeMap::new();
         for w in writes {
-            let (outboxes, timers) = indexed.entry(w.partition).or_default();
+            let Index { outboxes, timers } = indexed.entry(w.partition).or_default();
             if !w.outbox.is_empty() {
                 outboxes.push(&w.profile);
             }
@@ -204,7 +212,7 @@ impl StateStore for RedisStateStore {
                     .map(|(journey, due)| (*due, timer_member(&w.profile, journey, *due))),
             );
         }
-        for (p, (outboxes, timers)) in indexed {
+        for (p, Index { outboxes, timers }) in indexed {
             if !outboxes.is_empty() {
                 first.push(redis::Cmd::sadd(self.partition_key("outbox", p), outboxes));
             }
