@@ -89,7 +89,25 @@ pub async fn stitch<S: IdentityStore>(
     if identifiers.is_empty() {
         return Err(StitchError::NoIdentifiers);
     }
-    let mut pointers = store.lookup(identifiers).await?;
+    let pointers = store.lookup(identifiers).await?;
+    stitch_found(store, limits, identifiers, pointers, now).await
+}
+
+/// [`stitch`] with the identifiers' pointers already looked up (by one lookup for many
+/// events that share no identifier); `pointers` are in the order of `identifiers`.
+pub async fn stitch_found<S: IdentityStore>(
+    store: &S,
+    limits: &Limits,
+    identifiers: &[Identifier],
+    mut pointers: Vec<Option<ProfileId>>,
+    now: i64,
+) -> Result<Stitched, StitchError> {
+    if identifiers.is_empty() {
+        return Err(StitchError::NoIdentifiers);
+    }
+    if pointers.len() != identifiers.len() {
+        pointers = store.lookup(identifiers).await?;
+    }
     let mut roots = Roots::default();
     let mut anchor = match pointers.iter().flatten().next() {
         Some(p) => Some(roots.of(store, p).await?),

@@ -12,7 +12,9 @@ use switchboard_codec::{
     SchemaResolver, SourcePosition,
 };
 use switchboard_config::Config;
-use switchboard_identity::{IdentityRules, IdentityStore, Limits, StitchError, stitch};
+use switchboard_identity::{
+    IdentityRules, IdentityStore, Limits, ProfileId, StitchError, stitch, stitch_found,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -137,12 +139,28 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
         }
         let mut resolved: HashMap<usize, Outcome> = HashMap::with_capacity(ready.len());
         for wave in waves(&ready) {
+            // A wave's events share no identifier: their pointers are read in one lookup,
+            // as their own lookups would have read them at the same moment. A retry looks
+            // up afresh.
+            let all: Vec<Identifier> = wave
+                .iter()
+                .flat_map(|(.., ids)| ids.iter().cloned())
+                .collect();
+            let mut found = until_ok(
+                "stitch",
+                &self.stop,
+                s.metrics.store_errors.with_label_values(&["stitch"]),
+                || s.store.lookup(&all),
+            )
+            .await?
+            .into_iter();
             let stitched = futures::future::join_all(wave.iter().map(|&(_, msg, event, ids)| {
+                let mut pointers = Some(found.by_ref().take(ids.len()).collect::<Vec<_>>());
                 until_ok(
                     "stitch",
                     &self.stop,
                     s.metrics.store_errors.with_label_values(&["stitch"]),
-                    move || resolve(s, msg, event, ids),
+                    move || resolve(s, msg, event, ids, pointers.take()),
                 )
             }))
             .await;
@@ -341,9 +359,13 @@ async fn resolve<R: SchemaResolver, S: IdentityStore>(
     msg: &OwnedMessage,
     event: &ChannelEvent,
     identifiers: &[Identifier],
+    pointers: Option<Vec<Option<ProfileId>>>,
 ) -> Result<Outcome, StitchError> {
     let now = now_ms();
-    let stitched = stitch(&*s.store, &s.limits, identifiers, now).await?;
+    let stitched = match pointers {
+        Some(pointers) => stitch_found(&*s.store, &s.limits, identifiers, pointers, now).await?,
+        None => stitch(&*s.store, &s.limits, identifiers, now).await?,
+    };
     if stitched.created {
         s.metrics.profiles_created.inc();
     }

@@ -9,6 +9,7 @@ use switchboard_codec::Identifier;
 use switchboard_identity::store::Reservation;
 use switchboard_identity::{
     IdentityRules, IdentityStore, ProfileId, Refusal, Stitched, find_root, forget, show, stitch,
+    stitch_found,
 };
 
 /// The identifiers of one event, as `(kind, value)` pairs.
@@ -87,6 +88,38 @@ pub async fn same_identifiers_same_profile<S: IdentityStore>(store: &S) {
         by_email.profile, first.profile,
         "normalised email finds the profile"
     );
+}
+
+/// Pointers looked up before another stitch claimed the identifiers (a wave's one lookup,
+/// stale by the time an event uses it) still lead to the profile that claimed them; so do
+/// pointers that do not match the identifiers, which are looked up afresh.
+pub async fn stale_pointers_find_the_profile_that_claimed_them<S: IdentityStore>(store: &S) {
+    let rules = IdentityRules::default();
+    let identifiers = rules
+        .prepare(&ids(&[
+            ("email", "bo@example.com"),
+            ("device_id", "d-bo"),
+        ]))
+        .accepted;
+    let before = store.lookup(&identifiers).await.expect("lookup");
+    assert_eq!(before, vec![None, None]);
+    let first = stitch(store, &rules.limits(), &identifiers, 1)
+        .await
+        .expect("stitch");
+    assert!(first.created);
+    for pointers in [before, Vec::new()] {
+        let again = stitch_found(store, &rules.limits(), &identifiers, pointers, 2)
+            .await
+            .expect("stitch with stale pointers");
+        assert_eq!(
+            again.profile, first.profile,
+            "a stale lookup made another profile"
+        );
+        assert!(!again.created);
+        assert!(again.merges.is_empty());
+    }
+    let groups = grouping(store, &identifiers.iter().cloned().collect()).await;
+    assert_eq!(groups.len(), 1, "{groups:?}");
 }
 
 /// An event carrying identifiers of two profiles merges them; the older survives, the loser
