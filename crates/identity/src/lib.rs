@@ -19,6 +19,7 @@ pub use normalise::{Normalisation, Rejected};
 pub use profile_id::ProfileId;
 pub use rules::{IdentityRules, KindRule, Prepared, RulesError};
 pub use stitch::{
-    Merge, ProfileView, StitchError, Stitched, erase, find_root, forget, show, stitch, stitch_found,
+    Found, Merge, ProfileView, StitchError, Stitched, erase, find_root, forget, look_up, show,
+    stitch, stitch_found,
 };
 pub use store::{IdentityStore, Limits, Refusal, StoreError};

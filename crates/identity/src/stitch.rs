@@ -90,25 +90,63 @@ pub async fn stitch<S: IdentityStore>(
         return Err(StitchError::NoIdentifiers);
     }
     let pointers = store.lookup(identifiers).await?;
-    stitch_found(store, limits, identifiers, pointers, now).await
+    let found = Found {
+        pointers,
+        roots: Vec::new(),
+    };
+    stitch_found(store, limits, identifiers, found, now).await
 }
 
-/// [`stitch`] with the identifiers' pointers already looked up (by one lookup for many
-/// events that share no identifier); `pointers` are in the order of `identifiers`.
+/// What a lookup ahead of [`stitch_found`] read (one lookup for many events that share no
+/// identifier): the identifiers' pointers, and which of the profiles they point at were
+/// roots then.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    /// In the order of the identifiers.
+    pub pointers: Vec<Option<ProfileId>>,
+    pub roots: Vec<ProfileId>,
+}
+
+/// Looks up `identifiers` and the parents of the profiles they point at: two round trips
+/// for any number of events.
+pub async fn look_up<S: IdentityStore>(
+    store: &S,
+    identifiers: &[Identifier],
+) -> Result<Found, StoreError> {
+    let pointers = store.lookup(identifiers).await?;
+    let mut targets: Vec<ProfileId> = pointers.iter().flatten().cloned().collect();
+    targets.sort();
+    targets.dedup();
+    let parents = store.parents(&targets).await?;
+    let roots = targets
+        .into_iter()
+        .zip(parents)
+        .filter_map(|(p, parent)| parent.is_none().then_some(p))
+        .collect();
+    Ok(Found { pointers, roots })
+}
+
+/// [`stitch`] from what a lookup ahead of it found. Pointers that do not match the
+/// identifiers are looked up again; pointers and roots that changed since are found out as
+/// they would be between a stitch's own lookup and its writes.
 pub async fn stitch_found<S: IdentityStore>(
     store: &S,
     limits: &Limits,
     identifiers: &[Identifier],
-    mut pointers: Vec<Option<ProfileId>>,
+    found: Found,
     now: i64,
 ) -> Result<Stitched, StitchError> {
     if identifiers.is_empty() {
         return Err(StitchError::NoIdentifiers);
     }
+    let Found {
+        mut pointers,
+        roots: known,
+    } = found;
     if pointers.len() != identifiers.len() {
         pointers = store.lookup(identifiers).await?;
     }
-    let mut roots = Roots::default();
+    let mut roots = Roots(known.into_iter().map(|r| (r.clone(), r)).collect());
     let mut anchor = match pointers.iter().flatten().next() {
         Some(p) => Some(roots.of(store, p).await?),
         None => None,

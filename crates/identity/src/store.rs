@@ -110,6 +110,20 @@ pub trait IdentityStore: Send + Sync {
         async move { Ok(self.node(id).await?.and_then(|n| n.parent)) }
     }
 
+    /// The parents of `ids`, in order: [`IdentityStore::parent`] for many profiles at once.
+    fn parents(
+        &self,
+        ids: &[ProfileId],
+    ) -> impl Future<Output = Result<Vec<Option<ProfileId>>, StoreError>> + Send {
+        async move {
+            let mut parents = Vec::with_capacity(ids.len());
+            for id in ids {
+                parents.push(self.parent(id).await?);
+            }
+            Ok(parents)
+        }
+    }
+
     /// Points `identifier` at `profile` unless it points somewhere already: `None` when
     /// claimed, else the current owner.
     fn claim(

@@ -17,7 +17,7 @@ async fn conformance() {
     suite::caps_hold(&MemoryIdentityStore::new()).await;
     suite::a_new_profile_reserves_as_any_root_does(&MemoryIdentityStore::new()).await;
     suite::forget_erases_the_group(&MemoryIdentityStore::new()).await;
-    suite::stale_pointers_find_the_profile_that_claimed_them(&MemoryIdentityStore::new()).await;
+    suite::stale_lookups_find_the_profile_that_claimed_them(&MemoryIdentityStore::new()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

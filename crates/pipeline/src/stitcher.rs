@@ -3,7 +3,7 @@
 //! record before it for every merge it caused. Bad input goes to the dead-letter topic with
 //! the reason. Duplicates are the engine's to drop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rdkafka::message::{Message, OwnedMessage};
@@ -13,7 +13,8 @@ use switchboard_codec::{
 };
 use switchboard_config::Config;
 use switchboard_identity::{
-    IdentityRules, IdentityStore, Limits, ProfileId, StitchError, stitch, stitch_found,
+    Found, IdentityRules, IdentityStore, Limits, ProfileId, StitchError, look_up, stitch,
+    stitch_found,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -139,28 +140,36 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
         }
         let mut resolved: HashMap<usize, Outcome> = HashMap::with_capacity(ready.len());
         for wave in waves(&ready) {
-            // A wave's events share no identifier: their pointers are read in one lookup,
-            // as their own lookups would have read them at the same moment. A retry looks
-            // up afresh.
+            // A wave's events share no identifier: their pointers, and the parents of the
+            // profiles those point at, are read in one lookup, as their own lookups would
+            // have read them at the same moment. A retry looks up afresh.
             let all: Vec<Identifier> = wave
                 .iter()
                 .flat_map(|(.., ids)| ids.iter().cloned())
                 .collect();
-            let mut found = until_ok(
+            let Found { pointers, roots } = until_ok(
                 "stitch",
                 &self.stop,
                 s.metrics.store_errors.with_label_values(&["stitch"]),
-                || s.store.lookup(&all),
+                || look_up(&*s.store, &all),
             )
-            .await?
-            .into_iter();
+            .await?;
+            let roots: HashSet<ProfileId> = roots.into_iter().collect();
+            let mut pointers = pointers.into_iter();
             let stitched = futures::future::join_all(wave.iter().map(|&(_, msg, event, ids)| {
-                let mut pointers = Some(found.by_ref().take(ids.len()).collect::<Vec<_>>());
+                let pointers: Vec<_> = pointers.by_ref().take(ids.len()).collect();
+                let roots = pointers
+                    .iter()
+                    .flatten()
+                    .filter(|p| roots.contains(*p))
+                    .cloned()
+                    .collect();
+                let mut found = Some(Found { pointers, roots });
                 until_ok(
                     "stitch",
                     &self.stop,
                     s.metrics.store_errors.with_label_values(&["stitch"]),
-                    move || resolve(s, msg, event, ids, pointers.take()),
+                    move || resolve(s, msg, event, ids, found.take()),
                 )
             }))
             .await;
@@ -359,11 +368,11 @@ async fn resolve<R: SchemaResolver, S: IdentityStore>(
     msg: &OwnedMessage,
     event: &ChannelEvent,
     identifiers: &[Identifier],
-    pointers: Option<Vec<Option<ProfileId>>>,
+    found: Option<Found>,
 ) -> Result<Outcome, StitchError> {
     let now = now_ms();
-    let stitched = match pointers {
-        Some(pointers) => stitch_found(&*s.store, &s.limits, identifiers, pointers, now).await?,
+    let stitched = match found {
+        Some(found) => stitch_found(&*s.store, &s.limits, identifiers, found, now).await?,
         None => stitch(&*s.store, &s.limits, identifiers, now).await?,
     };
     if stitched.created {

@@ -111,6 +111,22 @@ impl IdentityStore for RedisIdentityStore {
         Ok(parent.map(ProfileId::from_stored))
     }
 
+    async fn parents(&self, ids: &[ProfileId]) -> Result<Vec<Option<ProfileId>>, StoreError> {
+        let parents: Vec<Option<String>> = self
+            .redis
+            .query_each(
+                ids.iter()
+                    .map(|id| redis::Cmd::hget(self.keys.node(id), "parent"))
+                    .collect(),
+            )
+            .await
+            .map_err(store_err)?;
+        Ok(parents
+            .into_iter()
+            .map(|p| p.map(ProfileId::from_stored))
+            .collect())
+    }
+
     async fn claim(
         &self,
         identifier: &Identifier,

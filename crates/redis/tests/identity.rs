@@ -40,7 +40,7 @@ async fn conformance(config: &RedisConfig) {
     suite::caps_hold(&store(config).await).await;
     suite::a_new_profile_reserves_as_any_root_does(&store(config).await).await;
     suite::forget_erases_the_group(&store(config).await).await;
-    suite::stale_pointers_find_the_profile_that_claimed_them(&store(config).await).await;
+    suite::stale_lookups_find_the_profile_that_claimed_them(&store(config).await).await;
 }
 
 #[tokio::test]

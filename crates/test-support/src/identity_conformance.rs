@@ -8,8 +8,8 @@ use std::sync::Arc;
 use switchboard_codec::Identifier;
 use switchboard_identity::store::Reservation;
 use switchboard_identity::{
-    IdentityRules, IdentityStore, ProfileId, Refusal, Stitched, find_root, forget, show, stitch,
-    stitch_found,
+    Found, IdentityRules, IdentityStore, ProfileId, Refusal, Stitched, find_root, forget, look_up,
+    show, stitch, stitch_found,
 };
 
 /// The identifiers of one event, as `(kind, value)` pairs.
@@ -90,27 +90,33 @@ pub async fn same_identifiers_same_profile<S: IdentityStore>(store: &S) {
     );
 }
 
-/// Pointers looked up before another stitch claimed the identifiers (a wave's one lookup,
-/// stale by the time an event uses it) still lead to the profile that claimed them; so do
-/// pointers that do not match the identifiers, which are looked up afresh.
-pub async fn stale_pointers_find_the_profile_that_claimed_them<S: IdentityStore>(store: &S) {
+/// What a lookup ahead of a stitch found (a wave's one lookup, stale by the time an event
+/// uses it) still leads to the profile that claimed the identifiers since, and to the
+/// survivor of a merge since; pointers that do not match the identifiers are looked up
+/// afresh.
+pub async fn stale_lookups_find_the_profile_that_claimed_them<S: IdentityStore>(store: &S) {
     let rules = IdentityRules::default();
     let identifiers = rules
-        .prepare(&ids(&[
-            ("email", "bo@example.com"),
-            ("device_id", "d-bo"),
-        ]))
+        .prepare(&ids(&[("email", "bo@example.com"), ("device_id", "d-bo")]))
         .accepted;
-    let before = store.lookup(&identifiers).await.expect("lookup");
-    assert_eq!(before, vec![None, None]);
+    let before = look_up(store, &identifiers).await.expect("look up");
+    assert_eq!(before.pointers, vec![None, None]);
     let first = stitch(store, &rules.limits(), &identifiers, 1)
         .await
         .expect("stitch");
     assert!(first.created);
-    for pointers in [before, Vec::new()] {
-        let again = stitch_found(store, &rules.limits(), &identifiers, pointers, 2)
+    let now = look_up(store, &identifiers).await.expect("look up");
+    assert_eq!(
+        now,
+        Found {
+            pointers: vec![Some(first.profile.clone()); 2],
+            roots: vec![first.profile.clone()],
+        }
+    );
+    for found in [before, Found::default(), now] {
+        let again = stitch_found(store, &rules.limits(), &identifiers, found, 2)
             .await
-            .expect("stitch with stale pointers");
+            .expect("stitch with a stale lookup");
         assert_eq!(
             again.profile, first.profile,
             "a stale lookup made another profile"
@@ -120,6 +126,22 @@ pub async fn stale_pointers_find_the_profile_that_claimed_them<S: IdentityStore>
     }
     let groups = grouping(store, &identifiers.iter().cloned().collect()).await;
     assert_eq!(groups.len(), 1, "{groups:?}");
+
+    // A root found before a merge made it the loser: the event's profile leads to the survivor.
+    let older = stitch_raw(store, &rules, &ids(&[("anonymous_id", "a-old")]), 0).await;
+    let stale = look_up(store, &identifiers).await.expect("look up");
+    let linking = ids(&[("anonymous_id", "a-old"), ("device_id", "d-bo")]);
+    let merged = stitch_raw(store, &rules, &linking, 3).await;
+    assert_eq!(merged.merges.len(), 1, "{merged:?}");
+    assert_eq!(merged.profile, older.profile, "the older survives");
+    let again = stitch_found(store, &rules.limits(), &identifiers, stale, 4)
+        .await
+        .expect("stitch with a stale root");
+    assert_eq!(
+        find_root(store, &again.profile).await.expect("root"),
+        older.profile
+    );
+    assert!(again.merges.is_empty() && !again.created, "{again:?}");
 }
 
 /// An event carrying identifiers of two profiles merges them; the older survives, the loser
