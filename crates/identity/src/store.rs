@@ -89,7 +89,8 @@ pub enum Committed {
 #[error("identity store: {0}")]
 pub struct StoreError(pub String);
 
-/// The graph's storage. Every method touches one profile or one identifier.
+/// The graph's storage. Every method touches one profile or one identifier, but for
+/// [`IdentityStore::lookup`] and [`IdentityStore::parents`], which read many at once.
 pub trait IdentityStore: Send + Sync {
     /// The profile each identifier points to, if any.
     fn lookup(
