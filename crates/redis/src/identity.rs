@@ -61,6 +61,14 @@ fn claim_cmd(keys: &Keys, identifier: &Identifier, profile: &ProfileId) -> redis
     cmd
 }
 
+/// Stored profile ids, absent ones kept in place.
+fn profiles(stored: Vec<Option<String>>) -> Vec<Option<ProfileId>> {
+    stored
+        .into_iter()
+        .map(|p| p.map(ProfileId::from_stored))
+        .collect()
+}
+
 impl IdentityStore for RedisIdentityStore {
     async fn lookup(&self, ids: &[Identifier]) -> Result<Vec<Option<ProfileId>>, StoreError> {
         let found: Vec<Option<String>> = self
@@ -68,10 +76,7 @@ impl IdentityStore for RedisIdentityStore {
             .get_each(ids.iter().map(|id| self.keys.identifier(id)).collect())
             .await
             .map_err(store_err)?;
-        Ok(found
-            .into_iter()
-            .map(|p| p.map(ProfileId::from_stored))
-            .collect())
+        Ok(profiles(found))
     }
 
     async fn node(&self, id: &ProfileId) -> Result<Option<Node>, StoreError> {
@@ -121,10 +126,7 @@ impl IdentityStore for RedisIdentityStore {
             )
             .await
             .map_err(store_err)?;
-        Ok(parents
-            .into_iter()
-            .map(|p| p.map(ProfileId::from_stored))
-            .collect())
+        Ok(profiles(parents))
     }
 
     async fn claim(
@@ -154,10 +156,7 @@ impl IdentityStore for RedisIdentityStore {
             )
             .await
             .map_err(store_err)?;
-        Ok(owners
-            .into_iter()
-            .map(|o| o.map(ProfileId::from_stored))
-            .collect())
+        Ok(profiles(owners))
     }
 
     async fn repoint(
