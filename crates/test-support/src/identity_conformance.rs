@@ -379,6 +379,43 @@ pub async fn caps_hold<S: IdentityStore>(store: &S) {
         .expect("node")
         .expect("exists");
     assert_eq!(node.identifiers.len(), 5, "the identifier cap holds");
+    // The cap counts identifiers only, not the counters a merge leaves on the survivor.
+    let rules = IdentityRules {
+        max_identifiers_per_profile: 4,
+        ..IdentityRules::default()
+    };
+    let older = stitch_raw(store, &rules, &ids(&[("device_id", "tv")]), 10).await;
+    stitch_raw(store, &rules, &ids(&[("email", "tv@x.io")]), 11).await;
+    let linked = stitch_raw(
+        store,
+        &rules,
+        &ids(&[("device_id", "tv"), ("email", "tv@x.io")]),
+        12,
+    )
+    .await;
+    assert_eq!(linked.profile, older.profile);
+    assert_eq!(linked.merges.len(), 1);
+    for n in 0..4 {
+        stitch_raw(
+            store,
+            &rules,
+            &ids(&[("device_id", "tv"), ("anonymous_id", &format!("tv{n}"))]),
+            13 + n,
+        )
+        .await;
+    }
+    let node = store
+        .node(&older.profile)
+        .await
+        .expect("node")
+        .expect("exists");
+    assert_eq!(node.merges, 1);
+    assert_eq!(
+        node.identifiers.len(),
+        4,
+        "two of the four anonymous ids fit: {:?}",
+        node.identifiers
+    );
     // Separate visitors each merged into one shared profile through a linking event.
     let rules = IdentityRules {
         max_merges_per_profile: 2,

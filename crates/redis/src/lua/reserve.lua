@@ -3,9 +3,10 @@
 -- rather than in counter fields of their own, which cost every profile about 50 bytes).
 -- The profile's creation time is in its id, so the node does not keep it.
 -- ARGV: merges, max_total, max_merges, n_kinds, (kind, max) * n_kinds, members...
--- Three commands at most (a script's calls are most of its cost): one HMGET reads the
--- parent, the counters and which members are held; HKEYS counts the identifiers held only
--- when there is something new; one HSET writes.
+-- Three commands, four at most (a script's calls are most of its cost): one HMGET reads the
+-- parent, the counters and which members are held; when something is new, HLEN counts the
+-- identifiers held, and HKEYS counts them kind by kind only when a kind's limit is in reach;
+-- one HSET writes.
 local node = KEYS[1]
 local merges = tonumber(ARGV[1])
 local n_kinds = tonumber(ARGV[4])
@@ -27,18 +28,25 @@ end
 if #new > 0 then
   local limits = {}
   for i = 1, n_kinds do limits[ARGV[3 + 2 * i]] = tonumber(ARGV[4 + 2 * i]) end
-  local total, held = 0, {}
-  for _, field in ipairs(redis.call('HKEYS', node)) do
-    local kind = string.match(field, '^i:([^:]*):')
-    if kind then
-      total = total + 1
-      held[kind] = (held[kind] or 0) + 1
-    end
-  end
+  -- The identifiers held are the fields but the counters (a root has no parent). A kind
+  -- can reach its limit only if the total would: then, and only then, count each kind.
+  local total = redis.call('HLEN', node) - (got[2] and 1 or 0) - (got[3] and 1 or 0)
+  local reach = false
   for kind, n in pairs(per) do
     local max = limits[kind]
-    if max and (held[kind] or 0) + n > max then
-      return {'refused', 'kind', kind}
+    if max and total + n > max then reach = true end
+  end
+  if reach then
+    local held = {}
+    for _, field in ipairs(redis.call('HKEYS', node)) do
+      local kind = string.match(field, '^i:([^:]*):')
+      if kind then held[kind] = (held[kind] or 0) + 1 end
+    end
+    for kind, n in pairs(per) do
+      local max = limits[kind]
+      if max and (held[kind] or 0) + n > max then
+        return {'refused', 'kind', kind}
+      end
     end
   end
   if total + #new > tonumber(ARGV[2]) then
