@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use switchboard_codec::Identifier;
-use switchboard_identity::store::Reservation;
+use switchboard_identity::store::{Node, Reservation};
 use switchboard_identity::{
     Found, IdentityRules, IdentityStore, ProfileId, Refusal, Stitched, find_root, forget, look_up,
     show, stitch, stitch_found,
@@ -56,6 +56,14 @@ async fn root_of<S: IdentityStore>(store: &S, id: &Identifier) -> Option<Profile
         .pop()
         .flatten()?;
     Some(find_root(store, &p).await.expect("find_root"))
+}
+
+async fn node_of<S: IdentityStore>(store: &S, profile: &ProfileId) -> Node {
+    store
+        .node(profile)
+        .await
+        .expect("node")
+        .expect("the profile has a node")
 }
 
 /// A returning visitor is recognised by any identifier seen before.
@@ -356,6 +364,26 @@ pub async fn blocked_values_never_link<S: IdentityStore>(store: &S) {
     assert_eq!(profiles.len(), 9, "each visitor keeps their own profile");
 }
 
+/// `n` events of a device, each with an anonymous id never seen before, from time `at`.
+async fn new_cookies<S: IdentityStore>(
+    store: &S,
+    rules: &IdentityRules,
+    device: &str,
+    n: i64,
+    at: i64,
+) {
+    for i in 0..n {
+        let cookie = format!("{device}-{i}");
+        stitch_raw(
+            store,
+            rules,
+            &ids(&[("device_id", device), ("anonymous_id", &cookie)]),
+            at + i,
+        )
+        .await;
+    }
+}
+
 /// The caps on identifiers per profile and on merges per profile hold.
 pub async fn caps_hold<S: IdentityStore>(store: &S) {
     let rules = IdentityRules {
@@ -364,20 +392,8 @@ pub async fn caps_hold<S: IdentityStore>(store: &S) {
         ..IdentityRules::default()
     };
     let first = stitch_raw(store, &rules, &ids(&[("device_id", "kiosk")]), 1).await;
-    for n in 0..10 {
-        stitch_raw(
-            store,
-            &rules,
-            &ids(&[("device_id", "kiosk"), ("anonymous_id", &format!("a{n}"))]),
-            2 + n,
-        )
-        .await;
-    }
-    let node = store
-        .node(&first.profile)
-        .await
-        .expect("node")
-        .expect("exists");
+    new_cookies(store, &rules, "kiosk", 10, 2).await;
+    let node = node_of(store, &first.profile).await;
     assert_eq!(node.identifiers.len(), 5, "the identifier cap holds");
     // The cap counts identifiers only, not the counters a merge leaves on the survivor.
     let rules = IdentityRules {
@@ -395,20 +411,8 @@ pub async fn caps_hold<S: IdentityStore>(store: &S) {
     .await;
     assert_eq!(linked.profile, older.profile);
     assert_eq!(linked.merges.len(), 1);
-    for n in 0..4 {
-        stitch_raw(
-            store,
-            &rules,
-            &ids(&[("device_id", "tv"), ("anonymous_id", &format!("tv{n}"))]),
-            13 + n,
-        )
-        .await;
-    }
-    let node = store
-        .node(&older.profile)
-        .await
-        .expect("node")
-        .expect("exists");
+    new_cookies(store, &rules, "tv", 4, 13).await;
+    let node = node_of(store, &older.profile).await;
     assert_eq!(node.merges, 1);
     assert_eq!(
         node.identifiers.len(),
@@ -448,11 +452,7 @@ pub async fn caps_hold<S: IdentityStore>(store: &S) {
             .filter(|(_, r)| *r == Refusal::TooManyMerges)
             .count();
     }
-    let node = store
-        .node(&hub.profile)
-        .await
-        .expect("node")
-        .expect("exists");
+    let node = node_of(store, &hub.profile).await;
     assert_eq!(node.merges, 2, "the merge cap holds");
     assert_eq!(refused, 3);
 }
