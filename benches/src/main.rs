@@ -102,7 +102,15 @@ struct Args {
     /// even when a record arrives meanwhile).
     #[arg(long, default_value_t = 10)]
     fetch_wait_ms: u32,
+    /// Partitions of each channel topic (`events.<channel>`, what the stitcher and the
+    /// baseline consume; every other topic has 6): the stitcher runs a task per partition,
+    /// and fewer partitions make its batches larger at the same rate.
+    #[arg(long, default_value_t = PARTITIONS)]
+    channel_partitions: i32,
 }
+
+/// Partitions of every topic the harness creates (channel topics: `--channel-partitions`).
+const PARTITIONS: i32 = 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum System {
@@ -143,6 +151,7 @@ struct Parts {
     codec: Arc<Codec<LocalSchemas>>,
     linger_ms: Option<u32>,
     fetch_wait_ms: u32,
+    channel_partitions: i32,
 }
 
 impl Parts {
@@ -154,7 +163,7 @@ impl Parts {
     /// The same, with topics under `run.` when given (short names, as in production, for
     /// measurements that store topic names; a name is used once per broker).
     async fn config_named(&self, run: Option<&str>) -> Result<Arc<Config>, Error> {
-        let mut c = isolated_config(self.broker.bootstrap(), self.redis.url(), 6);
+        let mut c = isolated_config(self.broker.bootstrap(), self.redis.url(), PARTITIONS);
         if let Some(run) = run {
             name_topics(&mut c.topics, run);
         }
@@ -172,6 +181,11 @@ impl Parts {
         let mut out = plan.first().cloned().ok_or("the topic plan is empty")?;
         out.name = format!("{run}.baseline.out");
         plan.push(out);
+        for t in &mut plan {
+            if t.name.starts_with(&c.topics.events_prefix) {
+                t.partitions = self.channel_partitions;
+            }
+        }
         match &self.broker {
             Broker::Tansu(_) => {
                 switchboard_kafka::create_topics(&c.kafka, &plan).await?;
@@ -612,8 +626,9 @@ fn markdown(reports: &[Report], backlog: u64, secs: u64, parts: &Parts) -> Strin
         .map_or("Switchboard's default".to_owned(), |l| l.to_string());
     md.push_str(&format!(
         "Backlog {backlog} events; {secs} s per offered rate; {broker} and redis-server on this machine; \
-         producers' `linger.ms` {linger}, consumers' `fetch.wait.max.ms` {}.\n\n",
-        parts.fetch_wait_ms
+         producers' `linger.ms` {linger}, consumers' `fetch.wait.max.ms` {}, {} partitions per channel topic.\n\n",
+        parts.fetch_wait_ms,
+        parts.channel_partitions
     ));
     md.push_str("| system | sustained events/s (median) | every drain | CPU s per 1 M events: pipeline | tansu | Redis | total |\n|---|---:|---|---:|---:|---:|---:|\n");
     for r in reports {
@@ -728,6 +743,7 @@ async fn main() -> Result<(), Error> {
         codec: Arc::new(Codec::new(LocalSchemas::embedded()?).await?),
         linger_ms: args.linger_ms,
         fetch_wait_ms: args.fetch_wait_ms,
+        channel_partitions: args.channel_partitions,
     };
     if args.scale {
         return scale_report(&parts, &args).await;
