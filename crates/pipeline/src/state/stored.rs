@@ -1,13 +1,14 @@
 //! A record and an outbox as Redis stores them.
 //!
 //! A record is `<epoch>:<format>:` then the record, zstd-compressed against the format's
-//! dictionary. The epoch leads in decimal so the save script reads it with a pattern anchored at
-//! the start, without decoding the rest. The format's number names the encoding and the dictionary together:
-//! formats 0 to 2 are JSON (0 without a dictionary, 1 and 2 with `record-v1.dict` and
-//! `record-v2.dict`), format 3, the one written, is MessagePack with named fields against
-//! `record-v3.dict`. Named fields keep what JSON gave: empty fields left out and read back as
-//! empty, fields added or removed by a release read by name; MessagePack reads in half the
-//! time, its strings carry their length instead of being scanned for escapes.
+//! dictionary. The epoch leads in decimal so the save script reads it with a pattern anchored
+//! at the start, without decoding the rest. The format's number names the encoding and the
+//! dictionary together: formats 0 to 2 are JSON (0 without a dictionary, 1 and 2 with
+//! `record-v1.dict` and `record-v2.dict`), format 3, the one written, is MessagePack with
+//! named fields against `record-v3.dict`. Named fields keep what JSON gave: empty fields left
+//! out and read back as empty, fields added or removed by a release read by name; MessagePack
+//! reads in half the time, its strings carry their length instead of being scanned for
+//! escapes.
 //!
 //! Most of a record is field names and the example journeys' vocabulary, the same in every
 //! record: against a dictionary trained by `examples/record_dictionary.rs` on records as the

@@ -29,7 +29,8 @@ if #new > 0 then
   local limits = {}
   for i = 1, n_kinds do limits[ARGV[3 + 2 * i]] = tonumber(ARGV[4 + 2 * i]) end
   -- The identifiers held are the fields but the counters (a root has no parent). A kind
-  -- can reach its limit only if the total would: then, and only then, count each kind.
+  -- holds at most them all, so its limit is in reach only if the total plus its new ones
+  -- exceeds it: then, and only then, count each kind.
   local total = redis.call('HLEN', node) - (got[2] and 1 or 0) - (got[3] and 1 or 0)
   local reach = false
   for kind, n in pairs(per) do
