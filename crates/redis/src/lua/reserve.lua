@@ -30,22 +30,20 @@ if #new > 0 then
   for i = 1, n_kinds do limits[ARGV[3 + 2 * i]] = tonumber(ARGV[4 + 2 * i]) end
   -- The identifiers held are the fields but the counters (a root has no parent). A kind
   -- holds at most them all, so its limit is in reach only if the total plus its new ones
-  -- exceeds it: then, and only then, count each kind.
+  -- exceeds it: only then are the fields read, kind by kind.
   local total = redis.call('HLEN', node) - (got[2] and 1 or 0) - (got[3] and 1 or 0)
-  local reach = false
+  local held
   for kind, n in pairs(per) do
     local max = limits[kind]
-    if max and total + n > max then reach = true end
-  end
-  if reach then
-    local held = {}
-    for _, field in ipairs(redis.call('HKEYS', node)) do
-      local kind = string.match(field, '^i:([^:]*):')
-      if kind then held[kind] = (held[kind] or 0) + 1 end
-    end
-    for kind, n in pairs(per) do
-      local max = limits[kind]
-      if max and (held[kind] or 0) + n > max then
+    if max and total + n > max then
+      if not held then
+        held = {}
+        for _, field in ipairs(redis.call('HKEYS', node)) do
+          local k = string.match(field, '^i:([^:]*):')
+          if k then held[k] = (held[k] or 0) + 1 end
+        end
+      end
+      if (held[kind] or 0) + n > max then
         return {'refused', 'kind', kind}
       end
     end
