@@ -81,7 +81,7 @@ pub async fn run_stitcher<R: SchemaResolver + 'static, I: IdentityStore + 'stati
     run_partitioned(
         switchboard_kafka::client_config(&config.kafka),
         settings(&config, "stitcher", topics)?,
-        Arc::new(StitcherWorkers(Arc::new(stitcher))),
+        Arc::new(StitcherWorkers::new(Arc::new(stitcher), shutdown.clone())),
         metrics,
         shutdown,
     )

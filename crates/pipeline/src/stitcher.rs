@@ -3,7 +3,6 @@
 //! record before it for every merge it caused. Bad input goes to the dead-letter topic with
 //! the reason. Duplicates are the engine's to drop.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rdkafka::message::{Message, OwnedMessage};
@@ -13,11 +12,14 @@ use switchboard_codec::{
 };
 use switchboard_config::Config;
 use switchboard_identity::{
-    Found, IdentityRules, IdentityStore, Limits, ProfileId, StitchError, look_up, stitch,
-    stitch_found,
+    Found, IdentityRules, IdentityStore, Limits, StitchError, stitch, stitch_found,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
+
+mod lane;
+
+use lane::{Lane, Pending};
 
 use crate::consumer::{Stopped, Worker, Workers};
 use crate::dead_letters::dead_letter;
@@ -71,7 +73,7 @@ impl<R, S> Stitcher<R, S> {
     }
 }
 
-/// Why an event is not stitched.
+/// What becomes of an event: the records it is stitched into, or a dead letter.
 enum Outcome {
     Stitched(Vec<OutRecord>),
     DeadLetter(&'static str, String),
@@ -80,12 +82,25 @@ enum Outcome {
 /// One partition of the stitcher.
 pub struct StitcherPartition<R, S> {
     shared: Arc<Stitcher<R, S>>,
+    lane: Lane,
     publisher: Publisher,
     stop: CancellationToken,
 }
 
-/// Starts stitcher partitions from a shared [`Stitcher`].
-pub struct StitcherWorkers<R, S>(pub Arc<Stitcher<R, S>>);
+/// Starts stitcher partitions from a shared [`Stitcher`], whose partitions stitch through
+/// one [`Lane`].
+pub struct StitcherWorkers<R, S> {
+    shared: Arc<Stitcher<R, S>>,
+    lane: Lane,
+}
+
+impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> StitcherWorkers<R, S> {
+    /// Starts the lane, which runs until every partition is gone or `shutdown`.
+    pub fn new(shared: Arc<Stitcher<R, S>>, shutdown: CancellationToken) -> Self {
+        let lane = Lane::start(shared.clone(), shutdown);
+        Self { shared, lane }
+    }
+}
 
 impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Workers for StitcherWorkers<R, S> {
     type Worker = StitcherPartition<R, S>;
@@ -98,7 +113,8 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Workers for Stitch
         stop: CancellationToken,
     ) -> Result<Self::Worker, Stopped> {
         Ok(StitcherPartition {
-            shared: self.0.clone(),
+            shared: self.shared.clone(),
+            lane: self.lane.clone(),
             publisher,
             stop,
         })
@@ -109,7 +125,8 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
     async fn process(&mut self, batch: Vec<OwnedMessage>) -> Result<(), Stopped> {
         let s = &*self.shared;
         let last = batch.last().map(Message::offset);
-        let mut prepared = Vec::with_capacity(batch.len());
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
+        let mut pending = Vec::new();
         for msg in &batch {
             s.metrics
                 .events_consumed
@@ -122,68 +139,26 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
                 || prepare(s, msg),
             )
             .await?;
-            prepared.push(p);
-        }
-        // Events that share no identifier (nor event id) are independent: each wave stitches
-        // them concurrently, so their Redis round trips overlap; an event waits for the
-        // earlier ones it shares an identifier with.
-        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
-        let mut ready = Vec::new();
-        for (i, (msg, p)) in batch.iter().zip(prepared).enumerate() {
             match p {
-                Prepared::Ready(event, ids) => {
+                Prepared::Ready(event, identifiers) => {
                     outcomes.push(None);
-                    ready.push((i, msg, event, ids));
+                    pending.push(Pending {
+                        source: SourcePosition {
+                            topic: msg.topic().to_owned(),
+                            partition: msg.partition(),
+                            offset: msg.offset(),
+                        },
+                        event,
+                        identifiers,
+                    });
                 }
                 Prepared::Done(outcome) => outcomes.push(Some(outcome)),
             }
         }
-        let mut resolved: HashMap<usize, Outcome> = HashMap::with_capacity(ready.len());
-        for wave in waves(&ready) {
-            // A wave's events share no identifier: their pointers, and the parents of the
-            // profiles those point at, are read in one lookup, as their own lookups would
-            // have read them at the same moment. A retry looks up afresh.
-            let all: Vec<Identifier> = wave
-                .iter()
-                .flat_map(|(.., ids)| ids.iter().cloned())
-                .collect();
-            let Found { pointers, roots } = until_ok(
-                "stitch",
-                &self.stop,
-                s.metrics.store_errors.with_label_values(&["stitch"]),
-                || look_up(&*s.store, &all),
-            )
-            .await?;
-            let roots: HashSet<ProfileId> = roots.into_iter().collect();
-            let mut pointers = pointers.into_iter();
-            let stitched = futures::future::join_all(wave.iter().map(|&(_, msg, event, ids)| {
-                let pointers: Vec<_> = pointers.by_ref().take(ids.len()).collect();
-                let roots = pointers
-                    .iter()
-                    .flatten()
-                    .filter(|p| roots.contains(*p))
-                    .cloned()
-                    .collect();
-                let mut found = Some(Found { pointers, roots });
-                until_ok(
-                    "stitch",
-                    &self.stop,
-                    s.metrics.store_errors.with_label_values(&["stitch"]),
-                    move || resolve(s, msg, event, ids, found.take()),
-                )
-            }))
-            .await;
-            for (&(i, ..), outcome) in wave.iter().zip(stitched) {
-                resolved.insert(i, outcome?);
-            }
-        }
-        let outcomes = outcomes
-            .into_iter()
-            .enumerate()
-            .map(|(i, done)| done.or_else(|| resolved.remove(&i)));
+        let mut stitched = self.lane.stitch(pending, &self.stop).await?.into_iter();
         let mut out = Vec::with_capacity(batch.len());
         for (msg, outcome) in batch.iter().zip(outcomes) {
-            match outcome {
+            match outcome.or_else(|| stitched.next()) {
                 Some(Outcome::Stitched(records)) => out.extend(records),
                 Some(Outcome::DeadLetter(reason, detail)) => {
                     debug!(
@@ -217,40 +192,6 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
     async fn tick(&mut self) -> Result<(), Stopped> {
         Ok(())
     }
-}
-
-/// An event of a batch ready to be stitched: its place in the batch, its record, the event
-/// and its usable identifiers.
-type Ready<'a> = (usize, &'a OwnedMessage, ChannelEvent, Vec<Identifier>);
-
-type Wave<'r, 'a> = Vec<(usize, &'a OwnedMessage, &'r ChannelEvent, &'r [Identifier])>;
-
-/// Splits a batch's events into waves of independent ones, in order: an event goes in the
-/// wave after the last one holding any of its identifiers or its event id.
-fn waves<'r, 'a>(ready: &'r [Ready<'a>]) -> Vec<Wave<'r, 'a>> {
-    let mut last: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut waves: Vec<Wave<'r, 'a>> = Vec::new();
-    for (i, msg, event, ids) in ready {
-        let keys = || {
-            ids.iter()
-                .map(|id| (id.kind.as_str(), id.value.as_str()))
-                .chain([("", event.event_id.as_str())])
-        };
-        let wave = keys()
-            .filter_map(|k| last.get(&k).map(|w| w + 1))
-            .max()
-            .unwrap_or(0);
-        for k in keys() {
-            last.insert(k, wave);
-        }
-        let entry = (*i, *msg, event, ids.as_slice());
-        // `wave` is at most one past the last wave.
-        match waves.get_mut(wave) {
-            Some(w) => w.push(entry),
-            None => waves.push(vec![entry]),
-        }
-    }
-    waves
 }
 
 fn channel_of<'a>(config: &Config, topic: &'a str) -> &'a str {
@@ -365,11 +306,14 @@ async fn prepare<R: SchemaResolver, S: Sync>(
 /// duplicate: a repeat is stitched again harmlessly, the graph already holds its links).
 async fn resolve<R: SchemaResolver, S: IdentityStore>(
     s: &Stitcher<R, S>,
-    msg: &OwnedMessage,
-    event: &ChannelEvent,
-    identifiers: &[Identifier],
+    pending: &Pending,
     found: Option<Found>,
 ) -> Result<Outcome, StitchError> {
+    let Pending {
+        source,
+        event,
+        identifiers,
+    } = pending;
     let now = now_ms();
     let stitched = match found {
         Some(found) => stitch_found(&*s.store, &s.limits, identifiers, found, now).await?,
@@ -396,11 +340,6 @@ async fn resolve<R: SchemaResolver, S: IdentityStore>(
             "identifier left unlinked"
         );
     }
-    let source = SourcePosition {
-        topic: msg.topic().to_owned(),
-        partition: msg.partition(),
-        offset: msg.offset(),
-    };
     let topic = &s.config.topics.customer_events;
     let framing = s.config.schemas.framing;
     let mut records = Vec::with_capacity(1 + stitched.merges.len());
@@ -427,7 +366,7 @@ async fn resolve<R: SchemaResolver, S: IdentityStore>(
     let stitched_event = CustomerEvent {
         profile_id: profile,
         stitched_at: now,
-        source,
+        source: source.clone(),
         payload: CustomerPayload::Event(event.clone()),
         identifiers: identifiers.to_vec(),
     };
@@ -454,45 +393,4 @@ fn encode<R: SchemaResolver, S>(
         payload,
         headers: Vec::new(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use rdkafka::Timestamp;
-
-    use super::*;
-
-    fn ready<'a>(msg: &'a OwnedMessage, id: &str, ids: &[(&str, &str)]) -> Ready<'a> {
-        let event = ChannelEvent {
-            event_id: id.into(),
-            event_type: "t".into(),
-            channel: "web".into(),
-            occurred_at: 1,
-            identifiers: Vec::new(),
-            attributes: Default::default(),
-            locale: None,
-            timezone: None,
-        };
-        let ids = ids.iter().map(|(k, v)| Identifier::new(*k, *v)).collect();
-        (msg.offset() as usize, msg, event, ids)
-    }
-
-    #[test]
-    fn events_sharing_an_identifier_or_an_id_wait_for_each_other_in_order() {
-        let msgs: Vec<OwnedMessage> = (0..5)
-            .map(|o| OwnedMessage::new(None, None, "t".into(), Timestamp::NotAvailable, 0, o, None))
-            .collect();
-        let batch = [
-            ready(&msgs[0], "a", &[("email", "x"), ("cookie", "1")]),
-            ready(&msgs[1], "b", &[("cookie", "2")]),
-            ready(&msgs[2], "c", &[("cookie", "1")]), // after a
-            ready(&msgs[3], "a", &[("cookie", "3")]), // the same event id as a
-            ready(&msgs[4], "d", &[("phone", "9"), ("cookie", "1")]), // after c
-        ];
-        let order: Vec<Vec<usize>> = waves(&batch)
-            .iter()
-            .map(|w| w.iter().map(|(i, ..)| *i).collect())
-            .collect();
-        assert_eq!(order, vec![vec![0, 1], vec![2, 3], vec![4]]);
-    }
 }

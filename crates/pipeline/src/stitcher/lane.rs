@@ -1,0 +1,279 @@
+//! The stitcher's lane: where the batches of every partition are stitched together.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use switchboard_codec::{ChannelEvent, Identifier, SchemaResolver, SourcePosition};
+use switchboard_identity::{Found, IdentityStore, ProfileId, look_up};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{Outcome, Stitcher, resolve};
+use crate::consumer::Stopped;
+use crate::retry::until_ok;
+
+/// A decoded, valid event waiting to be stitched, with its usable identifiers.
+pub(super) struct Pending {
+    pub(super) source: SourcePosition,
+    pub(super) event: ChannelEvent,
+    pub(super) identifiers: Vec<Identifier>,
+}
+
+/// A partition's events handed to the lane, and where their outcomes go, in order.
+struct Job {
+    events: Vec<Pending>,
+    reply: oneshot::Sender<Vec<Outcome>>,
+}
+
+/// Most events one group of the lane stitches.
+const MAX_GROUP: usize = 2000;
+/// Groups stitched at once.
+const GROUPS_IN_FLIGHT: usize = 2;
+
+/// Where the partitions' batches are stitched together: every batch waiting when a group
+/// starts joins it, so the group's identifiers are read in one lookup and its new ones
+/// reserved side by side, whatever the number of partitions. A partition hands one batch at
+/// a time and waits for it, so its order holds; events of different partitions are not
+/// ordered, together or apart.
+#[derive(Clone)]
+pub(super) struct Lane {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Lane {
+    pub(super) fn start<R: SchemaResolver + 'static, S: IdentityStore + 'static>(
+        shared: Arc<Stitcher<R, S>>,
+        stop: CancellationToken,
+    ) -> Self {
+        let (jobs, mut rx) = mpsc::unbounded_channel::<Job>();
+        tokio::spawn(async move {
+            let slots = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
+            while let Some(first) = rx.recv().await {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let mut n = first.events.len();
+                let mut group = vec![first];
+                while n < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(job) => {
+                            n += job.events.len();
+                            group.push(job);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let (shared, stop) = (shared.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let events: Vec<&Pending> = group.iter().flat_map(|j| &j.events).collect();
+                    // Stopped: the replies are dropped, and each partition gives up its batch.
+                    if let Ok(outcomes) = stitch_group(&shared, &stop, &events).await {
+                        let mut outcomes = outcomes.into_iter();
+                        for job in group {
+                            let mine = outcomes.by_ref().take(job.events.len()).collect();
+                            let _ = job.reply.send(mine);
+                        }
+                    }
+                    drop(slot);
+                });
+            }
+        });
+        Self { jobs }
+    }
+
+    /// Stitches a partition's events with whatever other partitions hand in meanwhile;
+    /// `Stopped` when the partition stops first (its batch is then replayed by the next
+    /// owner: stitching again is harmless).
+    pub(super) async fn stitch(
+        &self,
+        events: Vec<Pending>,
+        stop: &CancellationToken,
+    ) -> Result<Vec<Outcome>, Stopped> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, outcomes) = oneshot::channel();
+        self.jobs.send(Job { events, reply }).map_err(|_| Stopped)?;
+        tokio::select! {
+            _ = stop.cancelled() => Err(Stopped),
+            o = outcomes => o.map_err(|_| Stopped),
+        }
+    }
+}
+
+/// Stitches `events` in waves of independent ones (sharing no identifier nor event id):
+/// each wave's pointers, and the parents of the profiles those point at, are read in one
+/// lookup, as the events' own lookups would have read them at the same moment, and its
+/// events stitched concurrently. A retry looks up afresh.
+async fn stitch_group<R: SchemaResolver, S: IdentityStore>(
+    s: &Stitcher<R, S>,
+    stop: &CancellationToken,
+    events: &[&Pending],
+) -> Result<Vec<Outcome>, Stopped> {
+    let mut outcomes: Vec<Option<Outcome>> = (0..events.len()).map(|_| None).collect();
+    for wave in waves(events) {
+        let all: Vec<Identifier> = wave
+            .iter()
+            .flat_map(|&i| events[i].identifiers.iter().cloned())
+            .collect();
+        let Found { pointers, roots } = until_ok(
+            "stitch",
+            stop,
+            s.metrics.store_errors.with_label_values(&["stitch"]),
+            || look_up(&*s.store, &all),
+        )
+        .await?;
+        let roots: HashSet<ProfileId> = roots.into_iter().collect();
+        let mut pointers = pointers.into_iter();
+        let stitched = futures::future::join_all(wave.iter().map(|&i| {
+            let e = events[i];
+            let pointers: Vec<_> = pointers.by_ref().take(e.identifiers.len()).collect();
+            let roots = pointers
+                .iter()
+                .flatten()
+                .filter(|p| roots.contains(*p))
+                .cloned()
+                .collect();
+            let mut found = Some(Found { pointers, roots });
+            until_ok(
+                "stitch",
+                stop,
+                s.metrics.store_errors.with_label_values(&["stitch"]),
+                move || resolve(s, e, found.take()),
+            )
+        }))
+        .await;
+        for (&i, outcome) in wave.iter().zip(stitched) {
+            outcomes[i] = Some(outcome?);
+        }
+    }
+    Ok(outcomes.into_iter().flatten().collect())
+}
+
+/// Splits events into waves of independent ones, in order (indices into `events`): an event
+/// goes in the wave after the last one holding any of its identifiers or its event id.
+fn waves(events: &[&Pending]) -> Vec<Vec<usize>> {
+    let mut last: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        let keys = || {
+            e.identifiers
+                .iter()
+                .map(|id| (id.kind.as_str(), id.value.as_str()))
+                .chain([("", e.event.event_id.as_str())])
+        };
+        let wave = keys()
+            .filter_map(|k| last.get(&k).map(|w| w + 1))
+            .max()
+            .unwrap_or(0);
+        for k in keys() {
+            last.insert(k, wave);
+        }
+        // `wave` is at most one past the last wave.
+        match waves.get_mut(wave) {
+            Some(w) => w.push(i),
+            None => waves.push(vec![i]),
+        }
+    }
+    waves
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_codec::{Codec, CustomerEvent, LocalSchemas};
+    use switchboard_config::Config;
+    use switchboard_identity::MemoryIdentityStore;
+
+    use super::*;
+    use crate::Metrics;
+
+    fn pending(offset: i64, id: &str, ids: &[(&str, &str)]) -> Pending {
+        let event = ChannelEvent {
+            event_id: id.into(),
+            event_type: "t".into(),
+            channel: "web".into(),
+            occurred_at: 1,
+            identifiers: Vec::new(),
+            attributes: Default::default(),
+            locale: None,
+            timezone: None,
+        };
+        Pending {
+            source: SourcePosition {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+            },
+            event,
+            identifiers: ids.iter().map(|(k, v)| Identifier::new(*k, *v)).collect(),
+        }
+    }
+
+    #[test]
+    fn events_sharing_an_identifier_or_an_id_wait_for_each_other_in_order() {
+        let events = [
+            pending(0, "a", &[("email", "x"), ("cookie", "1")]),
+            pending(1, "b", &[("cookie", "2")]),
+            pending(2, "c", &[("cookie", "1")]), // after a
+            pending(3, "a", &[("cookie", "3")]), // the same event id as a
+            pending(4, "d", &[("phone", "9"), ("cookie", "1")]), // after c
+        ];
+        let events: Vec<&Pending> = events.iter().collect();
+        assert_eq!(waves(&events), vec![vec![0, 1], vec![2, 3], vec![4]]);
+    }
+
+    /// The profile and source offset of each stitched event, in order.
+    async fn stitched(codec: &Codec<LocalSchemas>, outcomes: Vec<Outcome>) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        for outcome in outcomes {
+            let Outcome::Stitched(records) = outcome else {
+                panic!("an event was not stitched");
+            };
+            for r in records {
+                let e: CustomerEvent = codec.decode(&r.payload).await.expect("a customer event");
+                out.push((e.profile_id, e.source.offset));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn partitions_stitched_together_each_get_their_own_events_back_in_order() {
+        let codec = Arc::new(Codec::new(LocalSchemas::embedded().unwrap()).await.unwrap());
+        let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
+        let store = Arc::new(MemoryIdentityStore::new());
+        let stitcher = Stitcher::new(codec.clone(), store, Arc::new(Config::default()), metrics);
+        let lane = Lane::start(Arc::new(stitcher), CancellationToken::new());
+        let stop = CancellationToken::new();
+        let ann = ("email", "ann@example.com");
+        let first = vec![
+            pending(10, "a1", &[ann]),
+            pending(11, "a2", &[("cookie", "c-1")]),
+            pending(12, "a3", &[("cookie", "c-1"), ann]),
+        ];
+        let second = vec![pending(7, "b1", &[("email", "bob@example.com")])];
+        // Handed in before the lane runs: one group.
+        let (first, second) = tokio::join!(lane.stitch(first, &stop), lane.stitch(second, &stop));
+        let first = stitched(&codec, first.unwrap()).await;
+        let second = stitched(&codec, second.unwrap()).await;
+
+        let offsets: Vec<i64> = first.iter().map(|(_, o)| *o).collect();
+        // a3 links the cookie to Ann: a `ProfileMerged` goes before it.
+        assert_eq!(offsets, vec![10, 11, 12, 12]);
+        let ann_profile = &first[0].0;
+        assert_ne!(
+            &first[1].0, ann_profile,
+            "the cookie starts a profile of its own"
+        );
+        assert_eq!(
+            &first[3].0, ann_profile,
+            "the merge leaves Ann's (the older) profile"
+        );
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].1, 7);
+        assert!(
+            first.iter().all(|(p, _)| *p != second[0].0),
+            "Bob is not Ann"
+        );
+    }
+}
