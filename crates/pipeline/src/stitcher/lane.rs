@@ -114,7 +114,7 @@ async fn stitch_group<R: SchemaResolver, S: IdentityStore>(
     for wave in waves(events) {
         let all: Vec<Identifier> = wave
             .iter()
-            .flat_map(|&i| events[i].identifiers.iter().cloned())
+            .flat_map(|(_, e)| e.identifiers.iter().cloned())
             .collect();
         let Found { pointers, roots } = until_ok(
             "stitch",
@@ -125,8 +125,7 @@ async fn stitch_group<R: SchemaResolver, S: IdentityStore>(
         .await?;
         let roots: HashSet<ProfileId> = roots.into_iter().collect();
         let mut pointers = pointers.into_iter();
-        let stitched = futures::future::join_all(wave.iter().map(|&i| {
-            let e = events[i];
+        let stitched = futures::future::join_all(wave.iter().map(|&(_, e)| {
             let pointers: Vec<_> = pointers.by_ref().take(e.identifiers.len()).collect();
             let roots = pointers
                 .iter()
@@ -143,19 +142,22 @@ async fn stitch_group<R: SchemaResolver, S: IdentityStore>(
             )
         }))
         .await;
-        for (&i, outcome) in wave.iter().zip(stitched) {
-            outcomes[i] = Some(outcome?);
+        for ((i, _), outcome) in wave.iter().zip(stitched) {
+            if let Some(slot) = outcomes.get_mut(*i) {
+                *slot = Some(outcome?);
+            }
         }
     }
     Ok(outcomes.into_iter().flatten().collect())
 }
 
-/// Splits events into waves of independent ones, in order (indices into `events`): an event
-/// goes in the wave after the last one holding any of its identifiers or its event id.
-fn waves(events: &[&Pending]) -> Vec<Vec<usize>> {
+/// Splits events into waves of independent ones, in order, each event with its place in
+/// `events`: an event goes in the wave after the last one holding any of its identifiers or
+/// its event id.
+fn waves<'a>(events: &[&'a Pending]) -> Vec<Vec<(usize, &'a Pending)>> {
     let mut last: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut waves: Vec<Vec<usize>> = Vec::new();
-    for (i, e) in events.iter().enumerate() {
+    let mut waves: Vec<Vec<(usize, &Pending)>> = Vec::new();
+    for (i, &e) in events.iter().enumerate() {
         let keys = || {
             e.identifiers
                 .iter()
@@ -171,8 +173,8 @@ fn waves(events: &[&Pending]) -> Vec<Vec<usize>> {
         }
         // `wave` is at most one past the last wave.
         match waves.get_mut(wave) {
-            Some(w) => w.push(i),
-            None => waves.push(vec![i]),
+            Some(w) => w.push((i, e)),
+            None => waves.push(vec![(i, e)]),
         }
     }
     waves
@@ -219,7 +221,11 @@ mod tests {
             pending(4, "d", &[("phone", "9"), ("cookie", "1")]), // after c
         ];
         let events: Vec<&Pending> = events.iter().collect();
-        assert_eq!(waves(&events), vec![vec![0, 1], vec![2, 3], vec![4]]);
+        let order: Vec<Vec<usize>> = waves(&events)
+            .iter()
+            .map(|w| w.iter().map(|(i, _)| *i).collect())
+            .collect();
+        assert_eq!(order, vec![vec![0, 1], vec![2, 3], vec![4]]);
     }
 
     /// The profile and source offset of each stitched event, in order.
