@@ -107,6 +107,11 @@ struct Args {
     /// and fewer partitions make its batches larger at the same rate.
     #[arg(long, default_value_t = PARTITIONS)]
     channel_partitions: i32,
+    /// Seconds each offered rate runs before its measured seconds, unmeasured: the first
+    /// events after a start wait for what starting leaves to do (first requests to new
+    /// topics, connections, a backlog that builds meanwhile).
+    #[arg(long, default_value_t = 3)]
+    warmup_secs: u64,
 }
 
 /// Partitions of every topic the harness creates (channel topics: `--channel-partitions`).
@@ -152,6 +157,7 @@ struct Parts {
     linger_ms: Option<u32>,
     fetch_wait_ms: u32,
     channel_partitions: i32,
+    warmup: Duration,
 }
 
 impl Parts {
@@ -549,21 +555,28 @@ async fn latency_at(
     // Let the group settle before measuring.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let p = producer(&config)?;
-    let pool = events((rate * secs as f64) as u64 + 1, seed);
-    let batches0 = (running.batches)();
-    let cpu0 = parts.cpu();
+    let warmup = parts.warmup.as_secs_f64();
+    let pool = events((rate * (warmup + secs as f64)) as u64 + 1, seed);
+    // What the measured seconds start from: events taken, batches, CPU, time.
+    let mut measured: Option<(usize, Vec<Batches>, [f64; 3], Instant)> = None;
     let t0 = Instant::now();
     let mut next = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(10));
-    while t0.elapsed() < Duration::from_secs(secs) && next < pool.len() {
+    while t0.elapsed() < parts.warmup + Duration::from_secs(secs) && next < pool.len() {
         tick.tick().await;
+        if measured.is_none() && t0.elapsed() >= parts.warmup {
+            measured = Some((next, (running.batches)(), parts.cpu(), Instant::now()));
+        }
         let due = ((t0.elapsed().as_secs_f64() * rate) as usize).min(pool.len());
         let fresh = pool.get(next..due).unwrap_or_default();
         let batch: Vec<OutRecord> = fresh
             .iter()
             .map(|e| record(&parts.codec, &config, e))
             .collect::<Result<_, _>>()?;
-        if let Ok(mut s) = sent.lock() {
+        // Only events offered in the measured seconds are timed.
+        if measured.is_some()
+            && let Ok(mut s) = sent.lock()
+        {
             let now = Instant::now();
             for e in fresh {
                 s.insert(e.event_id.clone(), now);
@@ -573,8 +586,11 @@ async fn latency_at(
         let p = p.clone();
         tokio::spawn(async move { produce_all(&p, &batch).await });
     }
-    let achieved = next as f64 / t0.elapsed().as_secs_f64();
-    let secs_offered = t0.elapsed().as_secs_f64();
+    let Some((first, batches0, cpu0, t1)) = measured else {
+        return Err("the offered rate ended before its measured seconds".into());
+    };
+    let secs_offered = t1.elapsed().as_secs_f64();
+    let achieved = (next - first) as f64 / secs_offered;
     let mut busy = [0.0; 3];
     for ((b, after), before) in busy.iter_mut().zip(parts.cpu()).zip(cpu0) {
         *b = (after - before) / secs_offered;
@@ -625,8 +641,10 @@ fn markdown(reports: &[Report], backlog: u64, secs: u64, parts: &Parts) -> Strin
         .linger_ms
         .map_or("Switchboard's default".to_owned(), |l| l.to_string());
     md.push_str(&format!(
-        "Backlog {backlog} events; {secs} s per offered rate; {broker} and redis-server on this machine; \
-         producers' `linger.ms` {linger}, consumers' `fetch.wait.max.ms` {}, {} partitions per channel topic.\n\n",
+        "Backlog {backlog} events; {secs} s measured per offered rate, after {} s offered unmeasured; \
+         {broker} and redis-server on this machine; producers' `linger.ms` {linger}, consumers' \
+         `fetch.wait.max.ms` {}, {} partitions per channel topic.\n\n",
+        parts.warmup.as_secs(),
         parts.fetch_wait_ms,
         parts.channel_partitions
     ));
@@ -744,6 +762,7 @@ async fn main() -> Result<(), Error> {
         linger_ms: args.linger_ms,
         fetch_wait_ms: args.fetch_wait_ms,
         channel_partitions: args.channel_partitions,
+        warmup: Duration::from_secs(args.warmup_secs),
     };
     if args.scale {
         return scale_report(&parts, &args).await;
