@@ -29,6 +29,30 @@ fn values_are_normalised_per_kind() {
 }
 
 #[test]
+fn a_phone_number_seen_before_normalises_as_the_first_time_in_its_own_region() {
+    let gb = IdentityRules::default();
+    let us = IdentityRules {
+        default_region: "US".into(),
+        ..IdentityRules::default()
+    };
+    let national = ids(&[("phone", "07911 123456")]);
+    let us_number = ids(&[("phone", "(415) 555-2671")]);
+    for _ in 0..2 {
+        assert_eq!(
+            gb.prepare(&national).accepted,
+            ids(&[("phone", "+447911123456")])
+        );
+        // The same digits are no number in the US; a US number is none in GB.
+        assert_eq!(us.prepare(&national).accepted, vec![]);
+        assert_eq!(
+            us.prepare(&us_number).accepted,
+            ids(&[("phone", "+14155552671")])
+        );
+        assert_eq!(gb.prepare(&us_number).accepted, vec![]);
+    }
+}
+
+#[test]
 fn junk_values_never_link_anything() {
     let rules = IdentityRules {
         blocked: vec!["test@example.com".into()],
