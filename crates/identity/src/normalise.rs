@@ -121,10 +121,11 @@ const PHONES_REMEMBERED: usize = 16_384;
 /// fits; junk of any length must not fill the memory).
 const PHONE_MEMO_MAX_LEN: usize = 40;
 
+/// Normalised phone numbers (or why not) by region and trimmed raw value.
+type PhoneMemo = HashMap<country::Id, HashMap<Box<str>, Result<String, Rejected>>>;
+
 thread_local! {
-    /// Normalised phone numbers (or why not) by region and trimmed raw value.
-    static PHONES: RefCell<HashMap<country::Id, HashMap<Box<str>, Result<String, Rejected>>>> =
-        RefCell::new(HashMap::new());
+    static PHONES: RefCell<PhoneMemo> = RefCell::new(HashMap::new());
 }
 
 fn phone(v: &str, region: country::Id) -> Result<String, Rejected> {
