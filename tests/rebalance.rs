@@ -1,7 +1,7 @@
-//! Rebalances: engine instances join and leave the group while customers stream in, and
-//! every customer's events still move their journeys once each, in the order they happened;
-//! a zombie (an engine still running a partition that a newer owner has claimed) is fenced:
-//! its write is refused and it publishes nothing.
+//! Rebalances: engine or stitcher instances join and leave their group while customers
+//! stream in, and every customer's events still move their journeys, in the order they
+//! happened; a zombie (an engine still running a partition that a newer owner has claimed)
+//! is fenced: its write is refused and it publishes nothing.
 
 mod support;
 
@@ -96,19 +96,50 @@ async fn transitions_until(
     out
 }
 
+/// The service whose instances join and leave.
+#[derive(Clone, Copy)]
+enum Service {
+    Stitcher,
+    Engine,
+}
+
+async fn start(r: &mut Running, service: Service) -> usize {
+    match service {
+        Service::Stitcher => r.start_stitcher().await,
+        Service::Engine => r.start_engine().await,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn engines_joining_and_leaving_mid_stream_keep_each_customers_order_and_lose_nothing() {
+    members_join_and_leave(Service::Engine).await;
+}
+
+/// Stitcher instances join and leave while events stream through their shared lanes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stitchers_joining_and_leaving_mid_stream_keep_each_customers_order_and_lose_nothing() {
+    members_join_and_leave(Service::Stitcher).await;
+}
+
+/// Streams every customer's steps while a second and a third instance of `service` join and
+/// the first leaves; then every event has moved a journey, each customer's in order, and no
+/// send went out under two ids.
+async fn members_join_and_leave(service: Service) {
     let mut r =
         Running::parts_on_mock(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/journeys"))).await;
-    r.start_stitcher().await;
-    let first = r.start_engine().await;
+    let other = match service {
+        Service::Stitcher => Service::Engine,
+        Service::Engine => Service::Stitcher,
+    };
+    start(&mut r, other).await;
+    let first = start(&mut r, service).await;
     for round in 0..STEPS {
         let events: Vec<ChannelEvent> = (0..CUSTOMERS).map(|c| step(c, round)).collect();
         r.produce(&events).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         match round {
             0 | 1 => {
-                r.start_engine().await; // a second, then a third instance joins
+                start(&mut r, service).await; // a second, then a third instance joins
             }
             2 => r.stop(first).await, // the first leaves
             _ => {}

@@ -228,6 +228,43 @@ mod tests {
         assert_eq!(order, vec![vec![0, 1], vec![2, 3], vec![4]]);
     }
 
+    #[tokio::test]
+    async fn a_partition_stopped_while_its_batch_waits_gives_the_batch_up() {
+        // A lane busy elsewhere: nothing takes the job.
+        let (jobs, _waiting) = mpsc::unbounded_channel();
+        let lane = Lane { jobs };
+        let stop = CancellationToken::new();
+        let stopping = {
+            let stop = stop.clone();
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                stop.cancel();
+            }
+        };
+        let (given_up, ()) = tokio::join!(
+            lane.stitch(vec![pending(3, "a", &[("cookie", "1")])], &stop),
+            stopping
+        );
+        // Not an empty outcome, which would publish nothing and commit the offset.
+        assert!(matches!(given_up, Err(Stopped)));
+    }
+
+    #[tokio::test]
+    async fn a_lane_that_stops_answers_stopped() {
+        let batch = || vec![pending(3, "a", &[("cookie", "1")])];
+        let never = CancellationToken::new();
+        // Stopped with the job taken: its reply is dropped unanswered.
+        let (jobs, mut taken) = mpsc::unbounded_channel::<Job>();
+        tokio::spawn(async move { drop(taken.recv().await) });
+        let lane = Lane { jobs };
+        assert!(matches!(lane.stitch(batch(), &never).await, Err(Stopped)));
+        // Stopped before: nothing takes jobs any more.
+        let (jobs, gone) = mpsc::unbounded_channel();
+        drop(gone);
+        let lane = Lane { jobs };
+        assert!(matches!(lane.stitch(batch(), &never).await, Err(Stopped)));
+    }
+
     /// The profile and source offset of each stitched event, in order.
     async fn stitched(codec: &Codec<LocalSchemas>, outcomes: Vec<Outcome>) -> Vec<(String, i64)> {
         let mut out = Vec::new();
