@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use rdkafka::message::{Message, OwnedMessage};
 use switchboard_codec::{
-    ChannelEvent, Codec, CustomerEvent, CustomerPayload, Framing, Identifier, ProfileMerged,
-    SchemaResolver, SourcePosition,
+    ChannelEvent, Codec, CustomerEvent, CustomerPayload, Framing, ProfileMerged, SchemaResolver,
+    SourcePosition,
 };
 use switchboard_config::Config;
 use switchboard_identity::{
@@ -127,30 +127,16 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
         let last = batch.last().map(Message::offset);
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
         let mut pending = Vec::new();
+        let errors = s.metrics.store_errors.with_label_values(&["stitch"]);
         for msg in &batch {
             s.metrics
                 .events_consumed
                 .with_label_values(&[msg.topic()])
                 .inc();
-            let p = until_ok(
-                "decode",
-                &self.stop,
-                s.metrics.store_errors.with_label_values(&["stitch"]),
-                || prepare(s, msg),
-            )
-            .await?;
-            match p {
-                Prepared::Ready(event, identifiers) => {
+            match until_ok("decode", &self.stop, errors.clone(), || prepare(s, msg)).await? {
+                Prepared::Ready(p) => {
                     outcomes.push(None);
-                    pending.push(Pending {
-                        source: SourcePosition {
-                            topic: msg.topic().to_owned(),
-                            partition: msg.partition(),
-                            offset: msg.offset(),
-                        },
-                        event,
-                        identifiers,
-                    });
+                    pending.push(p);
                 }
                 Prepared::Done(outcome) => outcomes.push(Some(outcome)),
             }
@@ -266,9 +252,9 @@ fn malformed(e: &ChannelEvent) -> Option<String> {
     None
 }
 
-/// A decoded, valid event with its usable identifiers, or what becomes of it instead.
+/// A decoded, valid event ready to be stitched, or what becomes of it instead.
 enum Prepared {
-    Ready(ChannelEvent, Vec<Identifier>),
+    Ready(Pending),
     Done(Outcome),
 }
 
@@ -299,7 +285,15 @@ async fn prepare<R: SchemaResolver, S: Sync>(
             format!("no usable identifier ({})", kinds.join(", ")),
         )));
     }
-    Ok(Prepared::Ready(event, prepared.accepted))
+    Ok(Prepared::Ready(Pending {
+        source: SourcePosition {
+            topic: msg.topic().to_owned(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+        },
+        event,
+        identifiers: prepared.accepted,
+    }))
 }
 
 /// Resolves the event's profile and encodes what goes to the engine (which drops a

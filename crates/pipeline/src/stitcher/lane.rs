@@ -110,19 +110,15 @@ async fn stitch_group<R: SchemaResolver, S: IdentityStore>(
     stop: &CancellationToken,
     events: &[&Pending],
 ) -> Result<Vec<Outcome>, Stopped> {
+    let errors = s.metrics.store_errors.with_label_values(&["stitch"]);
     let mut outcomes: Vec<Option<Outcome>> = (0..events.len()).map(|_| None).collect();
     for wave in waves(events) {
         let all: Vec<Identifier> = wave
             .iter()
             .flat_map(|(_, e)| e.identifiers.iter().cloned())
             .collect();
-        let Found { pointers, roots } = until_ok(
-            "stitch",
-            stop,
-            s.metrics.store_errors.with_label_values(&["stitch"]),
-            || look_up(&*s.store, &all),
-        )
-        .await?;
+        let Found { pointers, roots } =
+            until_ok("stitch", stop, errors.clone(), || look_up(&*s.store, &all)).await?;
         let roots: HashSet<ProfileId> = roots.into_iter().collect();
         let mut pointers = pointers.into_iter();
         let stitched = futures::future::join_all(wave.iter().map(|&(_, e)| {
@@ -134,12 +130,9 @@ async fn stitch_group<R: SchemaResolver, S: IdentityStore>(
                 .cloned()
                 .collect();
             let mut found = Some(Found { pointers, roots });
-            until_ok(
-                "stitch",
-                stop,
-                s.metrics.store_errors.with_label_values(&["stitch"]),
-                move || resolve(s, e, found.take()),
-            )
+            until_ok("stitch", stop, errors.clone(), move || {
+                resolve(s, e, found.take())
+            })
         }))
         .await;
         for ((i, _), outcome) in wave.iter().zip(stitched) {
