@@ -1,92 +1,101 @@
-//! The baseline: the least a Kafka → Redis → Kafka pipeline does per event. It consumes the
-//! channel topics as one consumer-group member, does one pipelined Redis GET and SET per
-//! event (a whole batch in one round trip) and produces one message per event, awaiting
-//! every delivery before committing, as Switchboard does.
+//! The two pipelines Switchboard is measured against, made of [`stage`](crate::stage)s that
+//! carry traffic and do nothing else.
+//!
+//! - The **baseline**: the least a Kafka → Redis → Kafka pipeline does per event. One stage
+//!   consumes the channel topics, does one pipelined Redis GET and SET per event (a batch in
+//!   one round trip) and produces one message per event.
+//! - The **floor**: the traffic Switchboard's design prescribes per event, with no decoding,
+//!   stitching or journeys in between. A stitcher stage consumes the channel topics, looks
+//!   each event up with one GET (an identity lookup) and produces it once to
+//!   `customer.events`; an engine stage consumes that, loads with one GET and then saves
+//!   with one SET per event (two round trips a batch: the save needs the load), and produces
+//!   as many messages per event as Switchboard's engine produced in the same run (journey
+//!   transitions and commands): one to the output the latency reader reads, the rest to
+//!   `journeys.transitions`. What Switchboard does beyond that is left out (merges, new
+//!   identifiers' claims and reservations, outbox clearing, timers), so the floor is a lower
+//!   bound on what any implementation of the design spends.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::AtomicU64;
 
-use futures::StreamExt;
-use rdkafka::Message;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::OwnedMessage;
 use switchboard_config::Config;
-use switchboard_pipeline::output::{OutRecord, produce_all};
-use switchboard_pipeline::services::producer;
 use tokio_util::sync::CancellationToken;
 
-const MAX_BATCH: usize = 500;
+use crate::Error;
+use crate::stage::{self, Lookups, Output, Stage};
 
-/// Runs the baseline until `stop`, counting events taken in `consumed` and finished in
-/// `done`.
-pub async fn run(
-    config: Arc<Config>,
-    output_topic: String,
-    consumed: Arc<AtomicU64>,
-    done: Arc<AtomicU64>,
-    stop: CancellationToken,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let consumer: StreamConsumer = switchboard_kafka::client_config(&config.kafka)
-        .set(
-            "group.id",
-            format!("{}-baseline", config.kafka.group_prefix),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "true")
-        .set("enable.auto.offset.store", "false")
-        .create()?;
-    let topics: Vec<String> = config
+fn channel_topics(config: &Config) -> Vec<String> {
+    config
         .topics
         .channels
         .iter()
         .map(|c| format!("{}{c}", config.topics.events_prefix))
-        .collect();
-    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics)?;
-    let producer = producer(&config)?;
-    let mut redis = redis::Client::open(config.redis.url.as_str())?
-        .get_multiplexed_async_connection()
-        .await?;
-    let mut stream = consumer.stream();
-    loop {
-        // A batch: what is ready now, up to MAX_BATCH.
-        let first = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            m = stream.next() => m,
-        };
-        let Some(first) = first else { return Ok(()) };
-        let mut batch: Vec<OwnedMessage> = vec![first?.detach()];
-        while batch.len() < MAX_BATCH {
-            match tokio::time::timeout(Duration::ZERO, stream.next()).await {
-                Ok(Some(Ok(m))) => batch.push(m.detach()),
-                _ => break,
-            }
-        }
-        consumed.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let mut pipe = redis::pipe();
-        for m in &batch {
-            let key = format!(
-                "base:{}",
-                String::from_utf8_lossy(m.key().unwrap_or_default())
-            );
-            pipe.get(&key).ignore();
-            pipe.set(&key, m.offset()).ignore();
-        }
-        pipe.query_async::<()>(&mut redis).await?;
-        let out: Vec<OutRecord> = batch
-            .iter()
-            .map(|m| OutRecord {
-                topic: output_topic.clone(),
-                key: m.key().map(<[u8]>::to_vec),
-                payload: m.payload().unwrap_or_default().to_vec(),
-                headers: Vec::new(),
-            })
-            .collect();
-        produce_all(&producer, &out).await?;
-        for m in &batch {
-            consumer.store_offset(m.topic(), m.partition(), m.offset())?;
-        }
-        done.fetch_add(batch.len() as u64, Ordering::Relaxed);
-    }
+        .collect()
+}
+
+/// Runs the baseline until `stop`, counting events taken in `taken` and finished in `done`.
+pub async fn baseline(
+    config: Arc<Config>,
+    output: String,
+    taken: Arc<AtomicU64>,
+    done: Arc<AtomicU64>,
+    stop: CancellationToken,
+) -> Result<(), Error> {
+    let stage = Stage {
+        group: "baseline".into(),
+        inputs: channel_topics(&config),
+        lookups: Lookups::GetAndSet,
+        outputs: vec![Output {
+            topic: output,
+            per_event: 1.0,
+        }],
+        taken: Some(taken),
+        done: Some(done),
+    };
+    stage::run(config, stage, stop).await
+}
+
+/// Runs the floor until `stop`: `produced` messages per event from its engine stage (at
+/// least one).
+pub async fn floor(
+    config: Arc<Config>,
+    output: String,
+    produced: f64,
+    taken: Arc<AtomicU64>,
+    done: Arc<AtomicU64>,
+    stop: CancellationToken,
+) -> Result<(), Error> {
+    let stitcher = Stage {
+        group: "floor-stitcher".into(),
+        inputs: channel_topics(&config),
+        lookups: Lookups::Get,
+        outputs: vec![Output {
+            topic: config.topics.customer_events.clone(),
+            per_event: 1.0,
+        }],
+        taken: Some(taken),
+        done: None,
+    };
+    let engine = Stage {
+        group: "floor-engine".into(),
+        inputs: vec![config.topics.customer_events.clone()],
+        lookups: Lookups::GetThenSet,
+        outputs: vec![
+            Output {
+                topic: output,
+                per_event: 1.0,
+            },
+            Output {
+                topic: config.topics.transitions.clone(),
+                per_event: (produced - 1.0).max(0.0),
+            },
+        ],
+        taken: None,
+        done: Some(done),
+    };
+    futures::try_join!(
+        stage::run(config.clone(), stitcher, stop.clone()),
+        stage::run(config, engine, stop),
+    )?;
+    Ok(())
 }

@@ -1,4 +1,5 @@
-//! The load harness: Switchboard against a baseline Kafka → Redis → Kafka pipeline, on the
+//! The load harness: Switchboard against a baseline Kafka → Redis → Kafka pipeline, and
+//! against the floor (Switchboard's Kafka and Redis traffic with nothing in between), on the
 //! same tansu broker and redis-server, in one run.
 //!
 //! For each system: the sustained rate draining a backlog (events/s, CPU seconds per million
@@ -13,6 +14,7 @@ mod batches;
 mod cpu;
 mod plot;
 mod scale;
+mod stage;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use batches::{Batches, batch_totals};
 use clap::Parser;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use prometheus::proto::MetricFamily;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -50,8 +52,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const FRACTIONS: [f64; 3] = [0.1, 0.5, 0.9];
 
-/// Measures the baseline and Switchboard on one tansu and one redis-server, and writes
-/// `benches/results/`.
+/// Measures the baseline, Switchboard and the floor on one tansu and one redis-server, and
+/// writes `benches/results/`.
 #[derive(Debug, Parser)]
 struct Args {
     /// Events in the backlog each system drains (sustained throughput).
@@ -60,7 +62,7 @@ struct Args {
     /// Seconds at each offered rate (latency).
     #[arg(default_value_t = 10)]
     secs: u64,
-    /// Backlog drains per system, baseline and Switchboard taking turns; the median drain is
+    /// Backlog drains per system, the systems taking turns; the median drain is
     /// reported (one drain of this machine varies by up to 2x from run to run).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -112,6 +114,11 @@ struct Args {
     /// topics, connections, a backlog that builds meanwhile).
     #[arg(long, default_value_t = 3)]
     warmup_secs: u64,
+    /// Messages the floor's engine stage produces per event; by default what Switchboard's
+    /// engine produced per event (journey transitions and commands) in its latest drain of
+    /// the same run.
+    #[arg(long)]
+    floor_produced: Option<f64>,
 }
 
 /// Partitions of every topic the harness creates (channel topics: `--channel-partitions`).
@@ -121,6 +128,7 @@ const PARTITIONS: i32 = 6;
 enum System {
     Baseline,
     Switchboard,
+    Floor,
 }
 
 impl System {
@@ -128,6 +136,7 @@ impl System {
         match self {
             Self::Baseline => "baseline",
             Self::Switchboard => "switchboard",
+            Self::Floor => "floor",
         }
     }
 }
@@ -184,9 +193,13 @@ impl Parts {
             .trim_end_matches(".events.")
             .to_owned();
         let mut plan = switchboard_kafka::topic_plan(&c.topics);
-        let mut out = plan.first().cloned().ok_or("the topic plan is empty")?;
-        out.name = format!("{run}.baseline.out");
-        plan.push(out);
+        let out = plan.first().cloned().ok_or("the topic plan is empty")?;
+        for system in [System::Baseline, System::Floor] {
+            plan.push(switchboard_kafka::TopicSpec {
+                name: format!("{run}.{}.out", system.name()),
+                ..out.clone()
+            });
+        }
         for t in &mut plan {
             if t.name.starts_with(&c.topics.events_prefix) {
                 t.partitions = self.channel_partitions;
@@ -218,11 +231,12 @@ impl Parts {
     }
 }
 
-fn baseline_out(config: &Config) -> String {
+/// The topic the baseline or the floor produces the messages the latency reader reads to.
+fn output(config: &Config, system: System) -> String {
     config
         .topics
         .events_prefix
-        .replace(".events.", ".baseline.out")
+        .replace(".events.", &format!(".{}.out", system.name()))
 }
 
 fn record(
@@ -247,6 +261,8 @@ struct Running {
     started: Box<dyn Fn() -> bool + Send>,
     /// Partition batches so far, per service (Switchboard's only).
     batches: Box<dyn Fn() -> Vec<Batches> + Send>,
+    /// Messages Switchboard's engine produced so far (journey transitions and commands).
+    produced: Box<dyn Fn() -> f64 + Send>,
 }
 
 impl Running {
@@ -278,31 +294,54 @@ impl Running {
     }
 }
 
-async fn start(system: System, parts: &Parts, config: &Arc<Config>) -> Result<Running, Error> {
+/// Starts `system`; the floor's engine stage produces `floor_produced` messages per event.
+async fn start(
+    system: System,
+    parts: &Parts,
+    config: &Arc<Config>,
+    floor_produced: Option<f64>,
+) -> Result<Running, Error> {
     let stop = CancellationToken::new();
     match system {
-        System::Baseline => {
-            let (consumed, done) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-            let task = tokio::spawn({
-                let (config, out, consumed, done, stop) = (
+        System::Baseline | System::Floor => {
+            let (taken, done) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+            let run = match system {
+                System::Floor => {
+                    let produced = floor_produced.ok_or(
+                        "the floor needs the messages Switchboard produces per event: \
+                         measure Switchboard in the same run, or give --floor-produced",
+                    )?;
+                    baseline::floor(
+                        config.clone(),
+                        output(config, system),
+                        produced,
+                        taken.clone(),
+                        done.clone(),
+                        stop.clone(),
+                    )
+                    .boxed()
+                }
+                _ => baseline::baseline(
                     config.clone(),
-                    baseline_out(config),
-                    consumed.clone(),
+                    output(config, system),
+                    taken.clone(),
                     done.clone(),
                     stop.clone(),
-                );
-                async move {
-                    if let Err(e) = baseline::run(config, out, consumed, done, stop).await {
-                        eprintln!("baseline failed: {e}");
-                    }
+                )
+                .boxed(),
+            };
+            let task = tokio::spawn(async move {
+                if let Err(e) = run.await {
+                    eprintln!("{} failed: {e}", system.name());
                 }
             });
             Ok(Running {
                 stop,
                 tasks: vec![task],
                 progress: Box::new(move || done.load(Ordering::Relaxed)),
-                started: Box::new(move || consumed.load(Ordering::Relaxed) > 0),
+                started: Box::new(move || taken.load(Ordering::Relaxed) > 0),
                 batches: Box::new(Vec::new),
+                produced: Box::new(|| 0.0),
             })
         }
         System::Switchboard => {
@@ -377,6 +416,14 @@ async fn start(system: System, parts: &Parts, config: &Arc<Config>) -> Result<Ru
                 let registry = registry.clone();
                 move || batch_totals(&registry)
             };
+            let produced = {
+                let registry = registry.clone();
+                move || {
+                    let families = registry.gather();
+                    counter_sum(&families, "switchboard_journey_transitions_total", None)
+                        + counter_sum(&families, "switchboard_commands_total", None)
+                }
+            };
             // The stitcher took its first event: all it consumed is more than the engine did.
             let started = move || {
                 let families = registry.gather();
@@ -390,6 +437,7 @@ async fn start(system: System, parts: &Parts, config: &Arc<Config>) -> Result<Ru
                 progress: Box::new(progress),
                 started: Box::new(started),
                 batches: Box::new(batches),
+                produced: Box::new(produced),
             })
         }
     }
@@ -412,9 +460,24 @@ fn events(n: u64, seed: u64) -> Vec<ChannelEvent> {
     (0..n).map(|i| event(&mut rng, customers, i)).collect()
 }
 
-/// Drains a backlog of `n` events: events/s, and CPU seconds per million events of the
-/// pipeline, tansu and Redis.
-async fn throughput(system: System, parts: &Parts, n: u64) -> Result<(f64, [f64; 3]), Error> {
+/// What one drain of a backlog measured.
+#[derive(Debug, Clone, Copy)]
+struct Drain {
+    /// Events per second.
+    rate: f64,
+    /// CPU seconds per million events of the pipeline, tansu and Redis.
+    cpu: [f64; 3],
+    /// Messages Switchboard's engine produced per event (0 for the others).
+    produced: f64,
+}
+
+/// Drains a backlog of `n` events.
+async fn throughput(
+    system: System,
+    parts: &Parts,
+    n: u64,
+    floor_produced: Option<f64>,
+) -> Result<Drain, Error> {
     let config = parts.config().await?;
     let records: Vec<OutRecord> = events(n, 1)
         .iter()
@@ -425,19 +488,24 @@ async fn throughput(system: System, parts: &Parts, n: u64) -> Result<(f64, [f64;
         produce_all(&p, chunk).await?;
     }
     let cpu0 = parts.cpu();
-    let running = start(system, parts, &config).await?;
+    let running = start(system, parts, &config, floor_produced).await?;
     let (secs, joined) = running.drain(n, Duration::from_secs(900)).await?;
+    let produced = (running.produced)() / n as f64;
     println!(
         "{}: first event taken {joined:.2} s after the start, {n} drained {secs:.2} s later",
         system.name(),
     );
     let cpu1 = parts.cpu();
     running.stop().await;
-    let mut per_million = [0.0; 3];
-    for ((out, after), before) in per_million.iter_mut().zip(cpu1).zip(cpu0) {
+    let mut cpu = [0.0; 3];
+    for ((out, after), before) in cpu.iter_mut().zip(cpu1).zip(cpu0) {
         *out = (after - before) / n as f64 * 1e6;
     }
-    Ok((n as f64 / secs, per_million))
+    Ok(Drain {
+        rate: n as f64 / secs,
+        cpu,
+        produced,
+    })
 }
 
 /// Percentiles (p50, p99, p999) in milliseconds.
@@ -473,10 +541,12 @@ async fn latency(
     parts: &Parts,
     max: f64,
     secs: u64,
+    floor_produced: Option<f64>,
 ) -> Result<Vec<LatencyRow>, Error> {
     let mut rows = Vec::new();
     for (i, fraction) in FRACTIONS.iter().enumerate() {
-        rows.push(latency_at(system, parts, max * fraction, secs, 10 + i as u64).await?);
+        let rate = max * fraction;
+        rows.push(latency_at(system, parts, rate, secs, 10 + i as u64, floor_produced).await?);
     }
     Ok(rows)
 }
@@ -491,13 +561,14 @@ async fn latency_at(
     rate: f64,
     secs: u64,
     seed: u64,
+    floor_produced: Option<f64>,
 ) -> Result<LatencyRow, Error> {
     let config = parts.config().await?;
-    let running = start(system, parts, &config).await?;
+    let running = start(system, parts, &config, floor_produced).await?;
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let seen: Arc<Mutex<Vec<f64>>> = Arc::default();
     let outputs: Vec<String> = match system {
-        System::Baseline => vec![baseline_out(&config)],
+        System::Baseline | System::Floor => vec![output(&config, system)],
         System::Switchboard => config
             .topics
             .channels
@@ -531,7 +602,7 @@ async fn latency_at(
                 let at = Instant::now();
                 let payload = m.payload().unwrap_or_default();
                 let id = match system {
-                    System::Baseline => codec
+                    System::Baseline | System::Floor => codec
                         .decode::<ChannelEvent>(payload)
                         .await
                         .map(|e| e.event_id),
@@ -626,6 +697,8 @@ struct Report {
     cpu: [f64; 3],
     /// Every drain's events/s, in the order run.
     rounds: Vec<f64>,
+    /// Messages the engine (or the floor's engine stage) produced per event.
+    produced: f64,
     latency: Vec<LatencyRow>,
 }
 
@@ -662,11 +735,30 @@ fn markdown(reports: &[Report], backlog: u64, secs: u64, parts: &Parts) -> Strin
             r.cpu.iter().sum::<f64>()
         ));
     }
-    if let [base, sb] = reports {
+    let find = |system| reports.iter().find(|r| r.system == system);
+    md.push('\n');
+    for (a, b) in [
+        (System::Switchboard, System::Baseline),
+        (System::Floor, System::Baseline),
+        (System::Switchboard, System::Floor),
+    ] {
+        if let (Some(a), Some(b)) = (find(a), find(b)) {
+            md.push_str(&format!(
+                "- Ratio {} / {}: **{:.2}** (throughput), {:.2} (CPU per event).\n",
+                a.system.name(),
+                b.system.name(),
+                a.rate / b.rate,
+                a.cpu.iter().sum::<f64>() / b.cpu.iter().sum::<f64>()
+            ));
+        }
+    }
+    if let Some(floor) = find(System::Floor) {
         md.push_str(&format!(
-            "\nRatio Switchboard / baseline: **{:.2}** (throughput), {:.2} (CPU per event).\n",
-            sb.rate / base.rate,
-            sb.cpu.iter().sum::<f64>() / base.cpu.iter().sum::<f64>()
+            "\nThe floor carries Switchboard's traffic with nothing in between: two hops, a \
+             Redis GET per event in the first, a GET and then a SET per event in the second, \
+             and {:.2} messages produced per event by the second (what Switchboard's engine \
+             produced per event in its drain), one of them to the output read for latency.\n",
+            floor.produced
         ));
     }
     md.push_str("\n| system | offered events/s | achieved | samples | p50 ms | p99 ms | p999 ms | cores busy: pipeline / tansu / Redis |\n|---|---:|---:|---:|---:|---:|---:|---|\n");
@@ -707,6 +799,7 @@ fn plots(reports: &[Report], dir: &Path) -> Result<(), Error> {
     let colour = |s: System| match s {
         System::Baseline => plotters::style::RGBColor(128, 128, 128),
         System::Switchboard => plotters::style::RGBColor(31, 119, 180),
+        System::Floor => plotters::style::RGBColor(255, 127, 14),
     };
     let mut latency = Vec::new();
     for r in reports {
@@ -770,41 +863,55 @@ async fn main() -> Result<(), Error> {
     let mut reports = Vec::new();
     let systems = match args.only {
         Some(system) => vec![system],
-        None => vec![System::Baseline, System::Switchboard],
+        None => vec![System::Baseline, System::Switchboard, System::Floor],
     };
-    let mut drains: Vec<Vec<(f64, [f64; 3])>> = vec![Vec::new(); systems.len()];
+    // The floor's messages per event: given, or Switchboard's in its latest drain.
+    let mut floor_produced = args.floor_produced;
+    let mut drains: Vec<Vec<Drain>> = vec![Vec::new(); systems.len()];
     if let Some(rate) = args.max_rate {
         for (system, drains) in systems.iter().zip(&mut drains) {
             println!("{}: {rate:.0} events/s given as the maximum", system.name());
-            drains.push((rate, [f64::NAN; 3]));
+            drains.push(Drain {
+                rate,
+                cpu: [f64::NAN; 3],
+                produced: f64::NAN,
+            });
         }
     }
     for round in 0..args.rounds.max(1) * usize::from(args.max_rate.is_none()) {
         for (system, drains) in systems.iter().zip(&mut drains) {
-            let (rate, cpu) = throughput(*system, &parts, args.events).await?;
+            let d = throughput(*system, &parts, args.events, floor_produced).await?;
             println!(
-                "{} (drain {}): {rate:.0} events/s, CPU s per 1 M events: pipeline {:.1}, tansu {:.1}, Redis {:.1}",
+                "{} (drain {}): {:.0} events/s, CPU s per 1 M events: pipeline {:.1}, tansu {:.1}, Redis {:.1}",
                 system.name(),
                 round + 1,
-                cpu[0],
-                cpu[1],
-                cpu[2]
+                d.rate,
+                d.cpu[0],
+                d.cpu[1],
+                d.cpu[2]
             );
-            drains.push((rate, cpu));
+            if *system == System::Switchboard && args.floor_produced.is_none() {
+                println!(
+                    "switchboard: {:.2} messages produced per event by the engine",
+                    d.produced
+                );
+                floor_produced = Some(d.produced);
+            }
+            drains.push(d);
         }
     }
     for (system, drains) in systems.into_iter().zip(drains) {
-        let rounds: Vec<f64> = drains.iter().map(|d| d.0).collect();
+        let rounds: Vec<f64> = drains.iter().map(|d| d.rate).collect();
         let mut sorted = drains;
-        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let Some(&(rate, cpu)) = sorted.get(sorted.len() / 2) else {
+        sorted.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        let Some(&Drain { rate, cpu, .. }) = sorted.get(sorted.len() / 2) else {
             continue;
         };
         println!("{}: {rate:.0} events/s sustained (median)", system.name());
         let latency = if args.no_latency {
             Vec::new()
         } else {
-            latency(system, &parts, rate, args.secs).await?
+            latency(system, &parts, rate, args.secs, floor_produced).await?
         };
         for l in &latency {
             println!(
@@ -827,6 +934,10 @@ async fn main() -> Result<(), Error> {
             rate,
             cpu,
             rounds,
+            produced: match system {
+                System::Baseline => 1.0,
+                _ => floor_produced.unwrap_or(f64::NAN),
+            },
             latency,
         });
     }

@@ -217,7 +217,7 @@ pub async fn memory_per_profile(parts: &Parts, customers: u64) -> Result<Memory,
         .get_multiplexed_async_connection()
         .await?;
     let before = used_memory(&mut raw).await?;
-    let running = start(System::Switchboard, parts, &config).await?;
+    let running = start(System::Switchboard, parts, &config, None).await?;
     let events: Vec<ChannelEvent> = (0..customers).flat_map(in_flight).collect();
     backlog(parts, &config, &events).await?;
     let t0 = Instant::now();
@@ -322,7 +322,7 @@ async fn backlog(parts: &Parts, config: &Config, events: &[ChannelEvent]) -> Res
 }
 
 async fn drain(parts: &Parts, config: &Arc<Config>, n: u64) -> Result<f64, Error> {
-    let running = start(System::Switchboard, parts, config).await?;
+    let running = start(System::Switchboard, parts, config, None).await?;
     let (secs, _) = running.drain(n, Duration::from_secs(3600)).await?;
     running.stop().await;
     Ok(secs)
