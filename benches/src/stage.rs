@@ -68,7 +68,11 @@ pub async fn run(config: Arc<Config>, stage: Stage, stop: CancellationToken) -> 
     let mut redis = redis::Client::open(config.redis.url.as_str())?
         .get_multiplexed_async_connection()
         .await?;
-    let mut owed = vec![0.0; stage.outputs.len()];
+    let mut shares: Vec<Share> = stage
+        .outputs
+        .iter()
+        .map(|o| Share::new(o.per_event))
+        .collect();
     let mut stream = consumer.stream();
     loop {
         // A batch: what is ready now, up to MAX_BATCH.
@@ -115,10 +119,8 @@ pub async fn run(config: Arc<Config>, stage: Stage, stop: CancellationToken) -> 
         }
         let mut out: Vec<OutRecord> = Vec::new();
         for m in &batch {
-            for (o, owed) in stage.outputs.iter().zip(&mut owed) {
-                *owed += o.per_event;
-                while *owed >= 1.0 {
-                    *owed -= 1.0;
+            for (o, share) in stage.outputs.iter().zip(&mut shares) {
+                for _ in 0..share.next() {
                     out.push(OutRecord {
                         topic: o.topic.clone(),
                         key: m.key().map(<[u8]>::to_vec),
@@ -135,5 +137,48 @@ pub async fn run(config: Arc<Config>, stage: Stage, stop: CancellationToken) -> 
         if let Some(done) = &stage.done {
             done.fetch_add(batch.len() as u64, Ordering::Relaxed);
         }
+    }
+}
+
+/// Messages per event at a fractional rate: after n events, n × rate rounded down in all.
+struct Share {
+    per_event: f64,
+    events: u64,
+    produced: u64,
+}
+
+impl Share {
+    fn new(per_event: f64) -> Self {
+        Self {
+            per_event: per_event.max(0.0),
+            events: 0,
+            produced: 0,
+        }
+    }
+
+    /// Messages due for one more event.
+    fn next(&mut self) -> u64 {
+        self.events += 1;
+        // The epsilon keeps 5 × 2.4 at 12, not 11.999….
+        let total = (self.events as f64 * self.per_event + 1e-9).floor() as u64;
+        let due = total.saturating_sub(self.produced);
+        self.produced = total.max(self.produced);
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Share;
+
+    #[test]
+    fn a_fractional_rate_produces_its_whole_share_over_many_events() {
+        let mut share = Share::new(2.4);
+        let counts: Vec<u64> = (0..5).map(|_| share.next()).collect();
+        assert_eq!(counts, [2, 2, 3, 2, 3]);
+        let mut share = Share::new(2.41);
+        assert_eq!((0..1_000).map(|_| share.next()).sum::<u64>(), 2_410);
+        let mut share = Share::new(0.0);
+        assert_eq!((0..10).map(|_| share.next()).sum::<u64>(), 0);
     }
 }
