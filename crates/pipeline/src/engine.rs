@@ -102,11 +102,8 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
         let catalog = e.catalog.borrow().clone();
         let mut inputs = Vec::with_capacity(batch.len());
         let mut extra = Vec::new();
+        e.metrics.consumed(&batch);
         for msg in &batch {
-            e.metrics
-                .events_consumed
-                .with_label_values(&[msg.topic()])
-                .inc();
             let Some(bytes) = msg.payload() else {
                 e.metrics.dead_letters.with_label_values(&["empty"]).inc();
                 extra.push(dead_letter(

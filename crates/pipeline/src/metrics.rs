@@ -268,4 +268,14 @@ impl Metrics {
         }
         Ok(metrics)
     }
+
+    /// Counts a partition's batch in `events_consumed` (one label lookup, not one per
+    /// record: a batch is one partition's, so one topic's).
+    pub fn consumed(&self, batch: &[impl rdkafka::Message]) {
+        if let Some(first) = batch.first() {
+            self.events_consumed
+                .with_label_values(&[first.topic()])
+                .inc_by(batch.len() as u64);
+        }
+    }
 }

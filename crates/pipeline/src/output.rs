@@ -28,16 +28,18 @@ pub async fn produce_all(
 ) -> Result<(), KafkaError> {
     let mut pending: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
     for r in records {
-        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
-        for (k, v) in &r.headers {
-            headers = headers.insert(rdkafka::message::Header {
-                key: k,
-                value: Some(v.as_bytes()),
-            });
+        let mut record = FutureRecord::to(&r.topic).payload(&r.payload);
+        // Most records have none; librdkafka allocates a header list even when empty.
+        if !r.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+            for (k, v) in &r.headers {
+                headers = headers.insert(rdkafka::message::Header {
+                    key: k,
+                    value: Some(v.as_bytes()),
+                });
+            }
+            record = record.headers(headers);
         }
-        let mut record = FutureRecord::to(&r.topic)
-            .payload(&r.payload)
-            .headers(headers);
         if let Some(k) = &r.key {
             record = record.key(k);
         }

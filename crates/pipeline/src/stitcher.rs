@@ -128,11 +128,8 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
         let mut pending = Vec::new();
         let errors = s.metrics.store_errors.with_label_values(&["stitch"]);
+        s.metrics.consumed(&batch);
         for msg in &batch {
-            s.metrics
-                .events_consumed
-                .with_label_values(&[msg.topic()])
-                .inc();
             match until_ok("decode", &self.stop, errors.clone(), || prepare(s, msg)).await? {
                 Prepared::Ready(p) => {
                     outcomes.push(None);
