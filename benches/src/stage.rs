@@ -31,8 +31,8 @@ pub enum Lookups {
     GetThenSet,
 }
 
-/// Where a stage's messages go: `per_event` messages to `topic` for each event taken (a
-/// fraction is carried from event to event: 2.4 gives 2, 3, 2, 2, 3, ...).
+/// Where a stage's messages go: `per_event` messages to `topic` for each event taken (after
+/// n events, n × `per_event` rounded down in all: 2.4 gives 2, 2, 3, 2, 3, ...).
 #[derive(Debug, Clone)]
 pub struct Output {
     pub topic: String,
