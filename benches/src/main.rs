@@ -119,6 +119,10 @@ struct Args {
     /// the same run.
     #[arg(long)]
     floor_produced: Option<f64>,
+    /// Where the report and its charts go (default `benches/results/`, or
+    /// `benches/results/mock/` with `--mock-broker`).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
 }
 
 /// Partitions of every topic the harness creates (channel topics: `--channel-partitions`).
@@ -946,10 +950,14 @@ async fn main() -> Result<(), Error> {
     }
     let md = markdown(&reports, args.events, args.secs, &parts);
     println!("\n{md}");
-    let mut dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
-    if args.mock_broker {
-        dir.push("mock");
-    }
+    let dir = args.out.clone().unwrap_or_else(|| {
+        let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+        if args.mock_broker {
+            results.join("mock")
+        } else {
+            results
+        }
+    });
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("report.md"), &md)?;
     plots(&reports, &dir)?;
