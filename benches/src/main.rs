@@ -119,6 +119,12 @@ struct Args {
     /// the same run.
     #[arg(long)]
     floor_produced: Option<f64>,
+    /// Before each measured drain, drain this many backlogs of the same customers
+    /// unmeasured (each about five events a customer), so that the measured events are of
+    /// returning customers (identifiers known, records stored) as in a deployment that has
+    /// been running; 0: every customer is new.
+    #[arg(long, default_value_t = 0)]
+    returning: u64,
     /// Where the report and its charts go (default `benches/results/`, or
     /// `benches/results/mock/` with `--mock-broker`).
     #[arg(long)]
@@ -171,6 +177,8 @@ struct Parts {
     fetch_wait_ms: u32,
     channel_partitions: i32,
     warmup: Duration,
+    /// Backlogs of the same customers drained before each measured one (`--returning`).
+    returning: u64,
 }
 
 impl Parts {
@@ -475,6 +483,20 @@ struct Drain {
     produced: f64,
 }
 
+/// Produces `n` generated events (of `n / 5` customers, drawn with `seed`) to the channel
+/// topics.
+async fn backlog(parts: &Parts, config: &Config, n: u64, seed: u64) -> Result<(), Error> {
+    let records: Vec<OutRecord> = events(n, seed)
+        .iter()
+        .map(|e| record(&parts.codec, config, e))
+        .collect::<Result<_, _>>()?;
+    let p = producer(config)?;
+    for chunk in records.chunks(10_000) {
+        produce_all(&p, chunk).await?;
+    }
+    Ok(())
+}
+
 /// Drains a backlog of `n` events.
 async fn throughput(
     system: System,
@@ -483,14 +505,19 @@ async fn throughput(
     floor_produced: Option<f64>,
 ) -> Result<Drain, Error> {
     let config = parts.config().await?;
-    let records: Vec<OutRecord> = events(n, 1)
-        .iter()
-        .map(|e| record(&parts.codec, &config, e))
-        .collect::<Result<_, _>>()?;
-    let p = producer(&config)?;
-    for chunk in records.chunks(10_000) {
-        produce_all(&p, chunk).await?;
+    if parts.returning > 0 {
+        // The same customers' other events (other seeds), drained by the same consumer
+        // groups and state first; the measured drain continues from their offsets.
+        for seed in 2..2 + parts.returning {
+            backlog(parts, &config, n, seed).await?;
+        }
+        let first = start(system, parts, &config, floor_produced).await?;
+        first
+            .drain(n * parts.returning, Duration::from_secs(1800))
+            .await?;
+        first.stop().await;
     }
+    backlog(parts, &config, n, 1).await?;
     let cpu0 = parts.cpu();
     let running = start(system, parts, &config, floor_produced).await?;
     let (secs, joined) = running.drain(n, Duration::from_secs(900)).await?;
@@ -718,9 +745,17 @@ fn markdown(reports: &[Report], backlog: u64, secs: u64, parts: &Parts) -> Strin
         .linger_ms
         .map_or("Switchboard's default".to_owned(), |l| l.to_string());
     md.push_str(&format!(
-        "Backlog {backlog} events; {secs} s measured per offered rate, after {} s offered unmeasured; \
+        "Backlog {backlog} events of {}; {secs} s measured per offered rate, after {} s offered unmeasured; \
          {broker} and redis-server on this machine; producers' `linger.ms` {linger}, consumers' \
          `fetch.wait.max.ms` {}, {} partitions per channel topic.\n\n",
+        if parts.returning > 0 {
+            format!(
+                "returning customers (each drain after {} unmeasured backlogs of the same customers: identifiers known, records stored)",
+                parts.returning
+            )
+        } else {
+            "new customers".to_owned()
+        },
         parts.warmup.as_secs(),
         parts.fetch_wait_ms,
         parts.channel_partitions
@@ -860,6 +895,7 @@ async fn main() -> Result<(), Error> {
         fetch_wait_ms: args.fetch_wait_ms,
         channel_partitions: args.channel_partitions,
         warmup: Duration::from_secs(args.warmup_secs),
+        returning: args.returning,
     };
     if args.scale {
         return scale_report(&parts, &args).await;
