@@ -728,12 +728,17 @@ struct Report {
     cpu: [f64; 3],
     /// Every drain's events/s, in the order run.
     rounds: Vec<f64>,
-    /// Messages the engine (or the floor's engine stage) produced per event.
-    produced: f64,
     latency: Vec<LatencyRow>,
 }
 
-fn markdown(reports: &[Report], backlog: u64, secs: u64, parts: &Parts) -> String {
+/// The report; `floor_produced` is the floor's messages per event, when it ran.
+fn markdown(
+    reports: &[Report],
+    backlog: u64,
+    secs: u64,
+    parts: &Parts,
+    floor_produced: Option<f64>,
+) -> String {
     let mut md = String::new();
     let broker = match &parts.broker {
         Broker::Tansu(_) => "tansu (memory)",
@@ -791,13 +796,13 @@ fn markdown(reports: &[Report], backlog: u64, secs: u64, parts: &Parts) -> Strin
             ));
         }
     }
-    if let Some(floor) = find(System::Floor) {
+    if let (Some(_), Some(produced)) = (find(System::Floor), floor_produced) {
         md.push_str(&format!(
             "\nThe floor carries Switchboard's traffic with nothing in between: two hops, a \
              Redis GET per event in the first, a GET and then a SET per event in the second, \
              and {:.2} messages produced per event by the second (what Switchboard's engine \
              produced per event in its drain), one of them to the output read for latency.\n",
-            floor.produced
+            produced
         ));
     }
     md.push_str("\n| system | offered events/s | achieved | samples | p50 ms | p99 ms | p999 ms | cores busy: pipeline / tansu / Redis |\n|---|---:|---:|---:|---:|---:|---:|---|\n");
@@ -974,17 +979,13 @@ async fn main() -> Result<(), Error> {
             rate,
             cpu,
             rounds,
-            produced: match system {
-                System::Baseline => 1.0,
-                _ => floor_produced.unwrap_or(f64::NAN),
-            },
             latency,
         });
     }
     if args.only.is_some() || args.no_latency || args.max_rate.is_some() {
         return Ok(()); // a partial run does not replace the report
     }
-    let md = markdown(&reports, args.events, args.secs, &parts);
+    let md = markdown(&reports, args.events, args.secs, &parts, floor_produced);
     println!("\n{md}");
     let dir = args.out.clone().unwrap_or_else(|| {
         let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
