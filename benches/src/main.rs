@@ -287,7 +287,10 @@ impl Running {
         let mut first = None;
         while (self.progress)() < n {
             if t0.elapsed() > limit {
-                return Err(format!("{n} events not drained in {limit:?}").into());
+                let through = (self.progress)();
+                return Err(
+                    format!("{n} events not drained in {limit:?} ({through} through)").into(),
+                );
             }
             if first.is_none() && (self.started)() {
                 first = Some(Instant::now());
@@ -490,9 +493,44 @@ async fn backlog(parts: &Parts, config: &Config, n: u64, seed: u64) -> Result<()
         .iter()
         .map(|e| record(&parts.codec, config, e))
         .collect::<Result<_, _>>()?;
+    if matches!(parts.broker, Broker::Mock(_)) {
+        fits_mock_partitions(&records, parts.channel_partitions)?;
+    }
     let p = producer(config)?;
     for chunk in records.chunks(10_000) {
         produce_all(&p, chunk).await?;
+    }
+    Ok(())
+}
+
+/// What librdkafka's mock cluster keeps of a partition (`rdkafka_mock.c`: `max_size`,
+/// `max_cnt`): it drops the oldest message sets beyond either, so a bigger backlog would lose
+/// its first events before any system read them, and the drain would never end.
+const MOCK_PARTITION_BYTES: usize = 5 * 1024 * 1024;
+const MOCK_PARTITION_RECORDS: usize = 100_000;
+
+/// Refuses a backlog that the mock cluster would not keep whole: the biggest channel topic's
+/// share per partition, with a tenth to spare for keys landing unevenly.
+fn fits_mock_partitions(records: &[OutRecord], partitions: i32) -> Result<(), Error> {
+    let mut per_topic: HashMap<&str, (usize, usize)> = HashMap::new();
+    for r in records {
+        let (count, bytes) = per_topic.entry(&r.topic).or_default();
+        *count += 1;
+        *bytes += r.payload.len() + r.key.as_ref().map_or(0, Vec::len) + 20;
+    }
+    let partitions = usize::try_from(partitions.max(1)).unwrap_or(1);
+    for (topic, (count, bytes)) in per_topic {
+        let (count, bytes) = (count * 11 / 10 / partitions, bytes * 11 / 10 / partitions);
+        if count > MOCK_PARTITION_RECORDS || bytes > MOCK_PARTITION_BYTES {
+            return Err(format!(
+                "the backlog is too big for the mock cluster: {topic} would hold about {count} \
+                 records and {} MB a partition, and it keeps {MOCK_PARTITION_RECORDS} and {} MB \
+                 (the oldest are dropped); give a smaller backlog or more --channel-partitions",
+                bytes / (1024 * 1024),
+                MOCK_PARTITION_BYTES / (1024 * 1024),
+            )
+            .into());
+        }
     }
     Ok(())
 }
@@ -1065,4 +1103,30 @@ fn save_scale(md: &str) -> Result<(), Error> {
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("scale.md"), md)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(n: usize, bytes: usize) -> Vec<OutRecord> {
+        (0..n)
+            .map(|_| OutRecord {
+                topic: "t.events.web".into(),
+                key: None,
+                payload: vec![0; bytes],
+                headers: Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_backlog_the_mock_cluster_would_truncate_is_refused() {
+        // 6 partitions of 400 000 records of 100 bytes: 66 667 records, 7.6 MB a partition.
+        let err = fits_mock_partitions(&records(400_000, 100), 6).unwrap_err();
+        assert!(err.to_string().contains("t.events.web"), "{err}");
+        // The same over 12 partitions keeps 3.8 MB each; 650 000 tiny records are too many.
+        assert!(fits_mock_partitions(&records(400_000, 100), 12).is_ok());
+        assert!(fits_mock_partitions(&records(650_000, 1), 6).is_err());
+    }
 }
