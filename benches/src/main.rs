@@ -76,8 +76,8 @@ struct Args {
     /// profiling at a given load; the report is not written).
     #[arg(long)]
     max_rate: Option<f64>,
-    /// Run on librdkafka's in-process mock cluster instead of tansu (the broker's CPU then
-    /// counts as the pipeline's; the report goes to `benches/results/mock/`).
+    /// Run on librdkafka's in-process mock cluster instead of tansu (its thread's CPU is
+    /// the broker's; the report goes to `benches/results/mock/`).
     #[arg(long)]
     mock_broker: bool,
     /// Measure scale instead (timers, memory per profile, population) into
@@ -154,12 +154,23 @@ impl System {
 /// The broker every phase shares.
 enum Broker {
     Tansu(TansuBroker),
-    /// librdkafka's in-process mock cluster: no fetch floor, its CPU counted in the
-    /// pipeline's; for what the pipeline's own latency is.
+    /// librdkafka's in-process mock cluster: no fetch floor, its thread's CPU counted apart
+    /// from the pipeline's; for what the pipeline's own latency is.
     Mock(MockKafka),
 }
 
+/// The mock cluster's broker thread (librdkafka names it so).
+const MOCK_THREAD: &str = "rdk:mock";
+
 impl Broker {
+    /// Its name in reports.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Tansu(_) => "tansu",
+            Self::Mock(_) => "mock cluster",
+        }
+    }
+
     fn bootstrap(&self) -> String {
         match self {
             Self::Tansu(t) => t.bootstrap(),
@@ -230,14 +241,20 @@ impl Parts {
         Ok(Arc::new(c))
     }
 
-    /// CPU seconds so far of this process (the pipeline under test), tansu and Redis.
+    /// CPU seconds so far of the pipeline under test, the broker and Redis. The mock
+    /// cluster runs in this process: its thread's time is the broker's.
     fn cpu(&self) -> [f64; 3] {
+        let process = cpu::seconds("self");
+        let (pipeline, broker) = match &self.broker {
+            Broker::Tansu(t) => (process, cpu::seconds(&t.pid().to_string())),
+            Broker::Mock(_) => {
+                let mock = cpu::threads_named(MOCK_THREAD);
+                (process - mock, mock)
+            }
+        };
         [
-            cpu::seconds("self"),
-            match &self.broker {
-                Broker::Tansu(t) => cpu::seconds(&t.pid().to_string()),
-                Broker::Mock(_) => 0.0,
-            },
+            pipeline,
+            broker,
             cpu::seconds(&self.redis.pid().to_string()),
         ]
     }
@@ -299,6 +316,22 @@ impl Running {
         }
         let from = first.unwrap_or(t0);
         Ok((from.elapsed().as_secs_f64(), (from - t0).as_secs_f64()))
+    }
+
+    /// Messages produced, once the last batches are through: an event counts as drained when
+    /// the engine takes it, before its batch's transitions and commands are counted. Read
+    /// until two readings 100 ms apart agree (at most 5 s).
+    async fn settled_produced(&self) -> f64 {
+        let mut last = (self.produced)();
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = (self.produced)();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last
     }
 
     async fn stop(self) {
@@ -559,12 +592,12 @@ async fn throughput(
     let cpu0 = parts.cpu();
     let running = start(system, parts, &config, floor_produced).await?;
     let (secs, joined) = running.drain(n, Duration::from_secs(900)).await?;
-    let produced = (running.produced)() / n as f64;
+    let cpu1 = parts.cpu();
     println!(
         "{}: first event taken {joined:.2} s after the start, {n} drained {secs:.2} s later",
         system.name(),
     );
-    let cpu1 = parts.cpu();
+    let produced = running.settled_produced().await / n as f64;
     running.stop().await;
     let mut cpu = [0.0; 3];
     for ((out, after), before) in cpu.iter_mut().zip(cpu1).zip(cpu0) {
@@ -781,7 +814,7 @@ fn markdown(
     let broker = match &parts.broker {
         Broker::Tansu(_) => "tansu (memory)",
         Broker::Mock(_) => {
-            "librdkafka's mock cluster in the pipeline's process (its CPU counted as the pipeline's)"
+            "librdkafka's mock cluster in the pipeline's process (its thread's CPU counted as the broker's)"
         }
     };
     let linger = parts
@@ -803,7 +836,7 @@ fn markdown(
         parts.fetch_wait_ms,
         parts.channel_partitions
     ));
-    md.push_str("| system | sustained events/s (median) | every drain | CPU s per 1 M events: pipeline | tansu | Redis | total |\n|---|---:|---|---:|---:|---:|---:|\n");
+    md.push_str(&format!("| system | sustained events/s (median) | every drain | CPU s per 1 M events: pipeline | {} | Redis | total |\n|---|---:|---|---:|---:|---:|---:|\n", parts.broker.name()));
     for r in reports {
         let rounds: Vec<String> = r.rounds.iter().map(|x| format!("{x:.0}")).collect();
         md.push_str(&format!(
@@ -843,7 +876,7 @@ fn markdown(
             produced
         ));
     }
-    md.push_str("\n| system | offered events/s | achieved | samples | p50 ms | p99 ms | p999 ms | cores busy: pipeline / tansu / Redis |\n|---|---:|---:|---:|---:|---:|---:|---|\n");
+    md.push_str(&format!("\n| system | offered events/s | achieved | samples | p50 ms | p99 ms | p999 ms | cores busy: pipeline / {} / Redis |\n|---|---:|---:|---:|---:|---:|---:|---|\n", parts.broker.name()));
     for r in reports {
         for l in &r.latency {
             md.push_str(&format!(
@@ -965,11 +998,12 @@ async fn main() -> Result<(), Error> {
         for (system, drains) in systems.iter().zip(&mut drains) {
             let d = throughput(*system, &parts, args.events, floor_produced).await?;
             println!(
-                "{} (drain {}): {:.0} events/s, CPU s per 1 M events: pipeline {:.1}, tansu {:.1}, Redis {:.1}",
+                "{} (drain {}): {:.0} events/s, CPU s per 1 M events: pipeline {:.1}, {} {:.1}, Redis {:.1}",
                 system.name(),
                 round + 1,
                 d.rate,
                 d.cpu[0],
+                parts.broker.name(),
                 d.cpu[1],
                 d.cpu[2]
             );
@@ -998,7 +1032,7 @@ async fn main() -> Result<(), Error> {
         };
         for l in &latency {
             println!(
-                "{}: offered {:.0}/s achieved {:.0}/s: p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms ({} samples); cores busy: pipeline {:.2}, tansu {:.2}, Redis {:.2}; {}",
+                "{}: offered {:.0}/s achieved {:.0}/s: p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms ({} samples); cores busy: pipeline {:.2}, {} {:.2}, Redis {:.2}; {}",
                 system.name(),
                 l.offered,
                 l.achieved,
@@ -1007,6 +1041,7 @@ async fn main() -> Result<(), Error> {
                 l.p999,
                 l.samples,
                 l.busy[0],
+                parts.broker.name(),
                 l.busy[1],
                 l.busy[2],
                 l.batches

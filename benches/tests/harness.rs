@@ -47,8 +47,19 @@ fn one_command_measures_the_three_systems_and_writes_the_report() {
         for row in offered {
             let samples: u64 = cell(row, 4).parse().expect("a sample count");
             assert!(samples > 0, "no event timed: {row}");
+            // The mock cluster runs in the harness's process: its thread's CPU is the
+            // broker's, apart from the pipeline's (both busy while a rate is offered).
+            let busy: Vec<f64> = cell(row, 8)
+                .split('/')
+                .map(|c| c.parse().expect("cores busy"))
+                .collect();
+            assert!(busy.len() == 3 && busy[0] > 0.0 && busy[1] > 0.0, "{row}");
         }
     }
+    assert!(
+        report.contains("| mock cluster | Redis | total |"),
+        "the drain table does not name the broker\n{report}"
+    );
     for ratio in [
         "Ratio switchboard / baseline: **",
         "Ratio floor / baseline: **",
