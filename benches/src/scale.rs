@@ -17,7 +17,10 @@ use switchboard_pipeline::state::{RedisStateStore, StateStore, timer_member};
 use switchboard_redis::connect;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Error, Parts, System, record, start};
+use crate::Error;
+use crate::drain::record;
+use crate::parts::{Parts, System};
+use crate::systems::start;
 
 /// What filling and firing `count` timers cost.
 pub struct Timers {
@@ -279,7 +282,7 @@ pub struct Population {
     pub population: u64,
     pub events: u64,
     pub rate: f64,
-    /// CPU seconds per million events: the pipeline, tansu, Redis.
+    /// CPU seconds per million events: the pipeline, the broker, Redis.
     pub cpu: [f64; 3],
 }
 
