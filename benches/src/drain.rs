@@ -70,12 +70,12 @@ pub(crate) async fn backlog(
 /// What librdkafka's mock cluster keeps of a partition (`rdkafka_mock.c`: `max_size`,
 /// `max_cnt`): it drops the oldest message sets beyond either, so a bigger backlog would lose
 /// its first events before any system read them, and the drain would never end.
-pub(crate) const MOCK_PARTITION_BYTES: usize = 5 * 1024 * 1024;
-pub(crate) const MOCK_PARTITION_RECORDS: usize = 100_000;
+const MOCK_PARTITION_BYTES: usize = 5 * 1024 * 1024;
+const MOCK_PARTITION_RECORDS: usize = 100_000;
 
 /// Refuses a backlog that the mock cluster would not keep whole: the biggest channel topic's
 /// share per partition, with a tenth to spare for keys landing unevenly.
-pub(crate) fn fits_mock_partitions(records: &[OutRecord], partitions: i32) -> Result<(), Error> {
+fn fits_mock_partitions(records: &[OutRecord], partitions: i32) -> Result<(), Error> {
     let mut per_topic: HashMap<&str, (usize, usize)> = HashMap::new();
     for r in records {
         let (count, bytes) = per_topic.entry(&r.topic).or_default();
@@ -157,7 +157,7 @@ mod tests {
     }
 
     #[test]
-    pub(crate) fn a_backlog_the_mock_cluster_would_truncate_is_refused() {
+    fn a_backlog_the_mock_cluster_would_truncate_is_refused() {
         // 6 partitions of 400 000 records of 100 bytes: 66 667 records, 7.6 MB a partition.
         let err = fits_mock_partitions(&records(400_000, 100), 6).unwrap_err();
         assert!(err.to_string().contains("t.events.web"), "{err}");

@@ -20,7 +20,7 @@ use crate::parts::{Parts, System};
 use crate::systems::{output, start};
 
 /// What the latency runs offer: these fractions of the sustained rate.
-pub(crate) const FRACTIONS: [f64; 3] = [0.1, 0.5, 0.9];
+const FRACTIONS: [f64; 3] = [0.1, 0.5, 0.9];
 
 /// Percentiles (p50, p99, p999) in milliseconds.
 pub(crate) fn percentiles(mut ms: Vec<f64>) -> (f64, f64, f64) {
@@ -69,7 +69,7 @@ pub(crate) async fn latency(
 /// its own: the mock cluster finds a fetch's offset by scanning every message set of the
 /// partition (`rd_kafka_mock_msgset_find`, "FIXME: Maintain an index"), which on a log
 /// written in small batches for a minute took 39 % of the process's CPU.
-pub(crate) async fn latency_at(
+async fn latency_at(
     system: System,
     parts: &Parts,
     rate: f64,

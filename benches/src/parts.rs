@@ -39,7 +39,7 @@ pub(crate) enum Broker {
 }
 
 /// The mock cluster's broker thread (librdkafka names it so).
-pub(crate) const MOCK_THREAD: &str = "rdk:mock";
+const MOCK_THREAD: &str = "rdk:mock";
 
 impl Broker {
     /// Its name in reports.
@@ -50,7 +50,17 @@ impl Broker {
         }
     }
 
-    pub(crate) fn bootstrap(&self) -> String {
+    /// What it is, for a report's header.
+    pub(crate) fn description(&self) -> &'static str {
+        match self {
+            Self::Tansu(_) => "tansu (memory)",
+            Self::Mock(_) => {
+                "librdkafka's mock cluster in the pipeline's process (its thread's CPU counted as the broker's)"
+            }
+        }
+    }
+
+    fn bootstrap(&self) -> String {
         match self {
             Self::Tansu(t) => t.bootstrap(),
             Self::Mock(m) => m.bootstrap(),

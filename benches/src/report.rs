@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::Error;
 use crate::latency::LatencyRow;
-use crate::parts::{Broker, Parts, System};
+use crate::parts::{Parts, System};
 use crate::plot;
 
 pub(crate) struct Report {
@@ -27,12 +27,7 @@ pub(crate) fn markdown(
     floor_produced: Option<f64>,
 ) -> String {
     let mut md = String::new();
-    let broker = match &parts.broker {
-        Broker::Tansu(_) => "tansu (memory)",
-        Broker::Mock(_) => {
-            "librdkafka's mock cluster in the pipeline's process (its thread's CPU counted as the broker's)"
-        }
-    };
+    let broker = parts.broker.description();
     let linger = parts
         .linger_ms
         .map_or("Switchboard's default".to_owned(), |l| l.to_string());
@@ -121,7 +116,7 @@ pub(crate) fn markdown(
 }
 
 /// The charts [`plots`] writes beside the report.
-pub(crate) const CHARTS: &str =
+const CHARTS: &str =
     "\n![sustained throughput](throughput.png)\n\n![latency against offered load](latency.png)\n";
 
 /// `latency.png` (percentiles against offered load) and `throughput.png` (each system's

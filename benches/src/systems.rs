@@ -239,7 +239,7 @@ pub(crate) async fn start(
 }
 
 /// The sum of a counter's series; only those with a label of value `label` when given.
-pub(crate) fn counter_sum(families: &[MetricFamily], name: &str, label: Option<&str>) -> f64 {
+fn counter_sum(families: &[MetricFamily], name: &str, label: Option<&str>) -> f64 {
     families
         .iter()
         .filter(|f| f.name() == name)
