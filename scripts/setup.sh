@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs on a fresh Debian machine, and nothing that is already there:
-#   - OS packages: redis-server, prometheus (promtool), fonts-dejavu-core (the benchmark charts), and the C build deps of librdkafka;
-#   - tansu 0.6.0 (the Kafka-protocol broker for tests) into a cached tools folder,
-#     $SWITCHBOARD_TOOLS_DIR (default ~/.cache/switchboard-tools), reused when present.
+# Installs what the test suite and the load harness need on a fresh Debian machine, and
+# nothing that is already there:
+#   - OS packages: redis-server, prometheus (promtool), fonts-dejavu-core (the benchmark
+#     charts), the C build deps of librdkafka, and a JDK and Maven if missing;
+#   - Apache Kafka's broker (the version pinned in scripts/kafka/pom.xml), fetched by Maven
+#     from Maven Central into $SWITCHBOARD_TOOLS_DIR/kafka-<version>/libs
+#     (default ~/.cache/switchboard-tools), once: about 45 MB, 10 to 30 s.
+# Nothing is downloaded from anywhere else. A second run installs nothing and takes a second.
+# The tests start their own redis-server and Kafka broker on free ports (crates/test-support).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 TOOLS_DIR="${SWITCHBOARD_TOOLS_DIR:-$HOME/.cache/switchboard-tools}"
-TANSU_VERSION=0.6.0
+POM=scripts/kafka/pom.xml
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")
+KAFKA_LIBS="$TOOLS_DIR/kafka-$KAFKA_VERSION/libs"
 
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
@@ -17,6 +25,8 @@ dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
 command -v make >/dev/null || need_apt+=(make)
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need_apt+=(maven)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 
 if ((${#need_apt[@]})); then
@@ -28,15 +38,15 @@ if ((${#need_apt[@]})); then
   $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
 fi
 
-tansu="$TOOLS_DIR/bin/tansu"
-if [[ -x "$tansu" ]] && "$tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
-  :
-else
-  echo "setup: building tansu $TANSU_VERSION into $TOOLS_DIR (about 10 minutes on 2 cores, once)"
-  mkdir -p "$TOOLS_DIR"
-  CARGO_TARGET_DIR="$TOOLS_DIR/build" cargo install tansu --locked --version "$TANSU_VERSION" \
-    --features dynostore --root "$TOOLS_DIR" --quiet
-  rm -rf "$TOOLS_DIR/build"
+if ! compgen -G "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" >/dev/null; then
+  echo "setup: fetching Apache Kafka $KAFKA_VERSION from Maven Central into $KAFKA_LIBS (once)"
+  rm -rf "$KAFKA_LIBS.partial"
+  mvn --batch-mode --quiet -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.partial"
+  rm -rf "$KAFKA_LIBS"
+  mv "$KAFKA_LIBS.partial" "$KAFKA_LIBS"
 fi
 
-echo "setup: redis-server $(redis-server --version | awk '{print $3}'), tansu at $tansu, promtool $(promtool --version 2>&1 | head -1 | awk '{print $3}')"
+echo "setup: redis-server $(redis-server --version | awk '{print $3}')," \
+  "Apache Kafka $KAFKA_VERSION in $KAFKA_LIBS ($(java -version 2>&1 | head -1))," \
+  "promtool $(promtool --version 2>&1 | head -1 | awk '{print $3}')"

@@ -95,6 +95,15 @@ fn compose_stack_has_every_service_and_its_files_exist() {
             .contains("controller"),
         "Kafka runs in KRaft mode"
     );
+    // The stack runs the major version of Kafka the tests and benchmarks run on.
+    let image = compose["services"]["kafka"]["image"].as_str().unwrap();
+    let major = |v: &str| v.split('.').next().unwrap_or_default().to_owned();
+    assert_eq!(
+        image.strip_prefix("apache/kafka:").map(major),
+        Some(major(switchboard_test_support::kafka_version())),
+        "docker-compose's {image} against the test broker's Kafka {}",
+        switchboard_test_support::kafka_version()
+    );
     let redis = compose["services"]["redis"]["command"].to_string();
     assert!(
         redis.contains("--appendonly") && redis.contains("yes"),

@@ -1,6 +1,5 @@
 //! One engine partition driven by hand (no consumer group, no tick): what its outbox leaves
-//! behind for the next owner of the partition. The producer talks to librdkafka's mock
-//! cluster; the state is the in-memory store, whose outbox semantics the state conformance
+//! behind for the next owner of the partition. The producer talks to Apache Kafka; the state is the in-memory store, whose outbox semantics the state conformance
 //! suite holds equal to Redis's.
 
 mod support;
@@ -18,7 +17,7 @@ use switchboard_pipeline::engine::{Engine, EngineWorkers};
 use switchboard_pipeline::output::Publisher;
 use switchboard_pipeline::services::producer;
 use switchboard_pipeline::state::{MemoryStateStore, StateStore};
-use switchboard_test_support::{isolated_config, mock_cluster};
+use switchboard_test_support::{KafkaBroker, isolated_config};
 use tokio_util::sync::CancellationToken;
 
 /// An app install of customer `n` as the stitcher publishes it, at `offset` of partition 0.
@@ -56,14 +55,14 @@ async fn install(codec: &Codec<LocalSchemas>, topic: &str, n: u32, offset: i64) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_partition_clears_what_it_published_so_the_next_owner_does_not_send_it_again() {
-    let kafka = mock_cluster(1);
+    let kafka = KafkaBroker::shared();
     let config = Arc::new(isolated_config(
         kafka.bootstrap(),
         "redis://unused".into(),
         1,
     ));
     for t in switchboard_kafka::topic_plan(&config.topics) {
-        kafka.create_topic(&t.name, t.partitions);
+        kafka.create_topic(&t.name, t.partitions).await;
     }
     let codec = Arc::new(Codec::new(LocalSchemas::embedded().unwrap()).await.unwrap());
     let store = Arc::new(MemoryStateStore::new());

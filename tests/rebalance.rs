@@ -125,8 +125,7 @@ async fn stitchers_joining_and_leaving_mid_stream_keep_each_customers_order_and_
 /// the first leaves; then every event has moved a journey, each customer's in order, and no
 /// send went out under two ids.
 async fn members_join_and_leave(service: Service) {
-    let mut r =
-        Running::parts_on_mock(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/journeys"))).await;
+    let mut r = Running::parts(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/journeys"))).await;
     // A member the group cannot hear from is evicted after `session.timeout.ms`: librdkafka's
     // 45 s default let three slow rejoins on a busy machine outlast the wait below (each
     // round of the group came 45 s after the last). What is tested is order and loss across
@@ -259,8 +258,7 @@ fn consumed(r: &Running, profile: &str, event_id: &str, offset: i64) -> OwnedMes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_zombie_owner_is_fenced_and_publishes_nothing() {
-    let r =
-        Running::parts_on_mock(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/journeys"))).await;
+    let r = Running::parts(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/journeys"))).await;
     let redis = switchboard_redis::connect(&r.config.redis).await.unwrap();
     let store = Arc::new(RedisStateStore::new(
         redis,

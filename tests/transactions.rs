@@ -1,134 +1,176 @@
-//! Kafka transactions on librdkafka's mock cluster (tansu has none): with
-//! `kafka.transactions = true` each partition publishes through its own transactional
-//! producer and commits the consumed offsets in the same transaction; a read_committed
-//! reader sees every command exactly once.
+//! Kafka transactions. On Apache Kafka: with `kafka.transactions = true` each partition
+//! publishes through its own transactional producer and commits the consumed offsets in the
+//! same transaction, so a `read_committed` reader sees every command exactly once; a
+//! partition's producer from an older owner (a zombie) is fenced through its
+//! `transactional.id` and the group's generation, and nothing it sends becomes visible. On
+//! librdkafka's mock cluster, which can take a coordinator away: a publish caught by the
+//! outage returns and the next one commits.
+
+mod support;
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use switchboard_codec::{ChannelEvent, Codec, Framing, Identifier, LocalSchemas, SendCommand};
-use switchboard_config::Config;
-use switchboard_identity::MemoryIdentityStore;
-use switchboard_pipeline::Metrics;
-use switchboard_pipeline::catalog::{CatalogSource, watch_catalog};
-use switchboard_pipeline::output::{OutRecord, produce_all};
-use switchboard_pipeline::services::{producer, run_engine, run_stitcher};
-use switchboard_pipeline::state::MemoryStateStore;
-use switchboard_test_support::{mock_cluster, unique};
-use tokio_util::sync::CancellationToken;
+use support::{Running, event};
+use switchboard_codec::SendCommand;
+use switchboard_pipeline::output::{OutRecord, Publisher, Transactional, TxnMetrics};
+use switchboard_test_support::{KafkaBroker, mock_cluster, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_transactions_every_command_is_read_committed_exactly_once() {
-    let kafka = mock_cluster(3);
-    let mut config = Config::default();
-    config.kafka.bootstrap_servers = kafka.bootstrap();
-    config.kafka.transactions = true;
-    config.kafka.group_prefix = unique("txn");
-    config.topics.partitions = 3;
-    config.topics.replication_factor = 1;
-    for t in switchboard_kafka::topic_plan(&config.topics) {
-        kafka.create_topic(&t.name, t.partitions);
-    }
-    let config = Arc::new(config);
-    let codec = Arc::new(Codec::new(LocalSchemas::embedded().unwrap()).await.unwrap());
-    let registry = prometheus::Registry::new();
-    let metrics = Metrics::register(&registry).unwrap();
-    let stop = CancellationToken::new();
-    let source = CatalogSource {
-        journeys_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/journeys").into(),
-        policies_file: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/policies.yaml").into()),
-        default_policies: String::new(),
-    };
-    let catalog = watch_catalog(
-        source.clone(),
-        source.load().unwrap(),
-        Duration::from_secs(60),
-        metrics.clone(),
-        stop.clone(),
-    );
-    let stitcher = tokio::spawn(run_stitcher(
-        config.clone(),
-        codec.clone(),
-        Arc::new(MemoryIdentityStore::new()),
-        metrics.clone(),
-        stop.clone(),
-    ));
-    let engine = tokio::spawn(run_engine(
-        config.clone(),
-        codec.clone(),
-        Arc::new(MemoryStateStore::new()),
-        catalog,
-        metrics.clone(),
-        stop.clone(),
-    ));
-
+    let journeys = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/journeys"));
+    let mut r = Running::parts_configured(journeys, |c| c.kafka.transactions = true).await;
+    r.start_stitcher().await;
+    r.start_engine().await;
     let customers = 30;
-    let records: Vec<OutRecord> = (0..customers)
+    let installs: Vec<_> = (0..customers)
         .map(|n| {
-            let e = ChannelEvent {
-                event_id: format!("t{n}"),
-                event_type: "app.installed".into(),
-                channel: "app".into(),
-                occurred_at: switchboard_pipeline::now_ms(),
-                identifiers: vec![
-                    Identifier::new("customer_id", format!("T{n}")),
-                    Identifier::new("push_token", format!("tok-{n}")),
-                ],
-                attributes: Default::default(),
-                locale: None,
-                timezone: Some("UTC".into()),
-            };
-            OutRecord {
-                topic: "events.app".into(),
-                key: Some(format!("T{n}").into_bytes()),
-                payload: codec.encode(&e, Framing::Confluent).unwrap(),
-                headers: vec![],
-            }
+            let (id, token) = (format!("T{n}"), format!("tok-{n}"));
+            let ids = [("customer_id", id.as_str()), ("push_token", token.as_str())];
+            event(&format!("t{n}"), "app.installed", "app", &ids, &[])
         })
         .collect();
-    produce_all(&producer(&config).unwrap(), &records)
-        .await
-        .unwrap();
+    r.produce(&installs).await;
 
-    let reader = committed_reader(&kafka);
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition_offset("commands.push", p, rdkafka::Offset::Beginning)
-            .unwrap();
-    }
-    reader.assign(&tpl).unwrap();
-    let mut commands = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut stream = reader.stream();
-    while commands.len() < customers && Instant::now() < deadline {
-        if let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(1), stream.next()).await {
-            commands.push(
-                codec
-                    .decode::<SendCommand>(m.payload().unwrap())
-                    .await
-                    .unwrap(),
-            );
-        }
-    }
+    let mut commands = r
+        .commands_until(Duration::from_secs(90), |c| c.len() >= customers)
+        .await;
     // Nothing more arrives after everyone got theirs.
-    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(3), stream.next()).await {
-        commands.push(
-            codec
-                .decode::<SendCommand>(m.payload().unwrap())
-                .await
-                .unwrap(),
-        );
-    }
-    stop.cancel();
-    let _ = stitcher.await;
-    let _ = engine.await;
+    let read = commands.len();
+    commands.extend(
+        r.commands_until(Duration::from_secs(5), |c| c.len() > read)
+            .await
+            .into_iter()
+            .skip(read),
+    );
     let ids: BTreeSet<&str> = commands.iter().map(|c| c.command_id.as_str()).collect();
     assert_eq!(ids.len(), customers, "every customer got the welcome push");
     assert_eq!(commands.len(), customers, "and no command twice");
+    assert!(commands.iter().all(|c: &SendCommand| c.channel == "push"));
+    let committed = r.series("switchboard_transactions_total", "outcome");
+    assert!(
+        committed.get("committed").copied().unwrap_or(0.0) >= 2.0,
+        "the stitcher's and the engine's partitions committed transactions: {committed:?}"
+    );
+}
+
+/// A partition's owner that lost it (a zombie) keeps its producer. The new owner's producer,
+/// with the same `transactional.id`, fences it; and should the zombie start a producer again,
+/// the group coordinator refuses the offsets of a member that is no longer in the group, so
+/// its transaction aborts. A `read_committed` reader sees the zombie's output from before the
+/// handover and the new owner's, and nothing the zombie sent after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_zombie_owners_output_is_fenced_and_never_read() {
+    let kafka = KafkaBroker::shared();
+    let (input, output, group) = (unique("in"), unique("out"), unique("g"));
+    kafka.create_topic(&input, 1).await;
+    kafka.create_topic(&output, 1).await;
+    let input_records: Vec<OutRecord> =
+        (0..3).map(|n| record(&input, &format!("in-{n}"))).collect();
+    let plain: rdkafka::producer::FutureProducer = kafka.client_config().create().unwrap();
+    switchboard_pipeline::output::produce_all(&plain, &input_records)
+        .await
+        .unwrap();
+    let metrics = switchboard_pipeline::Metrics::register(&prometheus::Registry::new()).unwrap();
+    let mut txn_config = kafka.client_config();
+    txn_config.set("transactional.id", unique("txn"));
+
+    // The first owner takes the partition and commits its first transaction.
+    let first = member(kafka, &group, &input).await;
+    let zombie = Publisher::Transactional(
+        Transactional::start(
+            txn_config.clone(),
+            Arc::new(first.group_metadata().unwrap()),
+            &input,
+            0,
+            TxnMetrics::new(&metrics),
+        )
+        .await
+        .unwrap(),
+    );
+    zombie
+        .publish(&[record(&output, "before the handover")], Some(0))
+        .await
+        .unwrap();
+
+    // It leaves the group (as a member evicted by its session timeout would); a second member
+    // takes the partition and starts its producer under the same transactional.id.
+    drop(first);
+    let second = member(kafka, &group, &input).await;
+    let owner = Publisher::Transactional(
+        Transactional::start(
+            txn_config,
+            Arc::new(second.group_metadata().unwrap()),
+            &input,
+            0,
+            TxnMetrics::new(&metrics),
+        )
+        .await
+        .unwrap(),
+    );
+
+    for attempt in ["zombie, fenced producer", "zombie, new producer"] {
+        let late = zombie.publish(&[record(&output, attempt)], Some(1)).await;
+        assert!(late.is_err(), "{attempt}: committed");
+    }
+    // The zombie's second producer fenced the owner's: the owner starts another and commits.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Err(e) = owner
+        .publish(&[record(&output, "after the handover")], Some(1))
+        .await
+    {
+        assert!(Instant::now() < deadline, "the owner never committed: {e}");
+    }
+
+    let reader = committed_reader(kafka.client_config());
+    reader.subscribe(&[&output]).unwrap();
+    let mut read = Vec::new();
+    let mut stream = reader.stream();
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+        read.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+    }
+    assert_eq!(read, ["before the handover", "after the handover"]);
+    let offsets = second
+        .committed(Duration::from_secs(10))
+        .unwrap()
+        .find_partition(&input, 0)
+        .map(|p| p.offset());
+    assert_eq!(
+        offsets,
+        Some(rdkafka::Offset::Offset(2)),
+        "the owner's offset, not the zombie's"
+    );
+}
+
+fn record(topic: &str, payload: &str) -> OutRecord {
+    OutRecord {
+        topic: topic.to_owned(),
+        key: Some(b"k".to_vec()),
+        payload: payload.as_bytes().to_vec(),
+        headers: vec![],
+    }
+}
+
+/// A member of `group` that has been assigned `topic`'s partition (it read a record).
+async fn member(kafka: &KafkaBroker, group: &str, topic: &str) -> StreamConsumer {
+    let c: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    c.subscribe(&[topic]).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), c.recv())
+        .await
+        .expect("the member is assigned the partition")
+        .unwrap();
+    c
 }
 
 /// librdkafka#5456: `send_offsets_to_transaction` blocks past its timeout while the group
@@ -138,7 +180,6 @@ async fn with_transactions_every_command_is_read_committed_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_publish_caught_by_a_group_coordinator_outage_returns_then_commits_once() {
     use rdkafka::mocking::MockCoordinator;
-    use switchboard_pipeline::output::{Publisher, Transactional, TxnMetrics};
 
     let kafka = mock_cluster(3);
     let c = &kafka.cluster;
@@ -216,7 +257,7 @@ async fn a_publish_caught_by_a_group_coordinator_outage_returns_then_commits_onc
     // and EndTxn writes no markers), so the abandoned transaction's record is visible here
     // too; on Kafka the new producer's InitProducerId aborts it. What the mock shows: the
     // committed record is there, after the abandoned one.
-    let reader = committed_reader(&kafka);
+    let reader = committed_reader(kafka.client_config());
     reader.subscribe(&[&output]).unwrap();
     let mut read = Vec::new();
     let mut stream = reader.stream();
@@ -231,9 +272,8 @@ async fn a_publish_caught_by_a_group_coordinator_outage_returns_then_commits_onc
 }
 
 /// A consumer of committed records only, from the beginning, in a group of its own.
-fn committed_reader(kafka: &switchboard_test_support::MockKafka) -> StreamConsumer {
-    kafka
-        .client_config()
+fn committed_reader(mut config: rdkafka::ClientConfig) -> StreamConsumer {
+    config
         .set("group.id", unique("reader"))
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")

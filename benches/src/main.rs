@@ -1,6 +1,6 @@
 //! The load harness: Switchboard against a baseline Kafka → Redis → Kafka pipeline, and
 //! against the floor (Switchboard's Kafka and Redis traffic with nothing in between), on the
-//! same tansu broker and redis-server, in one run.
+//! same Apache Kafka broker and redis-server, in one run.
 //!
 //! For each system ([`systems`]): the sustained rate draining a backlog ([`drain`]: events/s,
 //! CPU seconds per million events of the pipeline, the broker and Redis), then latency from
@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use switchboard_codec::{Codec, LocalSchemas};
-use switchboard_test_support::{RedisServer, TansuBroker, mock_cluster};
+use switchboard_test_support::{KafkaBroker, RedisServer, mock_cluster};
 
 use crate::drain::{Drain, throughput};
 use crate::latency::latency;
@@ -40,7 +40,8 @@ pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Measures the baseline, Switchboard and the floor on one tansu and one redis-server, and
+/// Measures the baseline, Switchboard and the floor on one Apache Kafka broker and one
+/// redis-server, and
 /// writes `benches/results/`.
 #[derive(Debug, Parser)]
 struct Args {
@@ -64,7 +65,7 @@ struct Args {
     /// profiling at a given load; the report is not written).
     #[arg(long)]
     max_rate: Option<f64>,
-    /// Run on librdkafka's in-process mock cluster instead of tansu (its thread's CPU is
+    /// Run on librdkafka's in-process mock cluster instead of Apache Kafka (its thread's CPU is
     /// the broker's; the report goes to `benches/results/mock/`).
     #[arg(long)]
     mock_broker: bool,
@@ -126,7 +127,7 @@ async fn main() -> Result<(), Error> {
         broker: if args.mock_broker {
             Broker::Mock(mock_cluster(1))
         } else {
-            Broker::Tansu(TansuBroker::start())
+            Broker::Kafka(KafkaBroker::start())
         },
         redis: RedisServer::start(),
         codec: Arc::new(Codec::new(LocalSchemas::embedded()?).await?),
@@ -242,7 +243,10 @@ async fn main() -> Result<(), Error> {
 }
 
 async fn scale_report(parts: &Parts, args: &Args) -> Result<(), Error> {
-    let mut md = String::from("Scale, on tansu (memory) and redis-server on this machine.\n\n");
+    let mut md = format!(
+        "Scale, on {} and redis-server on this machine.\n\n",
+        parts.broker.description()
+    );
     let m = scale::memory_per_profile(parts, args.profiles).await?;
     println!(
         "memory: {:.0} bytes per profile ({} customers)",
@@ -277,11 +281,11 @@ async fn scale_report(parts: &Parts, args: &Args) -> Result<(), Error> {
         t.longest_call_us,
         if t.longest_call.is_empty() { "none over 100 µs" } else { &t.longest_call }
     ));
-    md.push_str("\n### Cost per event as the population grows\n\nThe population's identity graph (7 identifiers a customer) is written first by the stitcher's own algorithm straight into Redis (not measured); then generated events of those customers go through Kafka and the pipeline, measured. Their engine records are created by their first measured event.\n\n| known profiles | events | events/s | CPU s per 1 M events: pipeline | tansu | Redis |\n|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("\n### Cost per event as the population grows\n\nThe population's identity graph (7 identifiers a customer) is written first by the stitcher's own algorithm straight into Redis (not measured); then generated events of those customers go through Kafka and the pipeline, measured. Their engine records are created by their first measured event.\n\n| known profiles | events | events/s | CPU s per 1 M events: pipeline | Kafka | Redis |\n|---:|---:|---:|---:|---:|---:|\n");
     for &n in &args.population {
         let p = scale::population(parts, n, args.population_events).await?;
         println!(
-            "population {}: {:.0} events/s, CPU per 1 M events: pipeline {:.1}, tansu {:.1}, Redis {:.1}",
+            "population {}: {:.0} events/s, CPU per 1 M events: pipeline {:.1}, Kafka {:.1}, Redis {:.1}",
             p.population, p.rate, p.cpu[0], p.cpu[1], p.cpu[2]
         );
         md.push_str(&format!(

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use switchboard_codec::{Codec, LocalSchemas};
 use switchboard_config::Config;
-use switchboard_test_support::{MockKafka, RedisServer, TansuBroker, isolated_config, name_topics};
+use switchboard_test_support::{
+    KafkaBroker, MockKafka, RedisServer, isolated_config, kafka_version, name_topics,
+};
 
 use crate::Error;
 use crate::cpu;
@@ -32,7 +34,8 @@ impl System {
 
 /// The broker every phase shares.
 pub(crate) enum Broker {
-    Tansu(TansuBroker),
+    /// Apache Kafka (KRaft, one node, its own JVM): what users run.
+    Kafka(KafkaBroker),
     /// librdkafka's in-process mock cluster: no fetch floor, its thread's CPU counted apart
     /// from the pipeline's; for what the pipeline's own latency is.
     Mock(MockKafka),
@@ -45,24 +48,25 @@ impl Broker {
     /// Its name in reports.
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            Self::Tansu(_) => "tansu",
+            Self::Kafka(_) => "Kafka",
             Self::Mock(_) => "mock cluster",
         }
     }
 
     /// What it is, for a report's header.
-    pub(crate) fn description(&self) -> &'static str {
+    pub(crate) fn description(&self) -> String {
         match self {
-            Self::Tansu(_) => "tansu (memory)",
-            Self::Mock(_) => {
-                "librdkafka's mock cluster in the pipeline's process (its thread's CPU counted as the broker's)"
-            }
+            Self::Kafka(_) => format!(
+                "Apache Kafka {} (KRaft, one node, one JVM with a 768 MiB heap)",
+                kafka_version()
+            ),
+            Self::Mock(_) => "librdkafka's mock cluster in the pipeline's process (its thread's CPU counted as the broker's)".to_owned(),
         }
     }
 
     fn bootstrap(&self) -> String {
         match self {
-            Self::Tansu(t) => t.bootstrap(),
+            Self::Kafka(k) => k.bootstrap(),
             Self::Mock(m) => m.bootstrap(),
         }
     }
@@ -118,7 +122,7 @@ impl Parts {
             }
         }
         match &self.broker {
-            Broker::Tansu(_) => {
+            Broker::Kafka(_) => {
                 switchboard_kafka::create_topics(&c.kafka, &plan).await?;
             }
             Broker::Mock(m) => {
@@ -135,7 +139,7 @@ impl Parts {
     pub(crate) fn cpu(&self) -> [f64; 3] {
         let process = cpu::seconds("self");
         let (pipeline, broker) = match &self.broker {
-            Broker::Tansu(t) => (process, cpu::seconds(&t.pid().to_string())),
+            Broker::Kafka(k) => (process, cpu::seconds(&k.pid().to_string())),
             Broker::Mock(_) => {
                 let mock = cpu::threads_named(MOCK_THREAD);
                 (process - mock, mock)

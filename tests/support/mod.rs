@@ -1,5 +1,6 @@
-//! A running Switchboard for end-to-end tests: tansu, redis-server, topics with unique names,
-//! and the stitcher and engine services started in-process against them.
+//! A running Switchboard for end-to-end tests: Apache Kafka (the test binary's shared broker),
+//! redis-server, topics with unique names, and the stitcher and engine services started
+//! in-process against them.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -22,24 +23,24 @@ use switchboard_pipeline::services::{producer, run_engine, run_stitcher};
 use switchboard_pipeline::state::RedisStateStore;
 use switchboard_redis::{Keys, RedisIdentityStore, connect};
 use switchboard_test_support::{
-    MockKafka, RedisServer, TansuBroker, isolated_config, mock_cluster, unique,
+    KafkaBroker, MockKafka, RedisServer, isolated_config, mock_cluster, unique,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub const POLICIES: &str = include_str!("../policies.yaml");
 
-/// The Kafka-protocol broker of a test: tansu, or librdkafka's mock cluster where the test
-/// needs what tansu lacks (transactions, faults, evicting members killed with SIGKILL).
+/// The Kafka-protocol broker of a test: Apache Kafka, shared by the tests of one binary, or
+/// librdkafka's mock cluster where the test injects broker faults.
 pub enum Broker {
-    Tansu(TansuBroker),
+    Kafka(&'static KafkaBroker),
     Mock(MockKafka),
 }
 
 impl Broker {
     pub fn bootstrap(&self) -> String {
         match self {
-            Self::Tansu(b) => b.bootstrap(),
+            Self::Kafka(b) => b.bootstrap(),
             Self::Mock(m) => m.bootstrap(),
         }
     }
@@ -66,20 +67,38 @@ impl Running {
 
     /// Starts the parts around a given `redis-server` (e.g. one with AOF).
     pub async fn parts_on(journeys: &Path, redis: RedisServer) -> Self {
-        Self::parts_with(journeys, redis, Broker::Tansu(TansuBroker::start())).await
+        Self::parts_with(
+            journeys,
+            redis,
+            Broker::Kafka(KafkaBroker::shared()),
+            |_| {},
+        )
+        .await
     }
 
-    /// Starts the parts on librdkafka's mock cluster of three brokers.
+    /// Starts the parts with a configuration changed by `configure` (e.g. transactions on).
+    pub async fn parts_configured(journeys: &Path, configure: impl FnOnce(&mut Config)) -> Self {
+        let broker = Broker::Kafka(KafkaBroker::shared());
+        Self::parts_with(journeys, RedisServer::start(), broker, configure).await
+    }
+
+    /// Starts the parts on librdkafka's mock cluster of three brokers, for injected faults.
     pub async fn parts_on_mock(journeys: &Path) -> Self {
         Self::parts_with(
             journeys,
             RedisServer::start(),
             Broker::Mock(mock_cluster(3)),
+            |_| {},
         )
         .await
     }
 
-    async fn parts_with(journeys: &Path, redis: RedisServer, broker: Broker) -> Self {
+    async fn parts_with(
+        journeys: &Path,
+        redis: RedisServer,
+        broker: Broker,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -89,9 +108,10 @@ impl Running {
         t.channels = ["web", "app", "email", "sms", "push", "pos"]
             .map(String::from)
             .to_vec();
+        configure(&mut config);
         let plan = switchboard_kafka::topic_plan(&config.topics);
         match &broker {
-            Broker::Tansu(_) => {
+            Broker::Kafka(_) => {
                 switchboard_kafka::create_topics(&config.kafka, &plan)
                     .await
                     .expect("create topics");
@@ -246,12 +266,14 @@ impl Running {
         produce_all(&self.producer, &[r]).await.unwrap();
     }
 
-    /// A consumer of every partition of `topics` from the beginning (assigned, no group).
+    /// A consumer of every partition of `topics` from the beginning (assigned, no group),
+    /// reading committed records only.
     pub fn consumer(&self, topics: &[String]) -> StreamConsumer {
         let c: StreamConsumer = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", self.broker.bootstrap())
             .set("group.id", unique("reader"))
             .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
             .create()
             .unwrap();
         let mut tpl = rdkafka::TopicPartitionList::new();

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{switchboard, text};
-use switchboard_test_support::{TansuBroker, unique};
+use switchboard_test_support::{KafkaBroker, unique};
 
 #[test]
 fn config_check_prints_the_effective_config_without_secrets() {
@@ -78,7 +78,7 @@ fn schemas_lists_every_record_with_id_and_fingerprint() {
 
 #[test]
 fn topics_create_then_produce_then_tail_on_a_real_broker() {
-    let broker = TansuBroker::start();
+    let broker = KafkaBroker::shared();
     let bootstrap = broker.bootstrap();
     let run = unique("cli");
     let config = tempfile::NamedTempFile::new().unwrap();

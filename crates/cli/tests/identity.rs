@@ -1,5 +1,5 @@
 //! `switchboard identity show` and `switchboard forget` against a real redis-server, after a
-//! merge; `forget` publishes its request to librdkafka's mock cluster.
+//! merge; `forget` publishes its request to Apache Kafka.
 
 mod common;
 
@@ -8,7 +8,7 @@ use switchboard_codec::Identifier;
 use switchboard_config::RedisConfig;
 use switchboard_identity::{IdentityRules, stitch};
 use switchboard_redis::{Keys, RedisIdentityStore, connect};
-use switchboard_test_support::{RedisServer, mock_cluster, unique};
+use switchboard_test_support::{KafkaBroker, RedisServer, unique};
 
 #[tokio::test]
 async fn show_prints_the_profile_its_identifiers_and_merges() {
@@ -91,8 +91,9 @@ async fn show_prints_the_profile_its_identifiers_and_merges() {
     );
 
     // Forget: the request goes to customer.events keyed by the profile; the identity is gone.
-    let kafka = mock_cluster(1);
-    kafka.create_topic("customer.events", 1);
+    let kafka = KafkaBroker::shared();
+    let customer_events = unique("customer.events");
+    kafka.create_topic(&customer_events, 1).await;
     let forget = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args([
             "--redis-url",
@@ -103,6 +104,7 @@ async fn show_prints_the_profile_its_identifiers_and_merges() {
             "anonymous_id:cookie-7",
         ])
         .env("SWITCHBOARD_REDIS__KEY_PREFIX", &prefix)
+        .env("SWITCHBOARD_TOPICS__CUSTOMER_EVENTS", &customer_events)
         .output()
         .unwrap();
     assert!(forget.status.success(), "{}", text(&forget.stderr));
@@ -116,11 +118,11 @@ async fn show_prints_the_profile_its_identifiers_and_merges() {
     );
     let consumer: rdkafka::consumer::BaseConsumer = kafka
         .client_config()
-        .set("group.id", "check")
+        .set("group.id", unique("check"))
         .set("auto.offset.reset", "earliest")
         .create()
         .unwrap();
-    rdkafka::consumer::Consumer::subscribe(&consumer, &["customer.events"]).unwrap();
+    rdkafka::consumer::Consumer::subscribe(&consumer, &[&customer_events]).unwrap();
     let request = (0..100)
         .find_map(|_| consumer.poll(std::time::Duration::from_millis(100)))
         .expect("a forget request")

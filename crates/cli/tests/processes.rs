@@ -1,5 +1,5 @@
 //! `switchboard stitcher` and `switchboard engine` as separate processes, configured by a
-//! file, against tansu and redis-server; a JSON channel next to the Avro ones; a Redis
+//! file, against Apache Kafka and redis-server; a JSON channel next to the Avro ones; a Redis
 //! restart under a running process.
 
 #[path = "../../../tests/support/mod.rs"]
@@ -271,9 +271,7 @@ async fn crash_run(transactions: bool) -> usize {
     }
     let policies_file = dir.path().join("policies.yaml");
     std::fs::write(&policies_file, CRASH_POLICIES).unwrap();
-    // On the mock cluster: tansu 0.6 does not evict a member killed with SIGKILL when its
-    // session times out, so its partitions would stay with the dead process.
-    let r = Running::parts_on_mock(&journeys).await;
+    let r = Running::parts(&journeys).await;
     let file = r.config_file(dir.path(), &[]);
     // A killed member's partitions move on after 6 s instead of librdkafka's default 45 s.
     let mut text = std::fs::read_to_string(&file).unwrap();

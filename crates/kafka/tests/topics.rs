@@ -5,11 +5,11 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use switchboard_config::{KafkaConfig, TopicsConfig};
 use switchboard_kafka::*;
-use switchboard_test_support::{TansuBroker, unique};
+use switchboard_test_support::{KafkaBroker, unique};
 
 #[tokio::test]
 async fn every_topic_is_created_once_with_its_partitions() {
-    let broker = TansuBroker::start();
+    let broker = KafkaBroker::shared();
     let run = unique("t");
     let topics = TopicsConfig {
         channels: vec!["web".into(), "sms".into()],

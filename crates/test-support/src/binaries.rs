@@ -34,10 +34,8 @@ pub fn find_binary(name: &str) -> PathBuf {
         panic!(
             "`{name}` not found (looked at ${env_key}, {}, and PATH). \
              Install it with `scripts/setup.sh` (redis-server comes from the OS package \
-             `redis-server`; tansu from `cargo install tansu --locked --version 0.6.0 \
-             --features dynostore --root {}`).",
-            in_tools.display(),
-            tools_dir().display()
+             `redis-server`).",
+            in_tools.display()
         )
     })
 }

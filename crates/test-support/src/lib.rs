@@ -1,6 +1,6 @@
-//! Real servers for tests: a `redis-server`, a 3-master Redis Cluster, and a tansu Kafka-protocol broker, each started
-//! on a free loopback port in its own temporary folder and killed when dropped, plus helpers
-//! for librdkafka's in-process mock cluster (transactions and fault injection).
+//! Real servers for tests: a `redis-server`, a 3-master Redis Cluster, and an Apache Kafka
+//! broker (KRaft, one node), each started on free loopback ports in its own temporary folder,
+//! plus helpers for librdkafka's in-process mock cluster (injected broker faults).
 //!
 //! A test that cannot start a server fails with a message saying how to install it
 //! (`scripts/setup.sh`); it never skips silently.
@@ -9,16 +9,16 @@
 mod binaries;
 pub mod customers;
 pub mod identity_conformance;
+mod kafka;
 mod mock;
 mod redis_cluster;
 mod redis_server;
-mod tansu;
 
-pub use binaries::find_binary;
+pub use binaries::{find_binary, tools_dir};
+pub use kafka::{KafkaBroker, kafka_version};
 pub use mock::{MockKafka, mock_cluster};
 pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
-pub use tansu::TansuBroker;
 
 /// A name no other test uses, for topics, groups and key prefixes: `prefix-<uuid>`.
 pub fn unique(prefix: &str) -> String {
