@@ -302,6 +302,110 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_the_partition_keeps_fl
     assert_eq!(r.metric("switchboard_dead_letters_total"), 5.0);
 }
 
+/// A 2 MiB record on a channel topic that allows it, between a malformed one and a valid one,
+/// all in the stitcher's first batch: its dead letter is cut to fit the dead-letter topic's
+/// default limit (about 1 MB), the batch is published once (no repeated dead letters), and the
+/// valid event behind it is processed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_two_mebibyte_record_is_dead_lettered_cut_to_fit_and_the_partition_keeps_flowing() {
+    let mut r = Running::parts(&journeys()).await;
+    let topic = format!("{}app", r.config.topics.events_prefix);
+    r.set_topic_config(&topic, "max.message.bytes", &(4 << 20).to_string())
+        .await;
+    r.produce_raw("app", b"{not avro}").await;
+    let large: Vec<u8> = (0..2 << 20).map(|i: u32| (i % 251) as u8).collect();
+    r.produce_large("app", &large).await;
+    r.produce(&[event(
+        "ok",
+        "app.installed",
+        "app",
+        &[("customer_id", "C5"), ("push_token", "tok-5")],
+        &[],
+    )])
+    .await;
+    r.start_stitcher().await;
+    r.start_engine().await;
+
+    let commands = r
+        .commands_until(Duration::from_secs(60), |c| !c.is_empty())
+        .await;
+    assert_eq!(templates(&commands), [("push", "welcome-1")]);
+    // Whatever was retried, each dead letter is there once.
+    let dead = r.dead_letters(10, Duration::from_secs(10)).await;
+    let mut reasons: Vec<&str> = dead
+        .iter()
+        .map(|(_, h)| h["switchboard.error.reason"].as_str())
+        .collect();
+    reasons.sort_unstable();
+    assert_eq!(reasons, ["oversize", "wrong_magic"]);
+    let (value, headers) = dead
+        .iter()
+        .find(|(_, h)| h["switchboard.error.reason"] == "oversize")
+        .unwrap();
+    assert_eq!(headers["switchboard.value.bytes"], "2097152");
+    let kept: usize = headers["switchboard.value.kept"].parse().unwrap();
+    assert_eq!(value.len(), kept);
+    assert!((900_000..1_000_000).contains(&kept), "{kept}");
+    assert_eq!(value[..], large[..kept], "the value's beginning, untouched");
+    assert_eq!(headers["origin"], "test");
+    assert_eq!(
+        counted(&r, "switchboard_dead_letters_total"),
+        BTreeMap::from([("oversize".into(), 1.0), ("wrong_magic".into(), 1.0)])
+    );
+}
+
+/// The dead-letter topic refuses a dead letter for good (its `max.message.bytes` is 1 000):
+/// the stitcher does not retry it as if the broker were away; it writes the dead letter
+/// again without its value, headers saying so, counts the refusal, and moves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_letter_the_broker_refuses_is_kept_as_its_headers_and_the_partition_moves_on() {
+    let mut r = Running::parts(&journeys()).await;
+    let dlq = r.config.topics.dead_letters.clone();
+    r.set_topic_config(&dlq, "max.message.bytes", "1000").await;
+    r.produce_raw("app", &vec![b'x'; 300 * 1024]).await;
+    r.produce(&[event(
+        "ok",
+        "app.installed",
+        "app",
+        &[("customer_id", "C6"), ("push_token", "tok-6")],
+        &[],
+    )])
+    .await;
+    r.start_stitcher().await;
+    r.start_engine().await;
+
+    let commands = r
+        .commands_until(Duration::from_secs(60), |c| !c.is_empty())
+        .await;
+    assert_eq!(templates(&commands), [("push", "welcome-1")]);
+    let dead = r.dead_letters(10, Duration::from_secs(10)).await;
+    assert_eq!(dead.len(), 1, "once: {dead:?}");
+    let (value, headers) = &dead[0];
+    assert!(value.is_empty());
+    assert_eq!(headers["switchboard.error.reason"], "oversize");
+    assert_eq!(headers["switchboard.refused.reason"], "message_too_large");
+    assert_eq!(headers["switchboard.refused.topic"], dlq);
+    assert_eq!(headers["switchboard.value.bytes"], (300 * 1024).to_string());
+    assert_eq!(headers["switchboard.value.kept"], "0");
+    assert!(headers["switchboard.source.topic"].ends_with("events.app"));
+    assert_eq!(
+        counted(&r, "switchboard_records_refused_total"),
+        BTreeMap::from([("message_too_large".into(), 1.0)])
+    );
+    assert_eq!(
+        counted(&r, "switchboard_dead_letters_total"),
+        BTreeMap::from([("oversize".into(), 1.0)]),
+        "the dead letter written as its headers is the oversize one, counted once"
+    );
+}
+
+/// A counter's non-zero series by their `reason`.
+fn counted(r: &Running, name: &str) -> BTreeMap<String, f64> {
+    let mut series = r.series(name, "reason");
+    series.retain(|_, v| *v > 0.0);
+    series
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn merged_profiles_continue_the_journey_on_the_survivor() {
     let r = Running::start(&journeys()).await;

@@ -266,6 +266,41 @@ impl Running {
         produce_all(&self.producer, &[r]).await.unwrap();
     }
 
+    /// Sets a topic's configuration (e.g. `max.message.bytes`) through the admin API.
+    pub async fn set_topic_config(&self, topic: &str, key: &str, value: &str) {
+        use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+            rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", self.broker.bootstrap())
+                .create()
+                .unwrap();
+        let change = AlterConfig::new(ResourceSpecifier::Topic(topic)).set(key, value);
+        for r in admin
+            .alter_configs(&[change], &AdminOptions::new())
+            .await
+            .unwrap()
+        {
+            r.unwrap_or_else(|(resource, e)| panic!("alter {resource:?}: {e}"));
+        }
+    }
+
+    /// Produces `payload` to `events.<channel>` from a producer that allows records of up to
+    /// 8 MiB (the broker's limit still applies).
+    pub async fn produce_large(&self, channel: &str, payload: &[u8]) {
+        let producer: FutureProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", self.broker.bootstrap())
+            .set("message.max.bytes", (8 << 20).to_string())
+            .create()
+            .unwrap();
+        let r = OutRecord {
+            topic: format!("{}{channel}", self.config.topics.events_prefix),
+            key: None,
+            payload: payload.to_vec(),
+            headers: vec![("origin".into(), "test".into())],
+        };
+        produce_all(&producer, &[r]).await.unwrap();
+    }
+
     /// A consumer of every partition of `topics` from the beginning (assigned, no group),
     /// reading committed records only.
     pub fn consumer(&self, topics: &[String]) -> StreamConsumer {

@@ -141,6 +141,10 @@ pub enum Command {
         /// Stop after this many records.
         #[arg(long)]
         limit: Option<usize>,
+        /// Print each record's headers too (always on for the dead-letter topic, whose
+        /// `switchboard.error.*` headers say why a record is there).
+        #[arg(long)]
+        headers: bool,
     },
 }
 

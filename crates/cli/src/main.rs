@@ -75,6 +75,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             topic,
             from_beginning,
             limit,
-        } => tools::tail(&config, &topic, from_beginning, limit).await,
+            headers,
+        } => {
+            let headers = headers || topic == config.topics.dead_letters;
+            tools::tail(&config, &topic, from_beginning, limit, headers).await
+        }
     }
 }

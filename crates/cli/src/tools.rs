@@ -114,6 +114,7 @@ pub async fn tail(
     topic: &str,
     from_beginning: bool,
     limit: Option<usize>,
+    headers: bool,
 ) -> anyhow::Result<()> {
     let codec = Codec::new(LocalSchemas::embedded()?).await?;
     let consumer: StreamConsumer = client_config(&config.kafka)
@@ -137,12 +138,27 @@ pub async fn tail(
         let message = message?;
         let payload = message.payload().unwrap_or_default();
         let json = decode_any(&codec, payload).await;
-        let line = serde_json::json!({
+        let mut line = serde_json::json!({
             "partition": message.partition(),
             "offset": message.offset(),
             "key": message.key().map(String::from_utf8_lossy),
             "value": json,
         });
+        if headers {
+            use rdkafka::message::Headers;
+            let all: serde_json::Map<String, serde_json::Value> = message
+                .headers()
+                .into_iter()
+                .flat_map(|h| h.iter())
+                .map(|h| {
+                    let value = h.value.map(String::from_utf8_lossy);
+                    (h.key.to_owned(), serde_json::json!(value))
+                })
+                .collect();
+            if let Some(fields) = line.as_object_mut() {
+                fields.insert("headers".into(), serde_json::Value::Object(all));
+            }
+        }
         println!("{line}");
         seen += 1;
     }

@@ -168,6 +168,46 @@ fn topics_create_then_produce_then_tail_on_a_real_broker() {
     assert_eq!(lines[0]["value"]["event_id"], "e1");
     assert_eq!(lines[0]["value"]["attributes"]["cart_value"], 59.5);
     assert_eq!(lines[1]["value"]["type"], "order.completed");
+    assert!(lines[0].get("headers").is_none(), "headers only when asked");
+
+    // The dead-letter topic is tailed with its headers (they say why a record is there).
+    let dlq = format!("{run}.dlq");
+    let producer: rdkafka::producer::BaseProducer = broker.client_config().create().unwrap();
+    producer
+        .send(
+            rdkafka::producer::BaseRecord::to(&dlq)
+                .key("c-1")
+                .payload("{not avro}")
+                .headers(
+                    rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                        key: "switchboard.error.reason",
+                        value: Some("wrong_magic"),
+                    }),
+                ),
+        )
+        .unwrap();
+    rdkafka::producer::Producer::flush(&producer, std::time::Duration::from_secs(10)).unwrap();
+    for args in [
+        vec!["tail", "-c", cfg, "--topic", &dlq],
+        vec!["tail", "--topic", &dlq, "--headers"],
+    ] {
+        let mut args = args.clone();
+        args.extend([
+            "--kafka-bootstrap",
+            &bootstrap,
+            "--from-beginning",
+            "--limit",
+            "1",
+        ]);
+        let out = switchboard(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let line: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+        assert_eq!(
+            line["headers"]["switchboard.error.reason"], "wrong_magic",
+            "{args:?}: {line}"
+        );
+        assert!(line["value"]["undecodable"].is_string(), "{line}");
+    }
 }
 
 #[test]

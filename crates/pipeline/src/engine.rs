@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 use crate::catalog::Catalog;
 use crate::consumer::{Stopped, Worker, Workers};
 use crate::dead_letters::dead_letter;
+use crate::delivery::Delivery;
 use crate::forget::{FORGET_EVENT, profiles_to_forget};
 use crate::output::{OutRecord, Publisher};
 use crate::retry::until_ok;
@@ -44,6 +45,7 @@ pub struct EngineWorkers<R, S>(pub Arc<Engine<R, S>>);
 pub struct EnginePartition<R, S> {
     shared: Arc<Engine<R, S>>,
     publisher: Publisher,
+    delivery: Delivery,
     partition: i32,
     epoch: u64,
     stop: CancellationToken,
@@ -86,6 +88,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> Workers for EngineWorkers<R, S>
         let mut p = EnginePartition {
             shared: self.0.clone(),
             publisher,
+            delivery: Delivery::new(&e.config.topics.dead_letters, &e.metrics),
             partition,
             epoch,
             stop,
@@ -491,13 +494,9 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
                 }
             }
         }
-        until_ok(
-            "produce commands",
-            &self.stop,
-            e.metrics.kafka_errors.with_label_values(&["produce"]),
-            || self.publisher.publish(&records, consumed),
-        )
-        .await?;
+        self.delivery
+            .deliver(&self.publisher, &records, consumed, &self.stop)
+            .await?;
         self.published = with_outbox;
         Ok(())
     }
@@ -591,13 +590,9 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
             records = records.len(),
             "republishing outboxes"
         );
-        until_ok(
-            "republish",
-            &self.stop,
-            e.metrics.kafka_errors.with_label_values(&["produce"]),
-            || self.publisher.publish(&records, None),
-        )
-        .await?;
+        self.delivery
+            .deliver(&self.publisher, &records, None, &self.stop)
+            .await?;
         until_ok(
             "clear outbox",
             &self.stop,

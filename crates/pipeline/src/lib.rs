@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod consumer;
 mod dead_letters;
+pub mod delivery;
 pub mod engine;
 pub mod forget;
 pub mod generate;

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub latency: HistogramVec,
     pub store_errors: IntCounterVec,
     pub kafka_errors: IntCounterVec,
+    pub records_refused: IntCounterVec,
+    pub records_dropped: IntCounter,
     pub partitions_owned: IntGaugeVec,
     pub consumer_lag: IntGaugeVec,
     pub fenced: IntCounter,
@@ -200,6 +202,17 @@ impl Metrics {
                 "switchboard_kafka_errors_total",
                 "Kafka errors, per operation.",
                 &["operation"],
+            )?,
+            records_refused: counters(
+                r,
+                "switchboard_records_refused_total",
+                "Records the broker refused for good (too large, malformed, not authorised), per reason; each is dead-lettered as its headers.",
+                &["reason"],
+            )?,
+            records_dropped: counter(
+                r,
+                "switchboard_records_dropped_total",
+                "Dead letters the broker refused even without their value: lost, with an error logged.",
             )?,
             partitions_owned: gauges(
                 r,

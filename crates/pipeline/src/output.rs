@@ -21,13 +21,45 @@ pub struct OutRecord {
     pub headers: Vec<(String, String)>,
 }
 
-/// Enqueues every record (waiting while the local queue is full), then awaits every delivery.
+/// Enqueues every record (waiting while the local queue is full), then awaits every delivery;
+/// the first error, if any.
 pub async fn produce_all(
     producer: &FutureProducer,
     records: &[OutRecord],
 ) -> Result<(), KafkaError> {
-    let mut pending: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
-    for r in records {
+    match produce_each(producer, records).await.0.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Records a publish did not deliver: their index in the batch and why.
+#[derive(Debug, Clone)]
+pub struct Undelivered(pub Vec<(usize, KafkaError)>);
+
+impl std::fmt::Display for Undelivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.first() {
+            Some((_, e)) => write!(f, "{} records not delivered: {e}", self.0.len()),
+            None => write!(f, "nothing undelivered"),
+        }
+    }
+}
+
+impl std::error::Error for Undelivered {}
+
+impl Undelivered {
+    /// Every record of a batch of `n`, for the same reason (a transaction that did not commit).
+    fn all(n: usize, e: &KafkaError) -> Self {
+        Self((0..n).map(|i| (i, e.clone())).collect())
+    }
+}
+
+/// Enqueues every record, then awaits every delivery; the records not delivered, by index.
+async fn produce_each(producer: &FutureProducer, records: &[OutRecord]) -> Undelivered {
+    let mut pending: Vec<(usize, DeliveryFuture)> = Vec::with_capacity(records.len());
+    let mut failed = Vec::new();
+    for (i, r) in records.iter().enumerate() {
         let mut record = FutureRecord::to(&r.topic).payload(&r.payload);
         // Most records have none; librdkafka allocates a header list even when empty.
         if !r.headers.is_empty() {
@@ -46,25 +78,52 @@ pub async fn produce_all(
         loop {
             match producer.send_result(record) {
                 Ok(delivery) => {
-                    pending.push(delivery);
+                    pending.push((i, delivery));
                     break;
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err((e, _)) => return Err(e),
+                // Refused before it left (larger than the producer's message.max.bytes).
+                Err((e, _)) => {
+                    failed.push((i, e));
+                    break;
+                }
             }
         }
     }
-    for result in join_all(pending).await {
+    let (indices, deliveries): (Vec<usize>, Vec<DeliveryFuture>) = pending.into_iter().unzip();
+    for (i, result) in indices.into_iter().zip(join_all(deliveries).await) {
         match result {
             Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => return Err(e),
-            Err(_) => return Err(KafkaError::Canceled),
+            Ok(Err((e, _))) => failed.push((i, e)),
+            Err(_) => failed.push((i, KafkaError::Canceled)),
         }
     }
-    Ok(())
+    failed.sort_by_key(|(i, _)| *i);
+    Undelivered(failed)
+}
+
+/// Whether the broker (or the producer) will refuse this record however often it is sent:
+/// too large, malformed, or a topic this client may not write. Anything else (a broker away,
+/// a leader moving, a timeout) is worth retrying.
+pub fn refused_for_good(e: &KafkaError) -> Option<&'static str> {
+    let KafkaError::MessageProduction(code) = e else {
+        return None;
+    };
+    Some(match code {
+        RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge => {
+            "message_too_large"
+        }
+        RDKafkaErrorCode::InvalidRecord
+        | RDKafkaErrorCode::InvalidMessage
+        | RDKafkaErrorCode::InvalidMessageSize
+        | RDKafkaErrorCode::InvalidTopic => "invalid_record",
+        RDKafkaErrorCode::TopicAuthorizationFailed
+        | RDKafkaErrorCode::ClusterAuthorizationFailed => "not_authorized",
+        _ => return None,
+    })
 }
 
 /// Where a partition's output goes: the shared idempotent producer, or (with
@@ -121,6 +180,8 @@ const TXN_GRACE: Duration = Duration::from_secs(5);
 /// Why a transaction did not commit.
 enum Failure {
     Kafka(KafkaError),
+    /// Records were not delivered (the transaction is aborted).
+    Records(Undelivered),
     /// A call did not return by its deadline (its thread is left to finish on its own).
     Wedged(&'static str),
 }
@@ -207,7 +268,7 @@ impl Transactional {
         &self,
         records: &[OutRecord],
         consumed: Option<i64>,
-    ) -> Result<(), KafkaError> {
+    ) -> Result<(), Undelivered> {
         if records.is_empty() && consumed.is_none() {
             return Ok(());
         }
@@ -231,6 +292,15 @@ impl Transactional {
                 );
                 is_fatal(e)
             }
+            Err(Failure::Records(undelivered)) => {
+                tracing::warn!(
+                    topic = self.topic,
+                    partition = self.partition,
+                    error = %undelivered,
+                    "transaction did not commit"
+                );
+                undelivered.0.iter().any(|(_, e)| is_fatal(e))
+            }
             Ok(()) => false,
         };
         let m = &self.metrics;
@@ -245,7 +315,19 @@ impl Transactional {
         if lost && let Ok(mut slot) = self.producer.lock() {
             *slot = None;
         }
-        result.map_err(kafka_error)
+        result.map_err(|f| match f {
+            // Every record of an aborted transaction is undelivered; those refused say why.
+            Failure::Records(Undelivered(failed)) => {
+                let mut all = Undelivered::all(records.len(), &KafkaError::Canceled);
+                for (i, e) in failed {
+                    if let Some(slot) = all.0.get_mut(i) {
+                        slot.1 = e;
+                    }
+                }
+                all
+            }
+            other => Undelivered::all(records.len(), &kafka_error(other)),
+        })
     }
 
     /// One transaction: the records and the consumed offset, committed together; aborted
@@ -259,7 +341,10 @@ impl Transactional {
         let p = producer.clone();
         blocking("begin_transaction", move || p.begin_transaction()).await?;
         let result = async {
-            produce_all(&producer, records).await?;
+            let undelivered = produce_each(&producer, records).await;
+            if !undelivered.0.is_empty() {
+                return Err(Failure::Records(undelivered));
+            }
             if let Some(offset) = consumed {
                 let mut tpl = rdkafka::TopicPartitionList::new();
                 tpl.add_partition_offset(
@@ -280,9 +365,12 @@ impl Transactional {
             .await
         }
         .await;
-        if let Err(Failure::Kafka(e)) = &result
-            && !is_fatal(e)
-        {
+        let abortable = match &result {
+            Err(Failure::Kafka(e)) => !is_fatal(e),
+            Err(Failure::Records(u)) => !u.0.iter().any(|(_, e)| is_fatal(e)),
+            _ => false,
+        };
+        if abortable {
             let p = producer.clone();
             // A wedged abort is reported as such; a failed one leaves the transaction to
             // the coordinator's timeout, and the next begin says so.
@@ -301,20 +389,34 @@ impl Transactional {
 fn kafka_error(f: Failure) -> KafkaError {
     match f {
         Failure::Kafka(e) => e,
+        Failure::Records(u) => {
+            u.0.into_iter()
+                .next()
+                .map_or(KafkaError::Canceled, |(_, e)| e)
+        }
         Failure::Wedged(_) => KafkaError::MessageProduction(RDKafkaErrorCode::OperationTimedOut),
     }
 }
 
 impl Publisher {
     /// Produces `records`; in transactional mode, with the offset after `consumed` (the last
-    /// offset of the batch) committed atomically with them.
+    /// offset of the batch) committed atomically with them. On failure, the records not
+    /// delivered: some of them in plain mode, all of them when a transaction did not commit.
+    /// [`crate::delivery::deliver`] retries and dead-letters what this leaves.
     pub async fn publish(
         &self,
         records: &[OutRecord],
         consumed: Option<i64>,
-    ) -> Result<(), KafkaError> {
+    ) -> Result<(), Undelivered> {
         match self {
-            Self::Plain(p) => produce_all(p, records).await,
+            Self::Plain(p) => {
+                let undelivered = produce_each(p, records).await;
+                if undelivered.0.is_empty() {
+                    Ok(())
+                } else {
+                    Err(undelivered)
+                }
+            }
             Self::Transactional(t) => t.publish(records, consumed).await,
         }
     }

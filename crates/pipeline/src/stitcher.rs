@@ -23,6 +23,7 @@ use lane::{Lane, Pending};
 
 use crate::consumer::{Stopped, Worker, Workers};
 use crate::dead_letters::dead_letter;
+use crate::delivery::Delivery;
 use crate::output::{OutRecord, Publisher};
 use crate::retry::until_ok;
 use crate::{Metrics, now_ms};
@@ -84,6 +85,7 @@ pub struct StitcherPartition<R, S> {
     shared: Arc<Stitcher<R, S>>,
     lane: Lane,
     publisher: Publisher,
+    delivery: Delivery,
     stop: CancellationToken,
 }
 
@@ -112,8 +114,10 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Workers for Stitch
         publisher: Publisher,
         stop: CancellationToken,
     ) -> Result<Self::Worker, Stopped> {
+        let s = &self.shared;
         Ok(StitcherPartition {
-            shared: self.shared.clone(),
+            delivery: Delivery::new(&s.config.topics.dead_letters, &s.metrics),
+            shared: s.clone(),
             lane: self.lane.clone(),
             publisher,
             stop,
@@ -140,6 +144,7 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
         }
         let mut stitched = self.lane.stitch(pending, &self.stop).await?.into_iter();
         let mut out = Vec::with_capacity(batch.len());
+        let mut dead: Vec<&'static str> = Vec::new();
         for (msg, outcome) in batch.iter().zip(outcomes) {
             match outcome.or_else(|| stitched.next()) {
                 Some(Outcome::Stitched(records)) => out.extend(records),
@@ -152,7 +157,7 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
                         detail,
                         "dead letter"
                     );
-                    s.metrics.dead_letters.with_label_values(&[reason]).inc();
+                    dead.push(reason);
                     out.push(dead_letter(
                         &s.config.topics.dead_letters,
                         msg,
@@ -163,13 +168,14 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
                 None => {}
             }
         }
-        until_ok(
-            "produce customer events",
-            &self.stop,
-            s.metrics.kafka_errors.with_label_values(&["produce"]),
-            || self.publisher.publish(&out, last),
-        )
-        .await
+        self.delivery
+            .deliver(&self.publisher, &out, last, &self.stop)
+            .await?;
+        // Counted once written, never per attempt.
+        for reason in dead {
+            s.metrics.dead_letters.with_label_values(&[reason]).inc();
+        }
+        Ok(())
     }
 
     async fn tick(&mut self) -> Result<(), Stopped> {
