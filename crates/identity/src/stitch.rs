@@ -79,12 +79,15 @@ impl IdentityRules {
     }
 }
 
-/// Stitches `identifiers` (already prepared by the rules: normalised, strongest first).
+/// Stitches `identifiers` (already prepared by the rules: normalised, strongest first) of an
+/// event that occurred at `at` (Unix milliseconds). A profile it creates is born at `at`, its
+/// id derived from `at` and the first identifier that pointed nowhere
+/// ([`ProfileId::derive`]): the same events give the same profiles on every run.
 pub async fn stitch<S: IdentityStore>(
     store: &S,
     limits: &Limits,
     identifiers: &[Identifier],
-    now: i64,
+    at: i64,
 ) -> Result<Stitched, StitchError> {
     if identifiers.is_empty() {
         return Err(StitchError::NoIdentifiers);
@@ -94,7 +97,7 @@ pub async fn stitch<S: IdentityStore>(
         pointers,
         roots: Vec::new(),
     };
-    stitch_found(store, limits, identifiers, found, now).await
+    stitch_found(store, limits, identifiers, found, at).await
 }
 
 /// What a lookup ahead of [`stitch_found`] read (one lookup for many events that share no
@@ -134,7 +137,7 @@ pub async fn stitch_found<S: IdentityStore>(
     limits: &Limits,
     identifiers: &[Identifier],
     found: Found,
-    now: i64,
+    at: i64,
 ) -> Result<Stitched, StitchError> {
     if identifiers.is_empty() {
         return Err(StitchError::NoIdentifiers);
@@ -152,16 +155,23 @@ pub async fn stitch_found<S: IdentityStore>(
         None => None,
     };
     // The profile this event creates, if it creates one (made when first needed: most
-    // events are of known customers).
+    // events are of known customers), named after the first identifier that points nowhere.
     let mut fresh: Option<ProfileId> = None;
+    let seed = identifiers
+        .iter()
+        .zip(&pointers)
+        .find(|(_, p)| p.is_none())
+        .map(|(i, _)| i)
+        .or(identifiers.first())
+        .map(|i| (i.kind.clone(), i.value.clone()))
+        .unwrap_or_default();
+    let born = || ProfileId::derive(at, &seed.0, &seed.1);
     let mut created = false;
     let unclaimed = pointers.iter().filter(|p| p.is_none()).count();
     if unclaimed >= 2 {
         let target = match &anchor {
             Some(a) => a.clone(),
-            None => fresh
-                .get_or_insert_with(|| ProfileId::generate(now))
-                .clone(),
+            None => fresh.get_or_insert_with(born).clone(),
         };
         let new = anchor.is_none();
         if attach_all(store, limits, identifiers, &mut pointers, &target, new).await? {
@@ -228,9 +238,7 @@ pub async fn stitch_found<S: IdentityStore>(
                     },
                     None => {
                         // Reserve on a profile nobody knows yet, then publish it by the claim.
-                        let fresh = fresh
-                            .get_or_insert_with(|| ProfileId::generate(now))
-                            .clone();
+                        let fresh = fresh.get_or_insert_with(born).clone();
                         // Nothing points at it yet: an earlier attempt whose claim was
                         // lost gave its reservation back.
                         match attach(store, limits, identifier, &fresh, true).await? {

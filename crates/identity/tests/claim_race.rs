@@ -111,7 +111,7 @@ async fn a_claim_lost_between_reserve_and_claim_is_given_back_and_the_profiles_m
         Identifier::new("anonymous_id", "cookie-1"),
     ];
     // The thief is older (profile ids order by creation time), so it survives the merge.
-    let thief = ProfileId::generate(1);
+    let thief = ProfileId::derive(1, "test", "thief");
     let store = Racing {
         inner: MemoryIdentityStore::new(),
         stolen: ids[1].clone(),

@@ -18,6 +18,11 @@ async fn conformance() {
     suite::a_new_profile_reserves_as_any_root_does(&MemoryIdentityStore::new()).await;
     suite::forget_erases_the_group(&MemoryIdentityStore::new()).await;
     suite::stale_lookups_find_the_profile_that_claimed_them(&MemoryIdentityStore::new()).await;
+    suite::the_same_events_give_the_same_profile_ids(
+        &MemoryIdentityStore::new(),
+        &MemoryIdentityStore::new(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -313,8 +313,12 @@ async fn resolve<R: SchemaResolver, S: IdentityStore>(
     } = pending;
     let now = now_ms();
     let stitched = match found {
-        Some(found) => stitch_found(&*s.store, &s.limits, identifiers, found, now).await?,
-        None => stitch(&*s.store, &s.limits, identifiers, now).await?,
+        // A profile this event creates is born when the event occurred (its id is derived
+        // from that time and the identifier): the same events give the same profiles.
+        Some(found) => {
+            stitch_found(&*s.store, &s.limits, identifiers, found, event.occurred_at).await?
+        }
+        None => stitch(&*s.store, &s.limits, identifiers, event.occurred_at).await?,
     };
     if stitched.created {
         s.metrics.profiles_created.inc();

@@ -41,6 +41,8 @@ async fn conformance(config: &RedisConfig) {
     suite::a_new_profile_reserves_as_any_root_does(&store(config).await).await;
     suite::forget_erases_the_group(&store(config).await).await;
     suite::stale_lookups_find_the_profile_that_claimed_them(&store(config).await).await;
+    suite::the_same_events_give_the_same_profile_ids(&store(config).await, &store(config).await)
+        .await;
 }
 
 #[tokio::test]

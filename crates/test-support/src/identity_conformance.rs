@@ -487,7 +487,10 @@ pub async fn a_new_profile_reserves_as_any_root_does<S: IdentityStore>(store: &S
             merges: 0,
         };
         let now = 1_000 + i64::try_from(i).unwrap_or(0);
-        let (new, other) = (ProfileId::generate(now), ProfileId::generate(now));
+        let (new, other) = (
+            ProfileId::derive(now, "test", "new"),
+            ProfileId::derive(now, "test", "other"),
+        );
         let answer = store
             .reserve_new(&new, &r, &limits)
             .await
@@ -538,6 +541,37 @@ pub async fn sequential<S: IdentityStore>(
     }
     let all = events.iter().flatten().cloned().collect();
     grouping(store, &all).await
+}
+
+/// The same events on two fresh stores give the same profile ids, merges included: each
+/// profile is born when its first event occurred and named after the identifier that created
+/// it, so holdout and split assignments, which hash the profile id, are the same on every run.
+pub async fn the_same_events_give_the_same_profile_ids<S: IdentityStore>(first: &S, second: &S) {
+    let events = overlapping_events(60, 11);
+    let rules = unlimited_rules();
+    let mut runs = Vec::new();
+    for store in [first, second] {
+        let mut ids = Vec::new();
+        for (n, e) in events.iter().enumerate() {
+            let at = 1_790_000_000_000 + i64::try_from(n).unwrap_or(0) * 1_000;
+            let s = stitch_raw(store, &rules, e, at).await;
+            let merges: Vec<(ProfileId, ProfileId)> = s
+                .merges
+                .iter()
+                .map(|m| (m.survivor.clone(), m.loser.clone()))
+                .collect();
+            if s.created {
+                assert_eq!(s.profile.created_at(), Some(at), "born when its event occurred");
+            }
+            ids.push((s.profile, merges));
+        }
+        runs.push(ids);
+    }
+    assert!(
+        runs[0].iter().any(|(_, m)| !m.is_empty()),
+        "the events merge profiles"
+    );
+    assert_eq!(runs[0], runs[1]);
 }
 
 /// The connected components of `events`: the grouping any correct stitcher must reach when
