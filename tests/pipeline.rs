@@ -256,11 +256,17 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_the_partition_keeps_fl
     future.occurred_at += 24 * 3600 * 1000;
     r.produce(&[future]).await;
     r.produce_raw("app", &vec![0u8; 300 * 1024]).await;
+    // A phone number the rules refuse (a drama number, not a real one) is left out, counted,
+    // and the event goes on with its other identifiers.
     r.produce(&[event(
         "ok",
         "app.installed",
         "app",
-        &[("customer_id", "C3"), ("push_token", "tok-3")],
+        &[
+            ("customer_id", "C3"),
+            ("push_token", "tok-3"),
+            ("phone", "+447700900001"),
+        ],
         &[],
     )])
     .await;
@@ -300,6 +306,27 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_the_partition_keeps_fl
         "the event after the bad ones is processed"
     );
     assert_eq!(r.metric("switchboard_dead_letters_total"), 5.0);
+    let refused: Vec<(String, String, f64)> = r
+        .registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "switchboard_identifiers_refused_total")
+        .flat_map(|f| f.get_metric().iter())
+        .map(|m| {
+            let label = |n: &str| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == n)
+                    .map(|l| l.value().to_owned())
+                    .unwrap_or_default()
+            };
+            (label("kind"), label("reason"), m.get_counter().value())
+        })
+        .collect();
+    assert!(
+        refused.contains(&("phone".into(), "bad_phone".into(), 1.0)),
+        "{refused:?}"
+    );
 }
 
 /// A 2 MiB record on a channel topic that allows it, between a malformed one and a valid one,

@@ -97,12 +97,16 @@ pub enum Command {
         policies: bool,
     },
     /// Run journeys over a JSON-lines file of ChannelEvents with a simulated clock and print
-    /// each customer's timeline.
+    /// each customer's timeline. Identifiers are stitched into profiles as the stitcher does
+    /// (the `[identity]` rules of `-c`, or the defaults), in memory.
     Simulate {
+        /// The folder of journey files (`*.yaml`) to run.
         #[arg(long)]
         journeys: PathBuf,
+        /// A file of ChannelEvents as JSON lines, in any order: they run in `occurred_at` order.
         #[arg(long)]
         events: PathBuf,
+        /// The policies file (consent, caps, quiet hours); default: the built-in policies.
         #[arg(long)]
         policies: Option<PathBuf>,
     },

@@ -75,10 +75,13 @@ pub fn schema(policies: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Simulates `events` through the journeys, each event's identifiers stitched with `rules`
+/// in memory, as the stitcher would.
 pub fn simulate(
     journeys: &Path,
     events: &Path,
     policies_path: Option<&Path>,
+    rules: &switchboard_identity::IdentityRules,
 ) -> anyhow::Result<()> {
     let policies = policies(policies_path)?;
     let set = load(journeys, &policies)?;
@@ -93,7 +96,20 @@ pub fn simulate(
             .with_context(|| format!("{}:{}: not a ChannelEvent", events.display(), n + 1))?;
         list.push(event);
     }
-    let happenings = simulate::simulate(&set, &policies, list);
+    let graph = switchboard_identity::MemoryIdentityStore::new();
+    let mut stitch = |e: &ChannelEvent| {
+        let (stitched, identifiers) = graph.stitch_now(rules, &e.identifiers, e.occurred_at)?;
+        Ok(simulate::Stitch {
+            profile: stitched.profile.to_string(),
+            identifiers,
+            merges: stitched
+                .merges
+                .iter()
+                .map(|m| (m.survivor.to_string(), m.loser.to_string()))
+                .collect(),
+        })
+    };
+    let happenings = simulate::simulate_with(&set, &policies, list, &mut stitch);
     print!("{}", simulate::render(&happenings));
     Ok(())
 }

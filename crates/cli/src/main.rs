@@ -60,7 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             journeys: dir,
             events,
             policies,
-        } => journeys::simulate(&dir, &events, policies.as_deref()),
+        } => journeys::simulate(&dir, &events, policies.as_deref(), &config.identity),
         Command::Produce {
             topic,
             file,

@@ -105,3 +105,82 @@ fn simulate_prints_each_customers_timeline() {
         "{stdout}"
     );
 }
+
+/// The headline case, simulated: an anonymous web visit starts the cart reminder, the app
+/// install names the customer, a web login links the cookie to them (two profiles merge), and
+/// a purchase in the store ends the reminder before it is sent. Simulation stitches the
+/// identifiers as the stitcher does, so it is one customer throughout.
+#[test]
+fn simulate_stitches_an_anonymous_cart_and_a_store_purchase_into_one_customer() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let t = 1_768_485_600_000_i64;
+    let lines = [
+        format!(
+            r#"{{"event_id":"h1","type":"cart.updated","channel":"web","occurred_at":{t},"identifiers":[{{"kind":"anonymous_id","value":"cookie-9"}}],"attributes":{{"cart_value":80.0}}}}"#
+        ),
+        format!(
+            r#"{{"event_id":"h2","type":"app.installed","channel":"app","occurred_at":{},"identifiers":[{{"kind":"customer_id","value":"C9"}},{{"kind":"email","value":"Ann@Example.com"}},{{"kind":"push_token","value":"tok-9"}}]}}"#,
+            t + 60_000
+        ),
+        format!(
+            r#"{{"event_id":"h3","type":"page.viewed","channel":"web","occurred_at":{},"identifiers":[{{"kind":"anonymous_id","value":"cookie-9"}},{{"kind":"email","value":"ann@example.com"}}]}}"#,
+            t + 120_000
+        ),
+        format!(
+            r#"{{"event_id":"h4","type":"order.completed","channel":"pos","occurred_at":{},"identifiers":[{{"kind":"loyalty_card","value":"L-9"}},{{"kind":"email","value":"ANN@example.com"}}],"attributes":{{"total":80.0}}}}"#,
+            t + 1_800_000
+        ),
+    ];
+    std::fs::write(&events, lines.join("\n")).unwrap();
+    let out = switchboard(&[
+        "simulate",
+        "--journeys",
+        "journeys",
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let customers: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("customer "))
+        .collect();
+    assert_eq!(customers, ["customer customer_id:C9"], "{stdout}");
+    assert!(stdout.contains("entered     abandoned-cart"), "{stdout}");
+    assert!(
+        stdout.contains("exited      abandoned-cart (goal:order.completed)"),
+        "the store purchase ends the web's cart reminder: {stdout}"
+    );
+    assert!(
+        !stdout.contains("cart-reminder"),
+        "no reminder is sent: {stdout}"
+    );
+    assert!(!stdout.contains("no_channel"), "{stdout}");
+}
+
+/// An event with no usable identifier is shown as the stitcher would dead-letter it.
+#[test]
+fn simulate_shows_an_event_without_a_usable_identifier_as_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        r#"{"event_id":"n1","type":"cart.updated","channel":"web","occurred_at":1768485600000,"identifiers":[{"kind":"email","value":"null"}],"attributes":{"cart_value":10.0}}"#,
+    )
+    .unwrap();
+    let out = switchboard(&[
+        "simulate",
+        "--journeys",
+        "journeys",
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("rejected    event n1: no usable identifier (email: blocked)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("entered"), "{stdout}");
+}

@@ -6,10 +6,10 @@ use std::sync::Mutex;
 
 use switchboard_codec::Identifier;
 
-use crate::ProfileId;
 use crate::store::{
     Committed, IdentityStore, Limits, Node, Refusal, Reservation, Reserved, StoreError,
 };
+use crate::{IdentityRules, ProfileId, Stitched};
 
 #[derive(Debug, Default)]
 struct Graph {
@@ -26,6 +26,35 @@ pub struct MemoryIdentityStore {
 impl MemoryIdentityStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Stitches one event's raw identifiers as the stitcher does (the rules' normalisation,
+    /// blocked values and limits, then [`crate::stitch`]), without an async runtime: the
+    /// store answers at once. For `simulate`. The identifiers used come back normalised,
+    /// strongest first; none usable is an error naming the kinds and why.
+    pub fn stitch_now(
+        &self,
+        rules: &IdentityRules,
+        raw: &[Identifier],
+        at: i64,
+    ) -> Result<(Stitched, Vec<Identifier>), String> {
+        let prepared = rules.prepare(raw);
+        if prepared.accepted.is_empty() {
+            let kinds: Vec<String> = prepared
+                .rejected
+                .iter()
+                .map(|(k, r)| format!("{k}: {}", r.reason()))
+                .collect();
+            return Err(format!("no usable identifier ({})", kinds.join(", ")));
+        }
+        let stitched = futures::executor::block_on(crate::stitch(
+            self,
+            &rules.limits(),
+            &prepared.accepted,
+            at,
+        ))
+        .map_err(|e| e.to_string())?;
+        Ok((stitched, prepared.accepted))
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Graph) -> T) -> Result<T, StoreError> {

@@ -1,17 +1,21 @@
 //! Folding a merged profile's state into the survivor's: pure, like the interpreter.
 
-use crate::state::{Customer, Effect};
+use switchboard_codec::TransitionKind;
 
-/// Folds `loser` into `survivor` and returns the survivor's new state with the timers to
-/// schedule for the instances it took over.
+use crate::state::{Customer, Effect, Transition};
+
+/// Folds `loser` into `survivor` at `now` and returns the survivor's new state with the
+/// timers to schedule for the instances it took over, and an `exited` transition (reason
+/// `merged`, trigger `merge:<survivor>`) for each of the loser's instances that ends here,
+/// so every entry has its exit.
 ///
 /// - attributes, addresses, locale and time zone: the survivor's values win, the loser fills
 ///   the gaps;
 /// - consent: an opt-out on either side wins (it is honoured everywhere);
 /// - tags, recent sends and journey history: the union (sends count towards caps);
 /// - journey instances: the loser's instance moves over unless the survivor is in the same
-///   journey already, so nobody gets the same journey twice.
-pub fn fold(survivor: Customer, loser: Customer) -> (Customer, Vec<Effect>) {
+///   journey already, so nobody gets the same journey twice; the loser's instance then ends.
+pub fn fold(survivor: Customer, loser: Customer, now: i64) -> (Customer, Vec<Effect>) {
     let mut s = survivor;
     let l = loser;
     for (k, v) in l.profile.attributes {
@@ -39,6 +43,15 @@ pub fn fold(survivor: Customer, loser: Customer) -> (Customer, Vec<Effect>) {
     let mut effects = Vec::new();
     for (journey, inst) in l.instances {
         if s.instances.contains_key(&journey) {
+            effects.push(Effect::Transition(Transition {
+                journey,
+                version: inst.version,
+                kind: TransitionKind::Exited,
+                step: Some(inst.state),
+                reason: Some("merged".into()),
+                trigger: format!("merge:{}", s.profile.id),
+                at: now,
+            }));
             continue;
         }
         if let Some(at) = inst.wake_at {

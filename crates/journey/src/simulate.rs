@@ -1,16 +1,17 @@
 //! `switchboard simulate`: runs the interpreter over a file of events with a simulated clock.
 //! Timers fire in time order, before any event at or after their due time.
 //!
-//! There is no identity stitching here: a customer is the event's strongest identifier
-//! (`customer_id`, then `email`, `phone`, `loyalty_card`, `device_id`, `anonymous_id`, then
-//! the first one), so give a simulated customer one such identifier throughout.
+//! Who an event is about is the caller's to say ([`simulate_with`]): `switchboard simulate`
+//! stitches each event's identifiers with the stitcher's rules and code, in memory, and folds
+//! a merged profile into its survivor as the engine does. [`simulate`] takes the event's
+//! strongest identifier as its customer, for tests of journeys alone.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use switchboard_codec::{ChannelEvent, TransitionKind};
+use switchboard_codec::{ChannelEvent, Identifier, TransitionKind};
 
 use crate::state::{Customer, Effect, Input, Profile};
-use crate::{JourneySet, Policies, apply};
+use crate::{JourneySet, Policies, apply, fold};
 
 const STRONGEST_FIRST: [&str; 6] = [
     "customer_id",
@@ -66,6 +67,30 @@ pub enum What {
         journey: String,
         reason: String,
     },
+    /// The event reached no journey: it has no usable identifier (the stitcher would send it
+    /// to the dead-letter topic).
+    Rejected {
+        event_id: String,
+        reason: String,
+    },
+}
+
+/// What the stitcher makes of an event: its profile, its identifiers as normalised, and the
+/// merges it caused (survivor, loser), in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stitch {
+    pub profile: String,
+    pub identifiers: Vec<Identifier>,
+    pub merges: Vec<(String, String)>,
+}
+
+/// A customer as the event's strongest identifier, raw (no stitching, no normalisation).
+pub fn strongest_identifier(e: &ChannelEvent) -> Result<Stitch, String> {
+    Ok(Stitch {
+        profile: customer_key(e),
+        identifiers: e.identifiers.clone(),
+        merges: Vec::new(),
+    })
 }
 
 /// The customer key used by the simulation.
@@ -80,15 +105,30 @@ pub fn customer_key(e: &ChannelEvent) -> String {
         )
 }
 
-/// Runs `events` (in `occurred_at` order, stable) and every timer they cause. A repeated
-/// `event_id` is a duplicate and is skipped, as the engine skips it.
+/// [`simulate_with`] a customer per strongest identifier ([`strongest_identifier`]).
 pub fn simulate(
     journeys: &JourneySet,
     policies: &Policies,
+    events: Vec<ChannelEvent>,
+) -> Vec<Happening> {
+    simulate_with(journeys, policies, events, &mut strongest_identifier)
+}
+
+/// Runs `events` (in `occurred_at` order, stable) and every timer they cause, each event on
+/// the profile `stitch` names, with the identifiers it gives. A merge folds the loser into the
+/// survivor as the engine does (its timers move over), and the happenings of both are the
+/// survivor's in the end: each is labelled with the strongest identifier of its final profile.
+/// A repeated `event_id` is a duplicate and is skipped, as the engine skips it.
+pub fn simulate_with(
+    journeys: &JourneySet,
+    policies: &Policies,
     mut events: Vec<ChannelEvent>,
+    stitch: &mut dyn FnMut(&ChannelEvent) -> Result<Stitch, String>,
 ) -> Vec<Happening> {
     events.sort_by_key(|e| e.occurred_at);
     let mut customers: BTreeMap<String, Customer> = BTreeMap::new();
+    let mut merged_into: BTreeMap<String, String> = BTreeMap::new();
+    let mut known: BTreeMap<String, BTreeSet<Identifier>> = BTreeMap::new();
     let mut timers: BTreeSet<(i64, String, String)> = BTreeSet::new();
     let mut seen: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
@@ -112,11 +152,38 @@ pub fn simulate(
             timers.remove(&(due, key.clone(), journey.clone()));
             (key, Input::Timer { journey, due }, due)
         } else {
-            let Some(e) = events.next() else { break };
+            let Some(mut e) = events.next() else { break };
             if !seen.insert(e.event_id.clone()) {
                 continue;
             }
-            (customer_key(&e), Input::Event(e.clone()), e.occurred_at)
+            let stitched = match stitch(&e) {
+                Ok(s) => s,
+                Err(reason) => {
+                    out.push(Happening {
+                        at: e.occurred_at,
+                        customer: REJECTED.to_owned(),
+                        what: What::Rejected {
+                            event_id: e.event_id,
+                            reason,
+                        },
+                    });
+                    continue;
+                }
+            };
+            for (survivor, loser) in &stitched.merges {
+                let now = e.occurred_at;
+                merge(&mut customers, &mut timers, survivor, loser, now, &mut out);
+                merged_into.insert(loser.clone(), survivor.clone());
+                let absorbed = known.remove(loser).unwrap_or_default();
+                known.entry(survivor.clone()).or_default().extend(absorbed);
+            }
+            known
+                .entry(stitched.profile.clone())
+                .or_default()
+                .extend(stitched.identifiers.iter().cloned());
+            e.identifiers = stitched.identifiers;
+            let at = e.occurred_at;
+            (stitched.profile, Input::Event(e), at)
         };
         let customer = customers.remove(&key).unwrap_or_else(|| Customer {
             profile: Profile {
@@ -183,7 +250,81 @@ pub fn simulate(
             }
         }
     }
+    label(&mut out, &merged_into, &known);
     out
+}
+
+/// The customer of events without a usable identifier.
+const REJECTED: &str = "(events without a usable identifier)";
+
+/// Folds `loser` into `survivor` at `now`: the loser's timers become the survivor's for the
+/// instances that moved over, and an instance that ends is an exit of the loser.
+fn merge(
+    customers: &mut BTreeMap<String, Customer>,
+    timers: &mut BTreeSet<(i64, String, String)>,
+    survivor: &str,
+    loser: &str,
+    now: i64,
+    out: &mut Vec<Happening>,
+) {
+    let fresh = |id: &str| Customer {
+        profile: Profile {
+            id: id.to_owned(),
+            ..Profile::default()
+        },
+        ..Customer::default()
+    };
+    let s = customers
+        .remove(survivor)
+        .unwrap_or_else(|| fresh(survivor));
+    let l = customers.remove(loser).unwrap_or_else(|| fresh(loser));
+    timers.retain(|(_, k, _)| k != loser);
+    let (folded, effects) = fold(s, l, now);
+    customers.insert(survivor.to_owned(), folded);
+    for effect in effects {
+        match effect {
+            Effect::ScheduleTimer { journey, at } => {
+                timers.insert((at, survivor.to_owned(), journey));
+            }
+            Effect::Transition(t) => out.push(Happening {
+                at: now,
+                customer: loser.to_owned(),
+                what: What::Exited {
+                    journey: t.journey,
+                    reason: t.reason.unwrap_or_default(),
+                },
+            }),
+            Effect::Send(_) | Effect::CancelTimer { .. } => {}
+        }
+    }
+}
+
+/// Names each happening's customer by the strongest identifier of the profile it ended in
+/// (the survivor of any merges): what a designer recognises, not a profile id.
+fn label(
+    out: &mut [Happening],
+    merged_into: &BTreeMap<String, String>,
+    known: &BTreeMap<String, BTreeSet<Identifier>>,
+) {
+    let last = |profile: &str| {
+        let mut p = profile.to_owned();
+        while let Some(s) = merged_into.get(&p) {
+            p.clone_from(s);
+        }
+        p
+    };
+    let name = |profile: &str| {
+        let ids = known.get(profile)?;
+        STRONGEST_FIRST
+            .iter()
+            .find_map(|k| ids.iter().find(|i| i.kind == *k))
+            .or_else(|| ids.iter().next())
+            .map(|i| format!("{}:{}", i.kind, i.value))
+    };
+    for h in out.iter_mut().filter(|h| h.customer != REJECTED) {
+        let profile = last(&h.customer);
+        h.customer = name(&profile).unwrap_or(profile);
+    }
 }
 
 /// The timeline per customer, as `switchboard simulate` prints it.
@@ -233,6 +374,9 @@ pub fn render(happenings: &[Happening]) -> String {
                 } => format!("suppressed  {journey}/{step}: {reason}"),
                 What::Goal { journey } => format!("goal        {journey}"),
                 What::Exited { journey, reason } => format!("exited      {journey} ({reason})"),
+                What::Rejected { event_id, reason } => {
+                    format!("rejected    event {event_id}: {reason}")
+                }
             };
             s.push_str(&format!("  {at}  {line}\n"));
         }

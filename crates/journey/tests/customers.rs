@@ -305,3 +305,67 @@ fn a_repeated_event_id_is_simulated_once_as_the_engine_applies_it() {
         [T0, T0 + 2_000]
     );
 }
+
+/// Two profiles of one customer each started the cart journey; when they merge, the
+/// survivor keeps its instance and the loser's ends with an `exited` (reason `merged`): two
+/// entries, two exits, so funnels add up. The loser's pending reminder never fires.
+#[test]
+fn a_merge_ends_the_losers_journey_with_an_exit_so_entries_and_exits_add_up() {
+    use switchboard_journey::simulate::{Stitch, simulate_with};
+    let events = vec![
+        ev("c1", "cart.updated", "web", T0, "old")
+            .id("email", "ann@example.com")
+            .num("cart_value", 20.0)
+            .0,
+        ev("c2", "cart.updated", "app", T0 + 60_000, "old")
+            .id("push_token", "tok")
+            .num("cart_value", 30.0)
+            .0,
+        ev("v1", "page.viewed", "web", T0 + 120_000, "both").0,
+    ];
+    // The login links the two: the older profile survives, as the stitcher decides.
+    let mut stitch = |e: &switchboard_codec::ChannelEvent| {
+        Ok(match e.event_id.as_str() {
+            "c1" => Stitch {
+                profile: "p-old".into(),
+                identifiers: e.identifiers.clone(),
+                merges: vec![],
+            },
+            "c2" => Stitch {
+                profile: "p-new".into(),
+                identifiers: e.identifiers.clone(),
+                merges: vec![],
+            },
+            _ => Stitch {
+                profile: "p-old".into(),
+                identifiers: vec![],
+                merges: vec![("p-old".into(), "p-new".into())],
+            },
+        })
+    };
+    let h = simulate_with(&journeys(), &policies(), events, &mut stitch);
+    let entered = h
+        .iter()
+        .filter(|x| matches!(&x.what, What::Entered { journey, .. } if journey == "abandoned-cart"))
+        .count();
+    assert_eq!(entered, 2);
+    let ends = exits(&h, "abandoned-cart");
+    assert_eq!(
+        ends,
+        vec![
+            (T0 + 120_000, "merged".into()),
+            (T0 + 24 * HOUR, "exit:reminded".into())
+        ],
+        "{h:#?}"
+    );
+    let reminders: Vec<_> = sends_of(&h, "abandoned-cart");
+    assert_eq!(
+        reminders,
+        vec![(T0 + HOUR, "push".into(), "cart-reminder".into())],
+        "the survivor's reminder only, to the app the merge brought"
+    );
+    assert!(
+        h.iter().all(|x| x.customer == "customer_id:old"),
+        "one customer in the end, named by the survivor's strongest identifier"
+    );
+}

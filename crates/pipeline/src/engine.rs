@@ -211,12 +211,19 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
                     if let Some(p) = pending.get_mut(&ce.profile_id) {
                         p.record.recent.absorb(&loser_recent);
                         let survivor = std::mem::take(&mut p.record.customer);
-                        let (mut folded, effects) = fold(survivor, loser);
+                        let (mut folded, effects) = fold(survivor, loser, now);
                         folded.profile.id = ce.profile_id.clone();
                         p.record.customer = folded;
                         for eff in effects {
-                            if let Effect::ScheduleTimer { journey, at } = eff {
-                                p.timers.push((journey, at));
+                            match eff {
+                                Effect::ScheduleTimer { journey, at } => {
+                                    p.timers.push((journey, at))
+                                }
+                                // The loser's instances that end here: on the loser's funnel.
+                                Effect::Transition(t) => {
+                                    push_transition(&e.metrics, p, &m.loser, t, Some(offset))
+                                }
+                                Effect::Send(_) | Effect::CancelTimer { .. } => {}
                             }
                         }
                         p.record.offset = offset;
@@ -390,54 +397,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
                         .observe((now - latency_from).max(0) as f64 / 1000.0);
                     p.outbox.push(Outgoing::Command(*cmd));
                 }
-                Effect::Transition(t) => {
-                    let kind = kind_label(t.kind);
-                    debug!(
-                        journey = t.journey.as_str(),
-                        step = t.step.as_deref().unwrap_or(""),
-                        kind,
-                        reason = t.reason.as_deref().unwrap_or(""),
-                        offset,
-                        "journey transition"
-                    );
-                    m.transitions
-                        .with_label_values(&[t.journey.as_str(), kind])
-                        .inc();
-                    // A holdout is a send withheld on purpose, so it counts as a suppression.
-                    match t.kind {
-                        TransitionKind::Suppressed => m
-                            .suppressions
-                            .with_label_values(&[t.reason.as_deref().unwrap_or("unknown")])
-                            .inc(),
-                        TransitionKind::Holdout => {
-                            m.suppressions.with_label_values(&["holdout"]).inc()
-                        }
-                        _ => {}
-                    }
-                    let transition_id = uuid::Uuid::new_v5(
-                        &uuid::Uuid::NAMESPACE_OID,
-                        format!(
-                            "{profile}|{}|{}|{kind}|{}|{}",
-                            t.journey,
-                            t.version,
-                            t.step.as_deref().unwrap_or(""),
-                            t.trigger
-                        )
-                        .as_bytes(),
-                    )
-                    .to_string();
-                    p.outbox.push(Outgoing::Transition(JourneyTransition {
-                        transition_id,
-                        profile_id: profile.to_owned(),
-                        journey: t.journey,
-                        version: i32::try_from(t.version).unwrap_or(i32::MAX),
-                        kind: t.kind,
-                        step: t.step,
-                        reason: t.reason,
-                        trigger: t.trigger,
-                        at: t.at,
-                    }));
-                }
+                Effect::Transition(t) => push_transition(m, p, profile, t, offset),
                 Effect::ScheduleTimer { journey, at } => p.timers.push((journey, at)),
                 // A cancelled timer stays in the shard and is ignored when it fires.
                 Effect::CancelTimer { .. } => {}
@@ -649,6 +609,60 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
             headers: Vec::new(),
         })
     }
+}
+
+/// Counts a journey transition and puts it in `p`'s outbox, recorded against `profile`.
+fn push_transition(
+    m: &Metrics,
+    p: &mut Pending,
+    profile: &str,
+    t: switchboard_journey::Transition,
+    offset: Option<i64>,
+) {
+    let kind = kind_label(t.kind);
+    debug!(
+        journey = t.journey.as_str(),
+        step = t.step.as_deref().unwrap_or(""),
+        kind,
+        reason = t.reason.as_deref().unwrap_or(""),
+        offset,
+        "journey transition"
+    );
+    m.transitions
+        .with_label_values(&[t.journey.as_str(), kind])
+        .inc();
+    // A holdout is a send withheld on purpose, so it counts as a suppression.
+    match t.kind {
+        TransitionKind::Suppressed => m
+            .suppressions
+            .with_label_values(&[t.reason.as_deref().unwrap_or("unknown")])
+            .inc(),
+        TransitionKind::Holdout => m.suppressions.with_label_values(&["holdout"]).inc(),
+        _ => {}
+    }
+    let transition_id = uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!(
+            "{profile}|{}|{}|{kind}|{}|{}",
+            t.journey,
+            t.version,
+            t.step.as_deref().unwrap_or(""),
+            t.trigger
+        )
+        .as_bytes(),
+    )
+    .to_string();
+    p.outbox.push(Outgoing::Transition(JourneyTransition {
+        transition_id,
+        profile_id: profile.to_owned(),
+        journey: t.journey,
+        version: i32::try_from(t.version).unwrap_or(i32::MAX),
+        kind: t.kind,
+        step: t.step,
+        reason: t.reason,
+        trigger: t.trigger,
+        at: t.at,
+    }));
 }
 
 fn kind_label(k: TransitionKind) -> &'static str {

@@ -12,6 +12,7 @@ pub struct Metrics {
     pub dead_letters: IntCounterVec,
     pub duplicates: IntCounter,
     pub identities_resolved: IntCounterVec,
+    pub identifiers_refused: IntCounterVec,
     pub profiles_created: IntCounter,
     pub merges: IntCounter,
     pub conflicts: IntCounterVec,
@@ -132,6 +133,12 @@ impl Metrics {
                 "switchboard_identities_resolved_total",
                 "Identifiers resolved to a profile, per kind.",
                 &["kind"],
+            )?,
+            identifiers_refused: counters(
+                r,
+                "switchboard_identifiers_refused_total",
+                "Identifiers the identity rules refused (the event goes on with the others), per kind (`other` for kinds not configured) and reason.",
+                &["kind", "reason"],
             )?,
             profiles_created: counter(
                 r,

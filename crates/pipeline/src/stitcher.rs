@@ -12,7 +12,7 @@ use switchboard_codec::{
 };
 use switchboard_config::Config;
 use switchboard_identity::{
-    Found, IdentityRules, IdentityStore, Limits, StitchError, stitch, stitch_found,
+    Found, IdentityRules, IdentityStore, Limits, Rejected, StitchError, stitch, stitch_found,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -277,6 +277,25 @@ async fn prepare<R: SchemaResolver, S: Sync>(
         return Ok(Prepared::Done(Outcome::DeadLetter(reason, why)));
     }
     let prepared = s.rules.prepare(&event.identifiers);
+    for (kind, why) in &prepared.rejected {
+        if matches!(why, Rejected::Duplicate) {
+            continue;
+        }
+        let kind = match why {
+            Rejected::UnknownKind(_) => "other",
+            _ => kind.as_str(),
+        };
+        s.metrics
+            .identifiers_refused
+            .with_label_values(&[kind, why.reason()])
+            .inc();
+        debug!(
+            kind,
+            reason = why.reason(),
+            event_type = event.event_type,
+            "identifier refused by the identity rules"
+        );
+    }
     if prepared.accepted.is_empty() {
         let kinds: Vec<String> = prepared
             .rejected

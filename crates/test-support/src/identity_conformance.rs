@@ -561,7 +561,11 @@ pub async fn the_same_events_give_the_same_profile_ids<S: IdentityStore>(first: 
                 .map(|m| (m.survivor.clone(), m.loser.clone()))
                 .collect();
             if s.created {
-                assert_eq!(s.profile.created_at(), Some(at), "born when its event occurred");
+                assert_eq!(
+                    s.profile.created_at(),
+                    Some(at),
+                    "born when its event occurred"
+                );
             }
             ids.push((s.profile, merges));
         }
