@@ -42,8 +42,18 @@ fn line_of(l: &Located) -> u32 {
 
 /// Parses and validates one journey file. `channels` are the channels the policies know.
 pub fn compile(file: &str, text: &str, channels: &[String]) -> Result<Journey, Vec<JourneyError>> {
+    if looks_like_policies(text) {
+        return Err(vec![JourneyError {
+            file: file.to_owned(),
+            line: 1,
+            state: None,
+            message: "this is a policies file (it has `channels` and no `journey`): give it \
+                      with `--policies FILE`; the journeys folder holds journeys only"
+                .into(),
+        }]);
+    }
     let parsed: JourneyFile = serde_saphyr::from_str(text).map_err(|e| {
-        let message = e.to_string();
+        let message = plain_parse_error(&e.to_string());
         let line = message
             .split("line ")
             .nth(1)
@@ -66,6 +76,29 @@ pub fn compile(file: &str, text: &str, channels: &[String]) -> Result<Journey, V
         journey.ok_or_else(Vec::new)
     } else {
         Err(errors.list)
+    }
+}
+
+/// A policies file has top-level `channels` and no top-level `journey`.
+fn looks_like_policies(text: &str) -> bool {
+    let top = |key: &str| {
+        text.lines().any(|l| {
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.starts_with(':'))
+        })
+    };
+    top("channels") && !top("journey")
+}
+
+/// The parser's message in a designer's words: its advice on parser options left out.
+fn plain_parse_error(message: &str) -> String {
+    let message = message.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
+    match message.split_once("duplicate mapping key: ") {
+        Some((at, key)) => {
+            let key = key.lines().next().unwrap_or_default().trim();
+            format!("{at}the key `{key}` appears twice in one mapping (each key may appear once)")
+        }
+        None => message,
     }
 }
 

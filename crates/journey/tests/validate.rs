@@ -69,3 +69,31 @@ fn cel_compares_floats_with_ints() {
     let context = condition::bindings(event, condition::map(HashMap::new()));
     assert!(c.holds(&context).unwrap());
 }
+
+#[test]
+fn a_key_given_twice_is_named_without_parser_jargon() {
+    let e = errors(&GOOD.replace("version: 1\n", "version: 1\nversion: 2\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("j.yaml:3: "), "{e:?}");
+    assert!(
+        e[0].contains("the key `version` appears twice in one mapping"),
+        "{e:?}"
+    );
+    assert!(!e[0].contains("DuplicateKeyPolicy"), "{e:?}");
+}
+
+#[test]
+fn a_policies_file_in_the_journeys_folder_is_named_as_such() {
+    let policies = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/policies.yaml"
+    ))
+    .unwrap();
+    let e = errors(&policies);
+    assert_eq!(
+        e,
+        [
+            "j.yaml:1: this is a policies file (it has `channels` and no `journey`): give it with `--policies FILE`; the journeys folder holds journeys only"
+        ]
+    );
+}

@@ -13,6 +13,7 @@ pub mod forget;
 pub mod generate;
 mod metrics;
 pub mod output;
+pub mod repeated;
 mod retry;
 pub mod services;
 pub mod state;

@@ -25,6 +25,7 @@ use crate::consumer::{Stopped, Worker, Workers};
 use crate::dead_letters::dead_letter;
 use crate::delivery::Delivery;
 use crate::output::{OutRecord, Publisher};
+use crate::repeated::{Log, Repeated};
 use crate::retry::until_ok;
 use crate::{Metrics, now_ms};
 
@@ -48,6 +49,8 @@ pub struct Stitcher<R, S> {
     pub limits: Limits,
     pub config: Arc<Config>,
     pub metrics: Metrics,
+    /// "identifier left unlinked", logged once and then summarised every 10 s.
+    pub unlinked: Repeated,
 }
 
 impl<R, S> Stitcher<R, S> {
@@ -61,6 +64,7 @@ impl<R, S> Stitcher<R, S> {
             limits,
             config,
             metrics,
+            unlinked: Repeated::new(std::time::Duration::from_secs(10)),
         }
     }
 
@@ -353,12 +357,24 @@ async fn resolve<R: SchemaResolver, S: IdentityStore>(
             .conflicts
             .with_label_values(&[kind.as_str(), refusal.reason()])
             .inc();
-        warn!(
-            kind,
-            reason = refusal.reason(),
-            event_type = event.event_type,
-            "identifier left unlinked"
-        );
+        let key = format!("{kind}/{}", refusal.reason());
+        match s.unlinked.note(&key, std::time::Instant::now()) {
+            Log::First => warn!(
+                kind,
+                reason = refusal.reason(),
+                event_type = event.event_type,
+                "identifier left unlinked (more of these are summarised every 10 s)"
+            ),
+            Log::Summary { secs, counts } => {
+                let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+                warn!(
+                    secs,
+                    counts = counts.join(", "),
+                    "more identifiers left unlinked since the last of these lines"
+                );
+            }
+            Log::Counted => {}
+        }
     }
     let topic = &s.config.topics.customer_events;
     let framing = s.config.schemas.framing;
