@@ -433,6 +433,42 @@ fn counted(r: &Running, name: &str) -> BTreeMap<String, f64> {
     series
 }
 
+/// Three journeys wait from the same event and then text, under the SMS cap of 2 per 7 days
+/// (`tests/policies.yaml`): their timers fall due together, and the two of highest priority
+/// send, not the two whose ids sort first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_sends_fall_due_on_timers_together_the_higher_priorities_take_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    for (id, priority) in [("a-low", 1), ("b-mid", 5), ("c-high", 9)] {
+        std::fs::write(
+            dir.path().join(format!("{id}.yaml")),
+            format!(
+                "journey: {id}\nversion: 1\npriority: {priority}\ntrigger: {{ event: promo.started }}\nstart: pause\nsteps:\n  pause:\n    wait: 2s\n    next: text\n  text:\n    send: {{ channel: sms, template: {id} }}\n    next: done\n  done:\n    exit: ok\n"
+            ),
+        )
+        .unwrap();
+    }
+    let r = Running::start(dir.path()).await;
+    r.produce(&[event(
+        "p1",
+        "promo.started",
+        "web",
+        &[("customer_id", "P1"), ("phone", "+447911123456")],
+        &[],
+    )])
+    .await;
+    let commands = r
+        .commands_until(Duration::from_secs(60), |c| c.len() >= 2)
+        .await;
+    let late = r
+        .commands_until(Duration::from_secs(4), |c| c.len() > 2)
+        .await;
+    assert_eq!(late.len(), 2, "no third SMS: {late:?}");
+    let mut sent: Vec<&str> = commands.iter().map(|c| c.template.as_str()).collect();
+    sent.sort_unstable();
+    assert_eq!(sent, ["b-mid", "c-high"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn merged_profiles_continue_the_journey_on_the_survivor() {
     let r = Running::start(&journeys()).await;

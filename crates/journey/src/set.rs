@@ -39,6 +39,21 @@ impl JourneySet {
         self.by_id.get(id)?.values().next_back()
     }
 
+    /// A journey's priority (its newest version's; 0 for a journey not loaded): where sends
+    /// compete, the higher goes first, on events, on timers due together and after a
+    /// quiet-hours deferral alike.
+    pub fn priority_of(&self, id: &str) -> i32 {
+        self.newest_of(id).map_or(0, |j| j.priority)
+    }
+
+    /// The order in which timers fire: by due time; at the same instant, the higher
+    /// journey priority first (ties by journey id). The engine and `simulate` both sort by it.
+    pub fn timer_order(&self, a: (i64, &str), b: (i64, &str)) -> std::cmp::Ordering {
+        a.0.cmp(&b.0)
+            .then_with(|| self.priority_of(b.1).cmp(&self.priority_of(a.1)))
+            .then_with(|| a.1.cmp(b.1))
+    }
+
     pub fn len(&self) -> usize {
         self.by_id.values().map(BTreeMap::len).sum()
     }

@@ -135,7 +135,15 @@ pub fn simulate_with(
     let mut events = events.into_iter().peekable();
     let mut after_last = 0usize;
     loop {
-        let next_timer = timers.first().cloned();
+        // The earliest timers; those due at the same instant fire highest priority first.
+        let next_timer = timers
+            .iter()
+            .take_while(|(due, _, _)| Some(*due) == timers.first().map(|t| t.0))
+            .min_by(|a, b| {
+                a.1.cmp(&b.1)
+                    .then_with(|| journeys.timer_order((a.0, &a.2), (b.0, &b.2)))
+            })
+            .cloned();
         let take_timer = match (&next_timer, events.peek()) {
             (Some((due, _, _)), Some(e)) => *due <= e.occurred_at,
             (Some(_), None) => {

@@ -369,3 +369,33 @@ fn a_merge_ends_the_losers_journey_with_an_exit_so_entries_and_exits_add_up() {
         "one customer in the end, named by the survivor's strongest identifier"
     );
 }
+
+/// Journey `id` (priority `priority`): on `go`, wait 2 h, then one SMS.
+fn waiting_sms_journey(id: &str, priority: i32) -> switchboard_journey::Journey {
+    let yaml = format!(
+        "journey: {id}\nversion: 1\npriority: {priority}\ntrigger: {{ event: go }}\nstart: pause\nsteps:\n  pause:\n    wait: 2h\n    next: text\n  text:\n    send: {{ channel: sms, template: {id} }}\n    next: done\n  done:\n    exit: ok\n"
+    );
+    switchboard_journey::compile(&format!("{id}.yaml"), &yaml, &["sms".into()]).unwrap()
+}
+
+/// Three journeys wait 2 h from the same event and then text, under a cap of 2 SMS: the two
+/// of highest priority send, whatever their ids (the lowest sorts first).
+#[test]
+fn when_sends_fall_due_on_timers_together_priority_decides_the_cap() {
+    let set = switchboard_journey::JourneySet::new([
+        waiting_sms_journey("a-low", 1),
+        waiting_sms_journey("b-mid", 5),
+        waiting_sms_journey("c-high", 9),
+    ]);
+    let h = switchboard_journey::simulate::simulate(
+        &set,
+        &policies_with("  - { channel: sms, max: 2, per: 7d }"),
+        vec![ev("g", "go", "web", T0, "cap").id("phone", "+1555").0],
+    );
+    let sent: Vec<String> = sends(&h).into_iter().map(|s| s.1).collect();
+    assert_eq!(sent, ["c-high", "b-mid"]);
+    assert_eq!(
+        suppressions(&h),
+        vec![(T0 + 2 * HOUR, "a-low".into(), "cap".into())]
+    );
+}

@@ -268,6 +268,14 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
             self.clear_published().await?;
         } else {
             let catalog = e.catalog.borrow().clone();
+            // Per profile, timers due at the same instant fire highest priority first, so the
+            // journey that matters most gets the cap's room (as on events, and in simulate).
+            let mut order: Vec<&DueTimer> = due.iter().collect();
+            order.sort_by(|a, b| {
+                a.profile.cmp(&b.profile).then_with(|| {
+                    (catalog.journeys).timer_order((a.due, &a.journey), (b.due, &b.journey))
+                })
+            });
             let mut profiles: Vec<String> = due.iter().map(|t| t.profile.clone()).collect();
             profiles.sort();
             profiles.dedup();
@@ -276,7 +284,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
                 profile,
                 journey,
                 due: at,
-            } in &due
+            } in order
             {
                 e.metrics.timers_fired.inc();
                 e.metrics
