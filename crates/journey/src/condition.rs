@@ -37,12 +37,31 @@ impl std::fmt::Debug for Condition {
     }
 }
 
+/// The variables a journey's expressions may name.
+pub const DECLARED: [&str; 2] = ["event", "profile"];
+
 impl Condition {
-    /// Compiles `source`, or says why it is not valid CEL.
+    /// Compiles `source`, or says why it is not valid CEL, or names a variable in it that is
+    /// not one of [`DECLARED`] (nor bound by a macro such as `exists(t, ...)`).
     pub fn compile(source: &str) -> Result<Self, String> {
         let program = std::panic::catch_unwind(|| Program::compile(source))
             .map_err(|_| "the CEL parser failed on this expression".to_owned())?
             .map_err(|e| format!("invalid CEL `{source}`: {e}"))?;
+        let mut bound = Vec::new();
+        macro_variables(program.expression(), &mut bound);
+        let references = program.references();
+        let mut unknown: Vec<&str> = references
+            .variables()
+            .into_iter()
+            .filter(|v| !DECLARED.contains(v) && !bound.contains(v))
+            .collect();
+        unknown.sort_unstable();
+        if let Some(name) = unknown.first() {
+            return Err(format!(
+                "`{source}` names `{name}`, which is not a variable: expressions see `event` (its \
+                 fields and attributes) and `profile`"
+            ));
+        }
         Ok(Self {
             source: source.to_owned(),
             program: Arc::new(program),
@@ -66,6 +85,68 @@ impl Condition {
             Value::Bool(b) => Ok(b),
             other => Err(format!("`{}` gave {other:?}, not a boolean", self.source)),
         }
+    }
+}
+
+/// The variables that macros (`exists`, `all`, `map`, `filter`, ...) bind inside `e`.
+fn macro_variables<'e>(e: &'e cel::IdedExpr, out: &mut Vec<&'e str>) {
+    use cel::common::ast::{EntryExpr, Expr};
+    match &e.expr {
+        Expr::Comprehension(c) => {
+            out.push(&c.iter_var);
+            if let Some(v) = &c.iter_var2 {
+                out.push(v);
+            }
+            out.push(&c.accu_var);
+            for part in [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ] {
+                macro_variables(part, out);
+            }
+        }
+        Expr::Call(call) => {
+            if let Some(target) = &call.target {
+                macro_variables(target, out);
+            }
+            for arg in &call.args {
+                macro_variables(arg, out);
+            }
+        }
+        Expr::List(list) => {
+            for item in &list.elements {
+                macro_variables(item, out);
+            }
+        }
+        Expr::Map(map) => {
+            for entry in &map.entries {
+                match &entry.expr {
+                    EntryExpr::StructField(f) => macro_variables(&f.value, out),
+                    EntryExpr::MapEntry(m) => {
+                        macro_variables(&m.key, out);
+                        macro_variables(&m.value, out);
+                    }
+                }
+            }
+        }
+        Expr::Select(select) => macro_variables(&select.operand, out),
+        Expr::Struct(s) => {
+            for entry in &s.entries {
+                match &entry.expr {
+                    EntryExpr::StructField(f) => macro_variables(&f.value, out),
+                    EntryExpr::MapEntry(m) => {
+                        macro_variables(&m.key, out);
+                        macro_variables(&m.value, out);
+                    }
+                }
+            }
+        }
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+        #[allow(unreachable_patterns)]
+        _ => {}
     }
 }
 

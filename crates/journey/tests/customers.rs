@@ -399,3 +399,24 @@ fn when_sends_fall_due_on_timers_together_priority_decides_the_cap() {
         vec![(T0 + 2 * HOUR, "a-low".into(), "cap".into())]
     );
 }
+
+/// A var that fails at run time (an attribute this event lacks) does not go out as an empty
+/// string: the send is suppressed with reason `var_error`, and the journey goes on.
+#[test]
+fn a_var_that_fails_to_evaluate_suppresses_the_send_with_its_reason() {
+    let j = switchboard_journey::compile(
+        "v.yaml",
+        "journey: v\nversion: 1\ntrigger: { event: go }\nstart: tell\nsteps:\n  tell:\n    send: { channel: sms, template: t, vars: { size: \"string(event.cart_value)\" } }\n    next: done\n  done:\n    exit: ok\n",
+        &["sms".into()],
+    )
+    .unwrap();
+    let set = switchboard_journey::JourneySet::new([j]);
+    let h = switchboard_journey::simulate::simulate(
+        &set,
+        &policies_with("  - { channel: sms, max: 9, per: 1d }"),
+        vec![ev("g", "go", "web", T0, "v").id("phone", "+1555").0],
+    );
+    assert!(sends(&h).is_empty(), "{h:#?}");
+    assert_eq!(suppressions(&h), vec![(T0, "v".into(), "var_error".into())]);
+    assert_eq!(exits(&h, "v"), vec![(T0, "exit:ok".into())]);
+}

@@ -97,3 +97,30 @@ fn a_policies_file_in_the_journeys_folder_is_named_as_such() {
         ]
     );
 }
+
+#[test]
+fn a_name_that_is_not_a_variable_is_refused_with_file_line_state_and_name() {
+    let e = errors(&GOOD.replace(
+        r#"vars: { value: "string(event.cart_value)" }"#,
+        r#"vars: { value: "string(event.cart_value)", name: "customer.first_name" }"#,
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("j.yaml:12: state `remind`: "), "{e:?}");
+    assert!(
+        e[0].contains("names `customer`, which is not a variable"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn names_bound_by_macros_and_the_declared_variables_are_accepted() {
+    let yaml = GOOD.replace(
+        "if: event.cart_value > 0",
+        r#"if: event.cart_value > 0 && !profile.tags.exists(t, t == "vip") && [1, 2].all(n, n > 0)"#,
+    );
+    compile("j.yaml", &yaml, &channels()).unwrap();
+    let trigger = errors(&GOOD.replace("if: event.cart_value > 0", "if: cart_value > 0"));
+    assert_eq!(trigger.len(), 1, "{trigger:?}");
+    assert!(trigger[0].starts_with("j.yaml:5: "), "{trigger:?}");
+    assert!(trigger[0].contains("`cart_value`"), "{trigger:?}");
+}

@@ -639,6 +639,13 @@ fn push_transition(
     m.transitions
         .with_label_values(&[t.journey.as_str(), kind])
         .inc();
+    if t.reason.as_deref() == Some("var_error") {
+        warn!(
+            journey = t.journey.as_str(),
+            step = t.step.as_deref().unwrap_or(""),
+            "a send's var failed to evaluate (an attribute the event lacks?): send suppressed"
+        );
+    }
     // A holdout is a send withheld on purpose, so it counts as a suppression.
     match t.kind {
         TransitionKind::Suppressed => m

@@ -3,7 +3,8 @@
 //!
 //! Suppression reasons: `consent` (opted out everywhere it could go), `no_channel` (no
 //! address on any preferred channel), `cap` (caps full), `quiet_hours` (deferred to the end
-//! of quiet hours; a timer retries the send then).
+//! of quiet hours; a timer retries the send then), `var_error` (a personalisation var failed
+//! to evaluate, e.g. on an attribute the event lacks: no message goes out with a hole in it).
 
 use switchboard_codec::{SendCommand, SendReason, TransitionKind};
 
@@ -124,18 +125,24 @@ pub(super) fn run(
         return Flow::Suspend;
     }
 
-    let vars = vars
-        .iter()
-        .map(|(name, expr)| {
-            let value = expr.evaluate(run.scope.bind(&inst.trigger, &run.customer.profile));
-            (
-                name.clone(),
-                value
-                    .map(|v| crate::condition::render(&v))
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
+    let mut rendered = std::collections::BTreeMap::new();
+    for (name, expr) in vars {
+        match expr.evaluate(run.scope.bind(&inst.trigger, &run.customer.profile)) {
+            Ok(v) => {
+                rendered.insert(name.clone(), crate::condition::render(&v));
+            }
+            Err(_) => {
+                run.transition(
+                    inst,
+                    TransitionKind::Suppressed,
+                    Some(&state.name),
+                    Some("var_error".into()),
+                );
+                return Flow::Next(*next);
+            }
+        }
+    }
+    let vars = rendered;
     let profile = &run.customer.profile;
     let address = profile.addresses.get(&channel).cloned().unwrap_or_default();
     let locale = locale
