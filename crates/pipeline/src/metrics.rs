@@ -57,6 +57,10 @@ pub const STORE_OPERATIONS: [&str; 10] = [
 /// the next producer's fencing.
 pub const TRANSACTION_OUTCOMES: [&str; 3] = ["committed", "aborted", "abandoned"];
 
+/// The `reason` label values of `switchboard_records_refused_total`
+/// ([`crate::output::refused_for_good`]).
+pub const REFUSAL_REASONS: [&str; 3] = ["message_too_large", "invalid_record", "not_authorized"];
+
 /// The `operation` label values of `switchboard_kafka_errors_total`.
 pub const KAFKA_OPERATIONS: [&str; 2] = ["consume", "produce"];
 
@@ -282,6 +286,9 @@ impl Metrics {
         }
         for op in KAFKA_OPERATIONS {
             metrics.kafka_errors.with_label_values(&[op]);
+        }
+        for reason in REFUSAL_REASONS {
+            metrics.records_refused.with_label_values(&[reason]);
         }
         for outcome in TRANSACTION_OUTCOMES {
             metrics.transactions.with_label_values(&[outcome]);

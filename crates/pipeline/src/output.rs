@@ -106,8 +106,9 @@ async fn produce_each(producer: &FutureProducer, records: &[OutRecord]) -> Undel
 }
 
 /// Whether the broker (or the producer) will refuse this record however often it is sent:
-/// too large, malformed, or a topic this client may not write. Anything else (a broker away,
-/// a leader moving, a timeout) is worth retrying.
+/// too large, malformed, or a topic this client may not write, as one of
+/// [`crate::metrics::REFUSAL_REASONS`]. Anything else (a broker away, a leader moving, a
+/// timeout) is worth retrying.
 pub fn refused_for_good(e: &KafkaError) -> Option<&'static str> {
     let KafkaError::MessageProduction(code) = e else {
         return None;
