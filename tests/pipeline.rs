@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use support::{Running, event};
 use switchboard_codec::{AttrValue, ChannelEvent, SendCommand};
+use switchboard_pipeline::state::{RedisStateStore, StateStore};
 
 fn journeys() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/journeys"))
@@ -518,6 +519,21 @@ async fn merged_profiles_continue_the_journey_on_the_survivor() {
         "the older profile survives"
     );
     assert_eq!(r.metric("switchboard_identity_merges_total"), 1.0);
+    // The survivor's record says what it absorbed: the web profile and its cart journey.
+    let store = RedisStateStore::new(
+        switchboard_redis::connect(&r.config.redis).await.unwrap(),
+        r.config.redis.key_prefix.clone(),
+    );
+    let loaded = store
+        .load(std::slice::from_ref(&app_profile))
+        .await
+        .unwrap();
+    let (record, _) = loaded[0].clone().expect("the survivor's record");
+    assert_eq!(record.absorbed.len(), 1, "{:?}", record.absorbed);
+    let absorbed = &record.absorbed[0];
+    assert_ne!(absorbed.profile, app_profile);
+    assert_eq!(absorbed.took, ["abandoned-cart"]);
+    assert!(absorbed.ended.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

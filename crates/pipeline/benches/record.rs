@@ -20,6 +20,7 @@ fn bench(c: &mut Criterion) {
         offset: 41,
         merged_into: None,
         recent,
+        absorbed: Vec::new(),
     };
     let value = stored::encode(3, &record).expect("the record encodes");
     let json = serde_json::to_vec(&record).expect("the record serializes");

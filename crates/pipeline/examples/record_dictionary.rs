@@ -59,6 +59,7 @@ fn main() -> Result<(), Error> {
             offset: -1,
             merged_into: None,
             recent: RecentEvents::default(),
+            absorbed: Vec::new(),
         });
         record.recent.first_time(&e.event_id, now, 86_400_000);
         record.offset = i64::try_from(seq).unwrap_or(i64::MAX) * 6 + rng.random_range(0..6);

@@ -23,7 +23,7 @@ use crate::delivery::Delivery;
 use crate::forget::{FORGET_EVENT, profiles_to_forget};
 use crate::output::{OutRecord, Publisher};
 use crate::retry::until_ok;
-use crate::state::{DueTimer, Outgoing, Record, Saved, StateStore, Write};
+use crate::state::{Absorbed, DueTimer, MAX_ABSORBED, Outgoing, Record, Saved, StateStore, Write};
 use crate::{Metrics, now_ms};
 
 /// Timers fired per tick and partition, at most.
@@ -210,6 +210,22 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
                         .unwrap_or_default();
                     if let Some(p) = pending.get_mut(&ce.profile_id) {
                         p.record.recent.absorb(&loser_recent);
+                        let (took, ended): (Vec<String>, Vec<String>) = loser
+                            .instances
+                            .keys()
+                            .cloned()
+                            .partition(|j| !p.record.customer.instances.contains_key(j));
+                        let absorbed = &mut p.record.absorbed;
+                        if !absorbed.iter().any(|a| a.profile == m.loser) {
+                            absorbed.push(Absorbed {
+                                profile: m.loser.clone(),
+                                at: now,
+                                took,
+                                ended,
+                            });
+                            let over = absorbed.len().saturating_sub(MAX_ABSORBED);
+                            absorbed.drain(..over);
+                        }
                         let survivor = std::mem::take(&mut p.record.customer);
                         let (mut folded, effects) = fold(survivor, loser, now);
                         folded.profile.id = ce.profile_id.clone();

@@ -33,6 +33,25 @@ pub struct Record {
     /// The event ids applied within the dedup window.
     #[serde(default, skip_serializing_if = "RecentEvents::is_empty")]
     pub recent: RecentEvents,
+    /// The profiles merged into this one, oldest merge first (the last
+    /// [`MAX_ABSORBED`]), and what became of their journeys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub absorbed: Vec<Absorbed>,
+}
+
+/// The most merges a record remembers: the identity rules cap merges per profile anyway.
+pub const MAX_ABSORBED: usize = 16;
+
+/// A profile merged into this one: when, the journeys whose instances it took over, and those
+/// that ended (`exited`, reason `merged`) because this profile was in them already.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Absorbed {
+    pub profile: String,
+    pub at: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub took: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ended: Vec<String>,
 }
 
 /// Records to publish after a state change: kept in the profile's record until published.

@@ -181,6 +181,7 @@ mod tests {
             offset: 41,
             merged_into: None,
             recent,
+            absorbed: Vec::new(),
         }
     }
 
@@ -240,7 +241,14 @@ mod tests {
         };
         let bytes = packed(&bare).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        for absent in ["merged_into", "recent", "attributes", "tags", "history"] {
+        for absent in [
+            "merged_into",
+            "recent",
+            "absorbed",
+            "attributes",
+            "tags",
+            "history",
+        ] {
             assert!(!text.contains(absent), "{absent} written: {text:?}");
         }
         assert_eq!(rmp_serde::from_slice::<Record>(&bytes).unwrap(), bare);
