@@ -873,3 +873,40 @@ async fn win_back_waits_from_the_last_purchase_and_the_daily_nudge_follows_app_a
     assert_eq!(nudges.len(), 1);
     assert_eq!(nudges[0].address, "tok-n");
 }
+
+/// `switchboard_timers_pending{partition}` is reported by a partition's owner only: an engine
+/// that stops (revoked, or shut down) drops its series, so a dashboard does not add up an old
+/// owner's stale count with the new owner's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_engine_that_stops_leaves_no_pending_timer_gauge_behind() {
+    let mut r = Running::parts(&journeys()).await;
+    r.start_stitcher().await;
+    let engine = r.start_engine().await;
+    r.produce(&[event(
+        "t1",
+        "cart.updated",
+        "web",
+        &[("email", "tia@example.com")],
+        &[("cart_value", AttrValue::Double(30.0))],
+    )])
+    .await;
+    let pending = |r: &Running| -> Vec<f64> {
+        r.registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "switchboard_timers_pending")
+            .flat_map(|f| f.get_metric().iter().map(|m| m.get_gauge().value()))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while pending(&r).iter().sum::<f64>() < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cart's wait is never pending: {:?}",
+            pending(&r)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    r.stop(engine).await;
+    assert!(pending(&r).is_empty(), "{:?}", pending(&r));
+}

@@ -344,9 +344,15 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
         Ok(())
     }
 
-    /// Clears the outboxes already published, so the next owner does not publish them again.
+    /// Clears the outboxes already published, so the next owner does not publish them again,
+    /// and drops this partition's pending-timers gauge: its next owner reports it.
     async fn finish(&mut self) {
         let _ = self.clear_published().await;
+        let _ = self
+            .shared
+            .metrics
+            .timers_pending
+            .remove_label_values(&[&self.partition.to_string()]);
     }
 }
 
@@ -515,7 +521,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
         )
         .await?;
         let profile = profiles.first().cloned().unwrap_or_default();
-        let kind = kind_label(TransitionKind::Forgotten);
+        let kind = TransitionKind::Forgotten.as_str();
         e.metrics.transitions.with_label_values(&["", kind]).inc();
         info!(
             partition = self.partition,
@@ -643,7 +649,7 @@ fn push_transition(
     t: switchboard_journey::Transition,
     offset: Option<i64>,
 ) {
-    let kind = kind_label(t.kind);
+    let kind = t.kind.as_str();
     debug!(
         journey = t.journey.as_str(),
         step = t.step.as_deref().unwrap_or(""),
@@ -694,19 +700,6 @@ fn push_transition(
         trigger: t.trigger,
         at: t.at,
     }));
-}
-
-fn kind_label(k: TransitionKind) -> &'static str {
-    match k {
-        TransitionKind::Entered => "entered",
-        TransitionKind::Step => "step",
-        TransitionKind::Exited => "exited",
-        TransitionKind::Goal => "goal",
-        TransitionKind::Holdout => "holdout",
-        TransitionKind::Suppressed => "suppressed",
-        TransitionKind::Forgotten => "forgotten",
-        TransitionKind::Unknown => "unknown",
-    }
 }
 
 /// The topic the engine consumes.
