@@ -55,7 +55,7 @@ pub struct EnginePartition<R, S> {
 }
 
 /// A profile being changed within one batch.
-struct Pending {
+struct Changing {
     record: Record,
     outbox: Vec<Outgoing>,
     timers: Vec<(String, i64)>,
@@ -357,7 +357,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
 }
 
 impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
-    async fn load(&self, profiles: &[String]) -> Result<HashMap<String, Pending>, Stopped> {
+    async fn load(&self, profiles: &[String]) -> Result<HashMap<String, Changing>, Stopped> {
         let e = &self.shared;
         let loaded = until_ok(
             "load profiles",
@@ -384,7 +384,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
                 });
                 (
                     id.clone(),
-                    Pending {
+                    Changing {
                         record,
                         outbox: Vec::new(),
                         timers: Vec::new(),
@@ -400,7 +400,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
     fn apply_input(
         &self,
         catalog: &Catalog,
-        pending: &mut HashMap<String, Pending>,
+        pending: &mut HashMap<String, Changing>,
         profile: &str,
         input: &Input,
         now: i64,
@@ -439,7 +439,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
     /// outboxes (and `extra`); the next save clears them.
     async fn commit(
         &mut self,
-        pending: HashMap<String, Pending>,
+        pending: HashMap<String, Changing>,
         extra: Vec<OutRecord>,
         consumed: Option<i64>,
     ) -> Result<(), Stopped> {
@@ -644,7 +644,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
 /// Counts a journey transition and puts it in `p`'s outbox, recorded against `profile`.
 fn push_transition(
     m: &Metrics,
-    p: &mut Pending,
+    p: &mut Changing,
     profile: &str,
     t: switchboard_journey::Transition,
     offset: Option<i64>,
