@@ -343,21 +343,7 @@ async fn a_two_mebibyte_record_is_dead_lettered_cut_to_fit_and_the_partition_kee
     r.produce_raw("app", b"{not avro}").await;
     let large: Vec<u8> = (0..2 << 20).map(|i: u32| (i % 251) as u8).collect();
     r.produce_large("app", &large).await;
-    r.produce(&[event(
-        "ok",
-        "app.installed",
-        "app",
-        &[("customer_id", "C5"), ("push_token", "tok-5")],
-        &[],
-    )])
-    .await;
-    r.start_stitcher().await;
-    r.start_engine().await;
-
-    let commands = r
-        .commands_until(Duration::from_secs(60), |c| !c.is_empty())
-        .await;
-    assert_eq!(templates(&commands), [("push", "welcome-1")]);
+    install_then_start_and_welcome(&mut r, "C5").await;
     // Whatever was retried, each dead letter is there once.
     let dead = r.dead_letters(10, Duration::from_secs(10)).await;
     let mut reasons: Vec<&str> = dead
@@ -391,21 +377,7 @@ async fn a_dead_letter_the_broker_refuses_is_kept_as_its_headers_and_the_partiti
     let dlq = r.config.topics.dead_letters.clone();
     r.set_topic_config(&dlq, "max.message.bytes", "1000").await;
     r.produce_raw("app", &vec![b'x'; 300 * 1024]).await;
-    r.produce(&[event(
-        "ok",
-        "app.installed",
-        "app",
-        &[("customer_id", "C6"), ("push_token", "tok-6")],
-        &[],
-    )])
-    .await;
-    r.start_stitcher().await;
-    r.start_engine().await;
-
-    let commands = r
-        .commands_until(Duration::from_secs(60), |c| !c.is_empty())
-        .await;
-    assert_eq!(templates(&commands), [("push", "welcome-1")]);
+    install_then_start_and_welcome(&mut r, "C6").await;
     let dead = r.dead_letters(10, Duration::from_secs(10)).await;
     assert_eq!(dead.len(), 1, "once: {dead:?}");
     let (value, headers) = &dead[0];
@@ -425,6 +397,26 @@ async fn a_dead_letter_the_broker_refuses_is_kept_as_its_headers_and_the_partiti
         BTreeMap::from([("oversize".into(), 1.0)]),
         "the dead letter written as its headers is the oversize one, counted once"
     );
+}
+
+/// Produces an app install of `customer` behind what the test produced, starts the services
+/// and waits for the welcome push: the partition kept flowing past what came before.
+async fn install_then_start_and_welcome(r: &mut Running, customer: &str) {
+    let token = format!("tok-{customer}");
+    r.produce(&[event(
+        "ok",
+        "app.installed",
+        "app",
+        &[("customer_id", customer), ("push_token", &token)],
+        &[],
+    )])
+    .await;
+    r.start_stitcher().await;
+    r.start_engine().await;
+    let commands = r
+        .commands_until(Duration::from_secs(60), |c| !c.is_empty())
+        .await;
+    assert_eq!(templates(&commands), [("push", "welcome-1")]);
 }
 
 /// A counter's non-zero series by their `reason`.

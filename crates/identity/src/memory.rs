@@ -40,12 +40,7 @@ impl MemoryIdentityStore {
     ) -> Result<(Stitched, Vec<Identifier>), String> {
         let prepared = rules.prepare(raw);
         if prepared.accepted.is_empty() {
-            let kinds: Vec<String> = prepared
-                .rejected
-                .iter()
-                .map(|(k, r)| format!("{k}: {}", r.reason()))
-                .collect();
-            return Err(format!("no usable identifier ({})", kinds.join(", ")));
+            return Err(prepared.none_usable());
         }
         let stitched = futures::executor::block_on(crate::stitch(
             self,

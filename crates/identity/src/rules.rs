@@ -84,6 +84,19 @@ pub struct Prepared {
     pub rejected: Vec<(String, Rejected)>,
 }
 
+impl Prepared {
+    /// Why no identifier was usable, by kind (never a value): `no usable identifier (email:
+    /// blocked, phone: bad_phone)`.
+    pub fn none_usable(&self) -> String {
+        let kinds: Vec<String> = self
+            .rejected
+            .iter()
+            .map(|(k, r)| format!("{k}: {}", r.reason()))
+            .collect();
+        format!("no usable identifier ({})", kinds.join(", "))
+    }
+}
+
 impl IdentityRules {
     /// Checks the rules against each other.
     pub fn validate(&self) -> Result<(), RulesError> {

@@ -91,6 +91,15 @@ impl Condition {
 /// The variables that macros (`exists`, `all`, `map`, `filter`, ...) bind inside `e`.
 fn macro_variables<'e>(e: &'e cel::IdedExpr, out: &mut Vec<&'e str>) {
     use cel::common::ast::{EntryExpr, Expr};
+    fn entry<'e>(e: &'e EntryExpr, out: &mut Vec<&'e str>) {
+        match e {
+            EntryExpr::StructField(f) => macro_variables(&f.value, out),
+            EntryExpr::MapEntry(m) => {
+                macro_variables(&m.key, out);
+                macro_variables(&m.value, out);
+            }
+        }
+    }
     match &e.expr {
         Expr::Comprehension(c) => {
             out.push(&c.iter_var);
@@ -121,29 +130,9 @@ fn macro_variables<'e>(e: &'e cel::IdedExpr, out: &mut Vec<&'e str>) {
                 macro_variables(item, out);
             }
         }
-        Expr::Map(map) => {
-            for entry in &map.entries {
-                match &entry.expr {
-                    EntryExpr::StructField(f) => macro_variables(&f.value, out),
-                    EntryExpr::MapEntry(m) => {
-                        macro_variables(&m.key, out);
-                        macro_variables(&m.value, out);
-                    }
-                }
-            }
-        }
+        Expr::Map(map) => map.entries.iter().for_each(|e| entry(&e.expr, out)),
         Expr::Select(select) => macro_variables(&select.operand, out),
-        Expr::Struct(s) => {
-            for entry in &s.entries {
-                match &entry.expr {
-                    EntryExpr::StructField(f) => macro_variables(&f.value, out),
-                    EntryExpr::MapEntry(m) => {
-                        macro_variables(&m.key, out);
-                        macro_variables(&m.value, out);
-                    }
-                }
-            }
-        }
+        Expr::Struct(s) => s.entries.iter().for_each(|e| entry(&e.expr, out)),
         Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
         #[allow(unreachable_patterns)]
         _ => {}

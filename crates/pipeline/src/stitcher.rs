@@ -301,14 +301,9 @@ async fn prepare<R: SchemaResolver, S: Sync>(
         );
     }
     if prepared.accepted.is_empty() {
-        let kinds: Vec<String> = prepared
-            .rejected
-            .iter()
-            .map(|(k, r)| format!("{k}: {}", r.reason()))
-            .collect();
         return Ok(Prepared::Done(Outcome::DeadLetter(
             "no_identifiers",
-            format!("no usable identifier ({})", kinds.join(", ")),
+            prepared.none_usable(),
         )));
     }
     Ok(Prepared::Ready(Pending {
