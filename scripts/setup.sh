@@ -41,8 +41,13 @@ fi
 if ! compgen -G "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" >/dev/null; then
   echo "setup: fetching Apache Kafka $KAFKA_VERSION from Maven Central into $KAFKA_LIBS (once)"
   rm -rf "$KAFKA_LIBS.partial"
-  mvn --batch-mode --quiet -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.partial"
+  mkdir -p "$TOOLS_DIR"
+  if ! mvn --batch-mode --quiet -f "$POM" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.partial" >"$TOOLS_DIR/maven.log" 2>&1; then
+    cat "$TOOLS_DIR/maven.log" >&2
+    echo "setup: Maven could not fetch Apache Kafka $KAFKA_VERSION from Maven Central (log above)" >&2
+    exit 1
+  fi
   rm -rf "$KAFKA_LIBS"
   mv "$KAFKA_LIBS.partial" "$KAFKA_LIBS"
 fi
