@@ -105,10 +105,12 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
         let catalog = e.catalog.borrow().clone();
         let mut inputs = Vec::with_capacity(batch.len());
         let mut extra = Vec::new();
+        // Counted once the batch is durable, not per attempt (a replay would count again).
+        let mut dead: Vec<&'static str> = Vec::new();
         e.metrics.consumed(&batch);
         for msg in &batch {
             let Some(bytes) = msg.payload() else {
-                e.metrics.dead_letters.with_label_values(&["empty"]).inc();
+                dead.push("empty");
                 extra.push(dead_letter(
                     &e.config.topics.dead_letters,
                     msg,
@@ -125,10 +127,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
                     return Err(Stopped);
                 }
                 Err(err) => {
-                    e.metrics
-                        .dead_letters
-                        .with_label_values(&[err.reason()])
-                        .inc();
+                    dead.push(err.reason());
                     extra.push(dead_letter(
                         &e.config.topics.dead_letters,
                         msg,
@@ -267,6 +266,9 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
         }
         self.commit(pending, extra, batch.last().map(Message::offset))
             .await?;
+        for reason in dead {
+            e.metrics.dead_letters.with_label_values(&[reason]).inc();
+        }
         Ok(())
     }
 
