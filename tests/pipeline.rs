@@ -902,3 +902,44 @@ async fn an_engine_that_stops_leaves_no_pending_timer_gauge_behind() {
     r.stop(engine).await;
     assert!(pending(&r).is_empty(), "{:?}", pending(&r));
 }
+
+/// A purchase before the cart's wait ends cancels the wait's timer: it is removed from the
+/// partition's shard at once, instead of firing later onto an instance that has gone (a load
+/// and a save for nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_journey_that_ends_during_a_wait_takes_its_timer_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cart.yaml"),
+        "journey: cart\nversion: 1\ntrigger: { event: cart.updated }\nexit_on: [order.completed]\nstart: pause\nsteps:\n  pause:\n    wait: 2s\n    next: remind\n  remind:\n    send: { channel: email, template: cart-reminder }\n    next: done\n  done:\n    exit: reminded\n",
+    )
+    .unwrap();
+    let r = Running::start(dir.path()).await;
+    let ids = [("customer_id", "T9"), ("email", "t9@example.com")];
+    r.produce(&[event("c9", "cart.updated", "web", &ids, &[])])
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while r.metric("switchboard_timers_pending") < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the wait never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    r.produce(&[event("o9", "order.completed", "pos", &ids, &[])])
+        .await;
+    while r.metric("switchboard_timers_pending") > 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ended journey's timer is still pending"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Past the wait: nothing fired, nothing was sent.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(r.metric("switchboard_timers_fired_total"), 0.0);
+    let commands = r
+        .commands_until(Duration::from_secs(2), |c| !c.is_empty())
+        .await;
+    assert!(commands.is_empty(), "{commands:?}");
+}

@@ -170,9 +170,10 @@ impl<'a> Run<'a> {
                 });
             match awaited {
                 Some(next) => {
-                    if inst.wake_at.take().is_some() {
+                    if let Some(at) = inst.wake_at.take() {
                         self.effects.push(Effect::CancelTimer {
                             journey: inst.journey.clone(),
+                            at,
                         });
                     }
                     self.advance(j, inst, Some(next), Some(e));
@@ -338,9 +339,10 @@ impl<'a> Run<'a> {
 
     /// Ends an instance that is no longer in the map.
     pub(crate) fn end(&mut self, inst: &Instance, reason: String) {
-        if inst.wake_at.is_some() {
+        if let Some(at) = inst.wake_at {
             self.effects.push(Effect::CancelTimer {
                 journey: inst.journey.clone(),
+                at,
             });
         }
         self.transition(inst, TransitionKind::Exited, None, Some(reason));

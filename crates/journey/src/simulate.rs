@@ -208,7 +208,7 @@ pub fn simulate_with(
                     timers.retain(|(_, k, j)| !(*k == key && *j == journey));
                     timers.insert((at, key.clone(), journey));
                 }
-                Effect::CancelTimer { journey } => {
+                Effect::CancelTimer { journey, .. } => {
                     timers.retain(|(_, k, j)| !(*k == key && *j == journey))
                 }
                 Effect::Send(c) => out.push(Happening {

@@ -115,9 +115,10 @@ pub enum Effect {
         journey: String,
         at: i64,
     },
-    /// Drop the pending timer of `journey`.
+    /// Drop the pending timer of `journey`, due `at`.
     CancelTimer {
         journey: String,
+        at: i64,
     },
 }
 

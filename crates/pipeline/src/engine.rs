@@ -58,6 +58,9 @@ pub struct EnginePartition<R, S> {
 struct Changing {
     record: Record,
     outbox: Vec<Outgoing>,
+    /// Timers the batch cancelled (journey, due): removed from the shard once it is saved,
+    /// so they cost neither a load nor a save when they would have fired.
+    cancelled: Vec<(String, i64)>,
     timers: Vec<(String, i64)>,
     changed: bool,
     /// The profile had a stored record.
@@ -389,6 +392,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
                     Changing {
                         record,
                         outbox: Vec::new(),
+                        cancelled: Vec::new(),
                         timers: Vec::new(),
                         changed: false,
                         found,
@@ -431,8 +435,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
                 }
                 Effect::Transition(t) => push_transition(m, p, profile, t, offset),
                 Effect::ScheduleTimer { journey, at } => p.timers.push((journey, at)),
-                // A cancelled timer stays in the shard and is ignored when it fires.
-                Effect::CancelTimer { .. } => {}
+                Effect::CancelTimer { journey, at } => p.cancelled.push((journey, at)),
             }
         }
     }
@@ -446,9 +449,23 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
         consumed: Option<i64>,
     ) -> Result<(), Stopped> {
         let e = &self.shared;
+        let mut cancelled = Vec::new();
         let writes: Vec<Write> = pending
             .into_iter()
             .filter(|(_, p)| p.changed)
+            .map(|(profile, mut p)| {
+                // Unless the batch set the same timer again (a member is profile, journey, due).
+                for (journey, due) in std::mem::take(&mut p.cancelled) {
+                    if !p.timers.iter().any(|(j, at)| *j == journey && *at == due) {
+                        cancelled.push(DueTimer {
+                            profile: profile.clone(),
+                            journey,
+                            due,
+                        });
+                    }
+                }
+                (profile, p)
+            })
             .map(|(profile, p)| Write {
                 profile,
                 partition: self.partition,
@@ -490,6 +507,15 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
             .deliver(&self.publisher, &records, consumed, &self.stop)
             .await?;
         self.published = with_outbox;
+        if !cancelled.is_empty() {
+            until_ok(
+                "remove timers",
+                &self.stop,
+                e.metrics.store_errors.with_label_values(&["remove_timers"]),
+                || e.store.remove_timers(self.partition, &cancelled),
+            )
+            .await?;
+        }
         Ok(())
     }
 
