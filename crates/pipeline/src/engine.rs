@@ -1,7 +1,10 @@
 //! The engine: for each partition of `customer.events`, load the profiles of a batch, apply
 //! every input through the pure interpreter, write each profile's state, position and outbox
-//! in one atomic step, publish the outbox, clear it, then let the offset move on. Timers of
-//! the partition fire through the same path.
+//! in one atomic step, publish the outbox (retrying what the broker could not take,
+//! dead-lettering what it refuses), then let the offset move on; the next save, an idle tick
+//! or the partition's end clears the published outboxes. Timers of the partition fire through
+//! the same path, highest journey priority first when due together; timers a batch cancels
+//! leave the shard once it is saved.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
