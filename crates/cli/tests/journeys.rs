@@ -184,3 +184,39 @@ fn simulate_shows_an_event_without_a_usable_identifier_as_rejected() {
     );
     assert!(!stdout.contains("entered"), "{stdout}");
 }
+
+/// The end-to-end suites run `tests/journeys/`: the examples with waits of seconds, so a test
+/// does not wait hours. Anything else that differs is drift, and the suites would then test
+/// journeys nobody ships.
+#[test]
+fn the_test_journeys_are_the_examples_with_short_waits() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let without_waits = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with("wait:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut compared = 0;
+    for entry in std::fs::read_dir(root.join("journeys")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "yaml") {
+            continue;
+        }
+        let copy = root.join("tests/journeys").join(path.file_name().unwrap());
+        let (shipped, tested) = (
+            std::fs::read_to_string(&path).unwrap(),
+            std::fs::read_to_string(&copy).unwrap_or_else(|e| {
+                panic!("{} has no copy in tests/journeys: {e}", path.display())
+            }),
+        );
+        assert_eq!(
+            without_waits(&shipped),
+            without_waits(&tested),
+            "{} and its copy differ beyond their waits",
+            path.display()
+        );
+        compared += 1;
+    }
+    assert!(compared >= 6, "{compared} example journeys compared");
+}
