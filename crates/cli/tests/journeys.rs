@@ -112,8 +112,6 @@ fn simulate_prints_each_customers_timeline() {
 /// identifiers as the stitcher does, so it is one customer throughout.
 #[test]
 fn simulate_stitches_an_anonymous_cart_and_a_store_purchase_into_one_customer() {
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.jsonl");
     let t = 1_768_485_600_000_i64;
     let lines = [
         format!(
@@ -132,16 +130,7 @@ fn simulate_stitches_an_anonymous_cart_and_a_store_purchase_into_one_customer() 
             t + 1_800_000
         ),
     ];
-    std::fs::write(&events, lines.join("\n")).unwrap();
-    let out = switchboard(&[
-        "simulate",
-        "--journeys",
-        "journeys",
-        "--events",
-        events.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
+    let stdout = simulate_lines(&lines.join("\n"));
     let customers: Vec<&str> = stdout
         .lines()
         .filter(|l| l.starts_with("customer "))
@@ -162,27 +151,30 @@ fn simulate_stitches_an_anonymous_cart_and_a_store_purchase_into_one_customer() 
 /// An event with no usable identifier is shown as the stitcher would dead-letter it.
 #[test]
 fn simulate_shows_an_event_without_a_usable_identifier_as_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.jsonl");
-    std::fs::write(
-        &events,
+    let stdout = simulate_lines(
         r#"{"event_id":"n1","type":"cart.updated","channel":"web","occurred_at":1768485600000,"identifiers":[{"kind":"email","value":"null"}],"attributes":{"cart_value":10.0}}"#,
-    )
-    .unwrap();
-    let out = switchboard(&[
-        "simulate",
-        "--journeys",
-        "journeys",
-        "--events",
-        events.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
+    );
     assert!(
         stdout.contains("rejected    event n1: no usable identifier (email: blocked)"),
         "{stdout}"
     );
     assert!(!stdout.contains("entered"), "{stdout}");
+}
+
+/// `switchboard simulate` of the example journeys over `events` (JSON lines); its output.
+fn simulate_lines(events: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, events).unwrap();
+    let out = switchboard(&[
+        "simulate",
+        "--journeys",
+        "journeys",
+        "--events",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
 }
 
 /// The end-to-end suites run `tests/journeys/`: the examples with waits of seconds, so a test

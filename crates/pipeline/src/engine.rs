@@ -270,8 +270,13 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
             )
             .await?;
         }
-        self.commit(pending, extra, batch.last().map(Message::offset))
-            .await?;
+        self.commit(
+            pending,
+            extra,
+            batch.last().map(Message::offset),
+            Vec::new(),
+        )
+        .await?;
         for reason in dead {
             e.metrics.dead_letters.with_label_values(&[reason]).inc();
         }
@@ -334,14 +339,8 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
                     None,
                 );
             }
-            self.commit(pending, Vec::new(), None).await?;
-            until_ok(
-                "remove timers",
-                &self.stop,
-                e.metrics.store_errors.with_label_values(&["remove_timers"]),
-                || e.store.remove_timers(self.partition, &due),
-            )
-            .await?;
+            // The fired timers leave the shard with those the batch cancelled.
+            self.commit(pending, Vec::new(), None, due).await?;
         }
         if let Ok(n) = e.store.pending_timers(self.partition).await {
             e.metrics
@@ -444,15 +443,17 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
     }
 
     /// Saves every changed profile (clearing the outboxes published before), publishes the
-    /// outboxes (and `extra`); the next save clears them.
+    /// outboxes (and `extra`); the next save clears them. Then `fired` timers and those the
+    /// batch cancelled leave the shard, in one round trip.
     async fn commit(
         &mut self,
         pending: HashMap<String, Changing>,
         extra: Vec<OutRecord>,
         consumed: Option<i64>,
+        fired: Vec<DueTimer>,
     ) -> Result<(), Stopped> {
         let e = &self.shared;
-        let mut cancelled = Vec::new();
+        let mut done = fired;
         let writes: Vec<Write> = pending
             .into_iter()
             .filter(|(_, p)| p.changed)
@@ -460,7 +461,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
                 // Unless the batch set the same timer again (a member is profile, journey, due).
                 for (journey, due) in std::mem::take(&mut p.cancelled) {
                     if !p.timers.iter().any(|(j, at)| *j == journey && *at == due) {
-                        cancelled.push(DueTimer {
+                        done.push(DueTimer {
                             profile: profile.clone(),
                             journey,
                             due,
@@ -510,12 +511,12 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
             .deliver(&self.publisher, &records, consumed, &self.stop)
             .await?;
         self.published = with_outbox;
-        if !cancelled.is_empty() {
+        if !done.is_empty() {
             until_ok(
                 "remove timers",
                 &self.stop,
                 e.metrics.store_errors.with_label_values(&["remove_timers"]),
-                || e.store.remove_timers(self.partition, &cancelled),
+                || e.store.remove_timers(self.partition, &done),
             )
             .await?;
         }
