@@ -54,7 +54,7 @@ async fn dump(r: &Running) -> Vec<(String, String)> {
             "string" => {
                 let value: Vec<u8> = c.get(&key).await.unwrap();
                 if key.contains(":r:{") {
-                    vec![switchboard_pipeline::state::stored::to_json(&value).unwrap()]
+                    vec![switchboard_redis::stored::to_json(&value).unwrap()]
                 } else {
                     vec![String::from_utf8(value).unwrap()]
                 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use support::{Running, event};
 use switchboard_codec::{AttrValue, ChannelEvent, SendCommand};
-use switchboard_pipeline::state::{RedisStateStore, StateStore};
+use switchboard_engine::Records;
+use switchboard_redis::RedisStateStore;
 
 fn journeys() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/journeys"))
@@ -589,7 +590,7 @@ async fn an_engine_stopped_mid_stream_loses_nothing_and_sends_nothing_under_two_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_published_outbox_is_cleared_so_the_next_engine_sends_it_no_second_time() {
-    use switchboard_pipeline::state::{RedisStateStore, StateStore};
+    use switchboard_engine::Outboxes;
     let mut r = Running::parts(&journeys()).await;
     let redis = switchboard_redis::connect(&r.config.redis).await.unwrap();
     let store = RedisStateStore::new(redis, r.config.redis.key_prefix.clone());
@@ -652,7 +653,7 @@ async fn a_published_outbox_is_cleared_so_the_next_engine_sends_it_no_second_tim
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_outbox_left_by_a_crash_is_published_by_the_next_owner() {
-    use switchboard_pipeline::state::{Outgoing, Record, RedisStateStore, StateStore, Write};
+    use switchboard_engine::{Outboxes, Outgoing, Record, Write};
     let mut r = Running::parts(&journeys()).await;
     let redis = switchboard_redis::connect(&r.config.redis).await.unwrap();
     let store = RedisStateStore::new(redis, r.config.redis.key_prefix.clone());
@@ -676,11 +677,10 @@ async fn an_outbox_left_by_a_crash_is_published_by_the_next_owner() {
     store
         .save(
             1,
+            0,
             &[],
             &[Write {
                 profile: "p-crashed".into(),
-                partition: 1,
-                epoch: 0,
                 record: Record {
                     offset: 5,
                     ..Record::default()

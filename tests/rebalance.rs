@@ -18,12 +18,13 @@ use switchboard_codec::{
     AttrValue, ChannelEvent, CustomerEvent, CustomerPayload, Framing, JourneyTransition,
     SendCommand, SourcePosition,
 };
+use switchboard_engine::Records;
 use switchboard_pipeline::catalog::CatalogSource;
 use switchboard_pipeline::consumer::{Stopped, Worker, Workers};
 use switchboard_pipeline::engine::{Engine, EngineWorkers};
 use switchboard_pipeline::output::Publisher;
 use switchboard_pipeline::services::producer;
-use switchboard_pipeline::state::{RedisStateStore, StateStore};
+use switchboard_redis::RedisStateStore;
 use tokio_util::sync::CancellationToken;
 
 const CUSTOMERS: u32 = 24;
@@ -276,6 +277,7 @@ async fn a_zombie_owner_is_fenced_and_publishes_nothing() {
         catalog,
         config: r.config.clone(),
         metrics: r.metrics.clone(),
+        clock: switchboard_pipeline::now_ms,
     }));
     let topic = r.config.topics.customer_events.clone();
     let publisher = || Publisher::Plain(producer(&r.config).unwrap());
@@ -304,7 +306,7 @@ async fn a_zombie_owner_is_fenced_and_publishes_nothing() {
     let result = zombie
         .process(vec![consumed(&r, "P-zombie", "z-2", 11)])
         .await;
-    assert_eq!(result, Err(Stopped), "the zombie stops");
+    assert_eq!(result, Err(Stopped::Fenced), "the zombie stops");
     assert!(zombie_stop.is_cancelled(), "and stops its partition");
     assert_eq!(r.metric("switchboard_fenced_writes_total"), 1.0);
     let after = store.load(&["P-zombie".into()]).await.unwrap();

@@ -18,7 +18,7 @@ use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use support::{Running, event};
 use switchboard_codec::SendCommand;
-use switchboard_pipeline::output::{OutRecord, Publisher, Transactional, TxnMetrics};
+use switchboard_pipeline::output::{OutRecord, Publish, Publisher, Transactional, TxnMetrics};
 use switchboard_test_support::{KafkaBroker, mock_cluster, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use switchboard_codec::{AttrValue, ChannelEvent, Identifier};
 use switchboard_config::Config;
+use switchboard_engine::{Timers as _, timer_member};
 use switchboard_pipeline::Metrics;
 use switchboard_pipeline::catalog::CatalogSource;
 use switchboard_pipeline::consumer::{Worker, Workers};
 use switchboard_pipeline::engine::{Engine, EngineWorkers};
 use switchboard_pipeline::output::Publisher;
 use switchboard_pipeline::services::producer;
-use switchboard_pipeline::state::{RedisStateStore, StateStore, timer_member};
+use switchboard_redis::RedisStateStore;
 use switchboard_redis::connect;
 use tokio_util::sync::CancellationToken;
 
@@ -170,6 +171,7 @@ async fn engine_workers(
         catalog,
         config: config.clone(),
         metrics: Metrics::register(&prometheus::Registry::new())?,
+        clock: switchboard_pipeline::now_ms,
     }))))
 }
 

@@ -10,7 +10,7 @@ use switchboard_config::Config;
 use switchboard_pipeline::Metrics;
 use switchboard_pipeline::catalog::{CatalogSource, watch_catalog};
 use switchboard_pipeline::services::{run_engine, run_stitcher};
-use switchboard_pipeline::state::RedisStateStore;
+use switchboard_redis::RedisStateStore;
 use switchboard_redis::{Keys, RedisIdentityStore, connect};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

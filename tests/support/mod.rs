@@ -20,7 +20,7 @@ use switchboard_pipeline::Metrics;
 use switchboard_pipeline::catalog::{CatalogSource, watch_catalog};
 use switchboard_pipeline::output::{OutRecord, produce_all};
 use switchboard_pipeline::services::{producer, run_engine, run_stitcher};
-use switchboard_pipeline::state::RedisStateStore;
+use switchboard_redis::RedisStateStore;
 use switchboard_redis::{Keys, RedisIdentityStore, connect};
 use switchboard_test_support::{
     KafkaBroker, MockKafka, RedisServer, isolated_config, mock_cluster, unique,

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use switchboard_codec::ChannelEvent;
+use switchboard_engine::{Planner, simulate};
 use switchboard_journey::{
     JourneySet, Policies, compile, graph, load_dir, model::JourneyFile, policy::PoliciesFile,
-    simulate,
 };
 
 use crate::args::GraphFormat;
@@ -109,7 +109,12 @@ pub fn simulate(
                 .collect(),
         })
     };
-    let happenings = simulate::simulate_with(&set, &policies, list, &mut stitch);
+    let planner = Planner {
+        journeys: &set,
+        policies: &policies,
+        dedup_window_ms: rules.dedup_window_secs.saturating_mul(1000),
+    };
+    let happenings = simulate::simulate_with(&planner, list, &mut stitch);
     print!("{}", simulate::render(&happenings));
     Ok(())
 }

@@ -15,12 +15,13 @@ use prometheus::Registry;
 use rdkafka::mocking::MockCluster;
 use switchboard_codec::{AnySchemas, Codec, LocalSchemas, RegistryAuth, RegistrySchemas};
 use switchboard_config::Config;
+use switchboard_engine::MemoryStateStore;
 use switchboard_identity::MemoryIdentityStore;
 use switchboard_pipeline::Metrics;
 use switchboard_pipeline::catalog::{Catalog, CatalogSource, watch_catalog};
 use switchboard_pipeline::generate::{Traffic, generate};
 use switchboard_pipeline::services::{producer, run_engine, run_stitcher};
-use switchboard_pipeline::state::{MemoryStateStore, RedisStateStore};
+use switchboard_redis::RedisStateStore;
 use switchboard_redis::{Keys, Redis, RedisIdentityStore, connect};
 use switchboard_telemetry::Health;
 use tokio::sync::watch;
@@ -302,7 +303,7 @@ fn spawn_services<I, S>(
     shutdown: &CancellationToken,
 ) where
     I: switchboard_identity::IdentityStore + 'static,
-    S: switchboard_pipeline::state::StateStore,
+    S: switchboard_engine::StateStore,
 {
     if role.stitcher() {
         let (config, codec, metrics, shutdown) = (

@@ -287,10 +287,10 @@ async fn crash_run(transactions: bool) -> usize {
         switchboard_journey::load_dir(&journeys, &policies.channels).unwrap(),
     );
     let expected: BTreeSet<(String, String, String)> =
-        switchboard_journey::simulate::simulate(&set, &policies, events.clone())
+        switchboard_engine::simulate::simulate(&set, &policies, events.clone())
             .into_iter()
             .filter_map(|h| match h.what {
-                switchboard_journey::simulate::What::Send {
+                switchboard_engine::simulate::What::Send {
                     journey,
                     template,
                     trigger,

@@ -2,8 +2,9 @@
 //!
 //! Journey designers write journeys as YAML ([`model`]); [`compile`] validates them into a
 //! [`Journey`] or lists every error with file, line and state. [`apply`] is a pure function,
-//! `(journeys, policies, customer, input, now) -> (customer', effects)`, with no I/O, so the
-//! engine, `switchboard simulate` and the tests run the same code.
+//! `(journeys, policies, customer, input, now) -> (customer', effects)`, with no I/O; the
+//! engine's planner (`switchboard-engine`) runs it, in the engine service and in
+//! `switchboard simulate` alike.
 
 pub mod compile;
 pub mod condition;
@@ -16,7 +17,6 @@ pub mod merge;
 pub mod model;
 pub mod policy;
 pub mod set;
-pub mod simulate;
 pub mod state;
 mod steps;
 pub mod time;

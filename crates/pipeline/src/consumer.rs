@@ -47,9 +47,17 @@ pub trait Worker: Send + 'static {
     }
 }
 
-/// The worker gave up because the partition is being stopped.
+/// Why a partition's worker gave up a batch. Everything else is handled where it happens:
+/// a store, broker or registry away is retried with backoff, bad input is dead-lettered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stopped;
+pub enum Stopped {
+    /// The partition is revoked or the service is stopping: the batch is replayed by the
+    /// next owner.
+    Shutdown,
+    /// A newer owner of the partition wrote its state: this member is a zombie, and commits
+    /// nothing more.
+    Fenced,
+}
 
 /// Starts a worker for a newly assigned partition.
 pub trait Workers: Send + Sync + 'static {
@@ -365,7 +373,7 @@ async fn run_partition<W: Workers>(
             .await;
             match started {
                 Ok(t) => Publisher::Transactional(t),
-                Err(Stopped) => return,
+                Err(_) => return,
             }
         }
     };
@@ -378,12 +386,16 @@ async fn run_partition<W: Workers>(
     let mut tick = tokio::time::interval(settings.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Option<i64> = None;
+    let mut fenced = false;
     loop {
         let first: BorrowedMessage<'_> = tokio::select! {
             biased;
             _ = stop.cancelled() => break,
             _ = tick.tick() => {
-                if worker.tick().await.is_err() { break; }
+                if let Err(stopped) = worker.tick().await {
+                    fenced = stopped == Stopped::Fenced;
+                    break;
+                }
                 continue;
             }
             m = queue.recv() => match m {
@@ -405,7 +417,8 @@ async fn run_partition<W: Workers>(
         let offset = batch.last().map(|m| m.offset());
         metrics.batch_records.observe(batch.len() as f64);
         let taken = std::time::Instant::now();
-        if worker.process(batch).await.is_err() {
+        if let Err(stopped) = worker.process(batch).await {
+            fenced = stopped == Stopped::Fenced;
             break;
         }
         metrics.batch_seconds.observe(taken.elapsed().as_secs_f64());
@@ -418,8 +431,9 @@ async fn run_partition<W: Workers>(
         }
     }
     worker.finish().await;
-    // Commit what this partition made durable, so the next owner starts after it.
-    if let Some(o) = last {
+    // Commit what this partition made durable, so the next owner starts after it; a fenced
+    // member's offset is behind its successor's, and is not committed.
+    if let Some(o) = last.filter(|_| !fenced) {
         let mut tpl = TopicPartitionList::new();
         if tpl
             .add_partition_offset(topic, partition, Offset::Offset(o + 1))

@@ -92,6 +92,41 @@ pub fn dead_letter(topic: &str, msg: &OwnedMessage, reason: &str, detail: &str) 
     }
 }
 
+/// A record for the dead-letter topic from an outgoing `value` its schema for `topic` cannot
+/// carry: the value as JSON (cut to fit), with the reason `unencodable` and the error.
+pub fn unencodable<T: serde::Serialize>(
+    dead_letters: &str,
+    topic: &str,
+    key: &str,
+    value: &T,
+    error: &dyn std::fmt::Display,
+) -> OutRecord {
+    let mut payload = serde_json::to_vec(value).unwrap_or_default();
+    payload.truncate(MAX_DEAD_LETTER_BYTES / 2);
+    OutRecord {
+        topic: dead_letters.to_owned(),
+        key: Some(
+            key.as_bytes()
+                .chunks(MAX_KEY_BYTES)
+                .next()
+                .unwrap_or_default()
+                .to_vec(),
+        ),
+        payload,
+        headers: vec![
+            ("switchboard.target.topic".to_owned(), topic.to_owned()),
+            (
+                "switchboard.error.reason".to_owned(),
+                "unencodable".to_owned(),
+            ),
+            (
+                "switchboard.error.detail".to_owned(),
+                error.to_string().chars().take(1000).collect(),
+            ),
+        ],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rdkafka::message::{OwnedHeaders, Timestamp};

@@ -11,7 +11,7 @@ use tracing::{error, warn};
 
 use crate::Metrics;
 use crate::consumer::Stopped;
-use crate::output::{OutRecord, Publisher, Undelivered, refused_for_good};
+use crate::output::{OutRecord, Publish, Undelivered, refused_for_good};
 
 /// Where a batch's records go and what their failures count.
 #[derive(Debug, Clone)]
@@ -41,7 +41,7 @@ impl Delivery {
     /// that followed it (their order), and records already delivered are not sent again.
     pub async fn deliver(
         &self,
-        publisher: &Publisher,
+        publisher: &impl Publish,
         records: &[OutRecord],
         consumed: Option<i64>,
         stop: &CancellationToken,
@@ -64,12 +64,12 @@ impl Delivery {
                     "retrying"
                 );
                 tokio::select! {
-                    _ = stop.cancelled() => return Err(Stopped),
+                    _ = stop.cancelled() => return Err(Stopped::Shutdown),
                     _ = tokio::time::sleep(delay) => {}
                 }
                 delay = (delay * 2).min(Duration::from_secs(5));
             } else if stop.is_cancelled() {
-                return Err(Stopped);
+                return Err(Stopped::Shutdown);
             }
             batch = again;
             current = &batch;

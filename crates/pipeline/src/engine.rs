@@ -1,33 +1,35 @@
-//! The engine: for each partition of `customer.events`, load the profiles of a batch, apply
-//! every input through the pure interpreter, write each profile's state, position and outbox
-//! in one atomic step, publish the outbox (retrying what the broker could not take,
-//! dead-lettering what it refuses), then let the offset move on; the next save, an idle tick
-//! or the partition's end clears the published outboxes. Timers of the partition fire through
-//! the same path, highest journey priority first when due together; timers a batch cancels
-//! leave the shard once it is saved.
+//! The engine service: for each partition of `customer.events`, load → plan → persist →
+//! publish. The plan is [`switchboard_engine::Planner::plan`], pure; this file only carries
+//! it out: it loads the records a batch touches, marks merges, erases forgotten profiles,
+//! saves every changed profile with its outbox and timers in one atomic step per profile,
+//! publishes the outboxes (retrying what the broker could not take, dead-lettering what it
+//! refuses), then lets the offset move on. The next save, an idle tick or the partition's end
+//! clears the published outboxes. Timers of the partition fire through the same path.
+//!
+//! Failures are of four kinds: a store, broker or schema registry away is retried with
+//! backoff where it happened (the partition never stalls on it); bad input goes to the
+//! dead-letter topic; a newer owner's write fences this one ([`Stopped::Fenced`]); and the
+//! partition's end ([`Stopped::Shutdown`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rdkafka::message::{Message, OwnedMessage};
-use switchboard_codec::{
-    Codec, CustomerEvent, CustomerPayload, JourneyTransition, SchemaResolver, TransitionKind,
-};
+use serde::Serialize;
+use switchboard_codec::{AvroRecord, Codec, CodecError, CustomerEvent, SchemaResolver};
 use switchboard_config::Config;
-use switchboard_journey::{Customer, Effect, Input, Profile, apply, fold};
+use switchboard_engine::{Inputs, Outgoing, Plan, Planner, Saved, StateStore, Write};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
+use crate::Metrics;
 use crate::catalog::Catalog;
 use crate::consumer::{Stopped, Worker, Workers};
-use crate::dead_letters::dead_letter;
+use crate::dead_letters::{dead_letter, unencodable};
 use crate::delivery::Delivery;
-use crate::forget::{FORGET_EVENT, profiles_to_forget};
-use crate::output::{OutRecord, Publisher};
+use crate::output::{OutRecord, Publish, Publisher};
 use crate::retry::until_ok;
-use crate::state::{Absorbed, DueTimer, MAX_ABSORBED, Outgoing, Record, Saved, StateStore, Write};
-use crate::{Metrics, now_ms};
 
 /// Timers fired per tick and partition, at most.
 const TIMERS_PER_TICK: usize = 500;
@@ -39,15 +41,17 @@ pub struct Engine<R, S> {
     pub catalog: watch::Receiver<Arc<Catalog>>,
     pub config: Arc<Config>,
     pub metrics: Metrics,
+    /// Milliseconds since the Unix epoch: [`now_ms`], or a test's clock.
+    pub clock: fn() -> i64,
 }
 
 /// Starts engine partitions.
 pub struct EngineWorkers<R, S>(pub Arc<Engine<R, S>>);
 
 /// One owned partition of `customer.events`.
-pub struct EnginePartition<R, S> {
+pub struct EnginePartition<R, S, P> {
     shared: Arc<Engine<R, S>>,
-    publisher: Publisher,
+    publisher: P,
     delivery: Delivery,
     partition: i32,
     epoch: u64,
@@ -57,21 +61,8 @@ pub struct EnginePartition<R, S> {
     published: Vec<String>,
 }
 
-/// A profile being changed within one batch.
-struct Changing {
-    record: Record,
-    outbox: Vec<Outgoing>,
-    /// Timers the batch cancelled (journey, due): removed from the shard once it is saved,
-    /// so they cost neither a load nor a save when they would have fired.
-    cancelled: Vec<(String, i64)>,
-    timers: Vec<(String, i64)>,
-    changed: bool,
-    /// The profile had a stored record.
-    found: bool,
-}
-
 impl<R: SchemaResolver + 'static, S: StateStore> Workers for EngineWorkers<R, S> {
-    type Worker = EnginePartition<R, S>;
+    type Worker = EnginePartition<R, S, Publisher>;
 
     async fn start(
         &self,
@@ -80,62 +71,31 @@ impl<R: SchemaResolver + 'static, S: StateStore> Workers for EngineWorkers<R, S>
         publisher: Publisher,
         stop: CancellationToken,
     ) -> Result<Self::Worker, Stopped> {
-        let e = &self.0;
-        let epoch = until_ok(
-            "claim partition",
-            &stop,
-            e.metrics
-                .store_errors
-                .with_label_values(&["claim_partition"]),
-            || e.store.claim_partition(partition),
-        )
-        .await?;
-        info!(partition, epoch, "engine owns partition");
-        let mut p = EnginePartition {
-            shared: self.0.clone(),
-            publisher,
-            delivery: Delivery::new(&e.config.topics.dead_letters, &e.metrics),
-            partition,
-            epoch,
-            stop,
-            published: Vec::new(),
-        };
-        p.republish_outboxes().await?;
-        Ok(p)
+        EnginePartition::start(self.0.clone(), partition, publisher, stop).await
     }
 }
 
-impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S> {
+impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> Worker for EnginePartition<R, S, P> {
     async fn process(&mut self, batch: Vec<OwnedMessage>) -> Result<(), Stopped> {
         let e = self.shared.clone();
-        let catalog = e.catalog.borrow().clone();
-        let mut inputs = Vec::with_capacity(batch.len());
+        e.metrics.consumed(&batch);
+        let mut events = Vec::with_capacity(batch.len());
         let mut extra = Vec::new();
         // Counted once the batch is durable, not per attempt (a replay would count again).
         let mut dead: Vec<&'static str> = Vec::new();
-        e.metrics.consumed(&batch);
+        let dead_letters = &e.config.topics.dead_letters;
         for msg in &batch {
             let Some(bytes) = msg.payload() else {
                 dead.push("empty");
-                extra.push(dead_letter(
-                    &e.config.topics.dead_letters,
-                    msg,
-                    "empty",
-                    "no value",
-                ));
+                extra.push(dead_letter(dead_letters, msg, "empty", "no value"));
                 continue;
             };
-            match e.codec.decode::<CustomerEvent>(bytes).await {
-                Ok(ce) => inputs.push((msg.offset(), ce)),
-                Err(err) if err.is_retryable() => {
-                    // The registry is away: stop here; the batch is replayed.
-                    warn!(error = %err, "schema registry unavailable");
-                    return Err(Stopped);
-                }
+            match self.decode(bytes).await? {
+                Ok(ce) => events.push((msg.offset(), ce)),
                 Err(err) => {
                     dead.push(err.reason());
                     extra.push(dead_letter(
-                        &e.config.topics.dead_letters,
+                        dead_letters,
                         msg,
                         err.reason(),
                         &err.to_string(),
@@ -143,140 +103,9 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
                 }
             }
         }
-        let mut profiles: Vec<String> = Vec::new();
-        for (_, ce) in &inputs {
-            profiles.push(ce.profile_id.clone());
-            if let CustomerPayload::Merged(m) = &ce.payload {
-                profiles.push(m.loser.clone());
-            }
-        }
-        profiles.sort();
-        profiles.dedup();
-        let mut pending = self.load(&profiles).await?;
-        let now = now_ms();
-        let dedup_window_ms = e.config.identity.dedup_window_secs.saturating_mul(1000);
-        let mut losers = Vec::new();
-        let mut forgets: Vec<(Vec<String>, String)> = Vec::new();
-        let mut forgotten: HashSet<String> = HashSet::new();
-        for (offset, ce) in inputs {
-            if forgotten.contains(&ce.profile_id) {
-                continue;
-            }
-            let Some(p) = pending.get(&ce.profile_id) else {
-                continue;
-            };
-            if offset <= p.record.offset {
-                continue; // applied before a crash or rebalance
-            }
-            if let Some(survivor) = p.record.merged_into.clone() {
-                extra.push(self.forward(&ce, &survivor)?);
-                continue;
-            }
-            match &ce.payload {
-                CustomerPayload::Event(event) if event.event_type == FORGET_EVENT => {
-                    let all = profiles_to_forget(&ce.profile_id, event);
-                    for profile in &all {
-                        pending.remove(profile);
-                        forgotten.insert(profile.clone());
-                    }
-                    forgets.push((all, event.event_id.clone()));
-                }
-                CustomerPayload::Event(event) => {
-                    if let Some(p) = pending.get_mut(&ce.profile_id)
-                        && !p
-                            .record
-                            .recent
-                            .first_time(&event.event_id, now, dedup_window_ms)
-                    {
-                        e.metrics.duplicates.inc();
-                        continue;
-                    }
-                    // The stitched identifiers are the normalised ones (E.164 phones,
-                    // lower-cased emails): addresses come from them.
-                    let mut event = event.clone();
-                    if !ce.identifiers.is_empty() {
-                        event.identifiers = ce.identifiers.clone();
-                    }
-                    let latency_from = event.occurred_at;
-                    self.apply_input(
-                        &catalog,
-                        &mut pending,
-                        &ce.profile_id,
-                        &Input::Event(event),
-                        now,
-                        latency_from,
-                        Some(offset),
-                    );
-                }
-                CustomerPayload::Merged(m) => {
-                    let (loser, loser_recent) = pending
-                        .get(&m.loser)
-                        .map(|l| (l.record.customer.clone(), l.record.recent.clone()))
-                        .unwrap_or_default();
-                    if let Some(p) = pending.get_mut(&ce.profile_id) {
-                        p.record.recent.absorb(&loser_recent);
-                        let (took, ended): (Vec<String>, Vec<String>) = loser
-                            .instances
-                            .keys()
-                            .cloned()
-                            .partition(|j| !p.record.customer.instances.contains_key(j));
-                        let absorbed = &mut p.record.absorbed;
-                        if !absorbed.iter().any(|a| a.profile == m.loser) {
-                            absorbed.push(Absorbed {
-                                profile: m.loser.clone(),
-                                at: now,
-                                took,
-                                ended,
-                            });
-                            let over = absorbed.len().saturating_sub(MAX_ABSORBED);
-                            absorbed.drain(..over);
-                        }
-                        let survivor = std::mem::take(&mut p.record.customer);
-                        let (mut folded, effects) = fold(survivor, loser, now);
-                        folded.profile.id = ce.profile_id.clone();
-                        p.record.customer = folded;
-                        for eff in effects {
-                            match eff {
-                                Effect::ScheduleTimer { journey, at } => {
-                                    p.timers.push((journey, at))
-                                }
-                                // The loser's instances that end here: on the loser's funnel.
-                                Effect::Transition(t) => {
-                                    push_transition(&e.metrics, p, &m.loser, t, Some(offset))
-                                }
-                                Effect::Send(_) | Effect::CancelTimer { .. } => {}
-                            }
-                        }
-                        p.record.offset = offset;
-                        p.changed = true;
-                    }
-                    losers.push((m.loser.clone(), m.survivor.clone()));
-                }
-            }
-        }
-        for (profiles, request) in forgets {
-            extra.push(self.forget(&profiles, &request).await?);
-        }
-        // The losers are marked first (the batch's in one round trip), so their own
-        // partitions stop firing their timers and forward their late records before the
-        // survivors take their instances over. A crash in between replays the merge records,
-        // which fold again from the losers' state.
-        if !losers.is_empty() {
-            until_ok(
-                "mark merged",
-                &self.stop,
-                e.metrics.store_errors.with_label_values(&["mark_merged"]),
-                || e.store.mark_merged(&losers),
-            )
+        let consumed = batch.last().map(Message::offset);
+        self.carry_out(Inputs::Events(events), extra, consumed, &mut dead)
             .await?;
-        }
-        self.commit(
-            pending,
-            extra,
-            batch.last().map(Message::offset),
-            Vec::new(),
-        )
-        .await?;
         for reason in dead {
             e.metrics.dead_letters.with_label_values(&[reason]).inc();
         }
@@ -285,7 +114,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
 
     async fn tick(&mut self) -> Result<(), Stopped> {
         let e = self.shared.clone();
-        let now = now_ms();
+        let now = (e.clock)();
         let due = until_ok(
             "due timers",
             &self.stop,
@@ -296,51 +125,12 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
         if due.is_empty() {
             self.clear_published().await?;
         } else {
-            let catalog = e.catalog.borrow().clone();
-            // Per profile, timers due at the same instant fire highest priority first, so the
-            // journey that matters most gets the cap's room (as on events, and in simulate).
-            let mut order: Vec<&DueTimer> = due.iter().collect();
-            order.sort_by(|a, b| {
-                a.profile.cmp(&b.profile).then_with(|| {
-                    (catalog.journeys).timer_order((a.due, &a.journey), (b.due, &b.journey))
-                })
-            });
-            let mut profiles: Vec<String> = due.iter().map(|t| t.profile.clone()).collect();
-            profiles.sort();
-            profiles.dedup();
-            let mut pending = self.load(&profiles).await?;
-            for DueTimer {
-                profile,
-                journey,
-                due: at,
-            } in order
-            {
-                e.metrics.timers_fired.inc();
-                e.metrics
-                    .timer_lag
-                    .observe((now - at).max(0) as f64 / 1000.0);
-                match pending.get(profile) {
-                    // Forgotten, or never stored: nothing to wake up.
-                    Some(p) if !p.found => continue,
-                    // The instance moved to the survivor with its own timer.
-                    Some(p) if p.record.merged_into.is_some() => continue,
-                    _ => {}
-                }
-                self.apply_input(
-                    &catalog,
-                    &mut pending,
-                    profile,
-                    &Input::Timer {
-                        journey: journey.clone(),
-                        due: *at,
-                    },
-                    now,
-                    *at,
-                    None,
-                );
+            let mut dead = Vec::new();
+            self.carry_out(Inputs::Timers(due), Vec::new(), None, &mut dead)
+                .await?;
+            for reason in dead {
+                e.metrics.dead_letters.with_label_values(&[reason]).inc();
             }
-            // The fired timers leave the shard with those the batch cancelled.
-            self.commit(pending, Vec::new(), None, due).await?;
         }
         if let Ok(n) = e.store.pending_timers(self.partition).await {
             e.metrics
@@ -363,127 +153,153 @@ impl<R: SchemaResolver + 'static, S: StateStore> Worker for EnginePartition<R, S
     }
 }
 
-impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
-    async fn load(&self, profiles: &[String]) -> Result<HashMap<String, Changing>, Stopped> {
+impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, S, P> {
+    /// Claims `partition` (a new fencing epoch) and publishes what an earlier owner saved but
+    /// did not publish.
+    pub async fn start(
+        shared: Arc<Engine<R, S>>,
+        partition: i32,
+        publisher: P,
+        stop: CancellationToken,
+    ) -> Result<Self, Stopped> {
+        let epoch = until_ok(
+            "claim partition",
+            &stop,
+            shared
+                .metrics
+                .store_errors
+                .with_label_values(&["claim_partition"]),
+            || shared.store.claim_partition(partition),
+        )
+        .await?;
+        info!(partition, epoch, "engine owns partition");
+        let mut p = EnginePartition {
+            delivery: Delivery::new(&shared.config.topics.dead_letters, &shared.metrics),
+            shared,
+            publisher,
+            partition,
+            epoch,
+            stop,
+            published: Vec::new(),
+        };
+        p.republish_outboxes().await?;
+        Ok(p)
+    }
+
+    /// A record of `customer.events`, or why it cannot be read. While the schema registry is
+    /// away, this waits for it (backing off) rather than give up the batch.
+    async fn decode(&self, bytes: &[u8]) -> Result<Result<CustomerEvent, CodecError>, Stopped> {
         let e = &self.shared;
+        until_ok(
+            "decode (schema registry)",
+            &self.stop,
+            e.metrics.registry_errors.clone(),
+            || async {
+                match e.codec.decode::<CustomerEvent>(bytes).await {
+                    Err(err) if err.is_retryable() => Err(err),
+                    read => Ok(read),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Load → plan → persist → publish.
+    async fn carry_out(
+        &mut self,
+        inputs: Inputs,
+        mut extra: Vec<OutRecord>,
+        consumed: Option<i64>,
+        dead: &mut Vec<&'static str>,
+    ) -> Result<(), Stopped> {
+        let e = self.shared.clone();
+        let profiles = inputs.profiles();
         let loaded = until_ok(
             "load profiles",
             &self.stop,
             e.metrics.store_errors.with_label_values(&["load"]),
-            || e.store.load(profiles),
+            || e.store.load(&profiles),
         )
         .await?;
-        Ok(profiles
-            .iter()
+        let stored: BTreeMap<String, _> = profiles
+            .into_iter()
             .zip(loaded)
-            .map(|(id, loaded)| {
-                let found = loaded.is_some();
-                let record = loaded.map(|(r, _)| r).unwrap_or_else(|| Record {
-                    customer: Customer {
-                        profile: Profile {
-                            id: id.clone(),
-                            ..Profile::default()
-                        },
-                        ..Customer::default()
-                    },
-                    offset: -1,
-                    ..Record::default()
-                });
-                (
-                    id.clone(),
-                    Changing {
-                        record,
-                        outbox: Vec::new(),
-                        cancelled: Vec::new(),
-                        timers: Vec::new(),
-                        changed: false,
-                        found,
-                    },
-                )
-            })
-            .collect())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn apply_input(
-        &self,
-        catalog: &Catalog,
-        pending: &mut HashMap<String, Changing>,
-        profile: &str,
-        input: &Input,
-        now: i64,
-        latency_from: i64,
-        offset: Option<i64>,
-    ) {
-        let Some(p) = pending.get_mut(profile) else {
-            return;
+            .filter_map(|(id, loaded)| loaded.map(|(record, _)| (id, record)))
+            .collect();
+        let catalog = e.catalog.borrow().clone();
+        let planner = Planner {
+            journeys: &catalog.journeys,
+            policies: &catalog.policies,
+            dedup_window_ms: e.config.identity.dedup_window_secs.saturating_mul(1000),
         };
-        let customer = std::mem::take(&mut p.record.customer);
-        let (customer, effects) = apply(&catalog.journeys, &catalog.policies, customer, input, now);
-        p.record.customer = customer;
-        if let Some(o) = offset {
-            p.record.offset = o;
+        let now = (e.clock)();
+        let plan = planner.plan(stored, inputs, now);
+        let Plan {
+            merges,
+            forgets,
+            forwards,
+            writes,
+            done_timers,
+            ..
+        } = &plan;
+        let topics = &e.config.topics;
+        for forward in forwards {
+            extra.push(self.encode(&topics.customer_events, &forward.profile_id, forward, dead));
         }
-        p.changed = true;
-        let m = &self.shared.metrics;
-        for effect in effects {
-            match effect {
-                Effect::Send(cmd) => {
-                    m.commands.with_label_values(&[cmd.channel.as_str()]).inc();
-                    m.latency
-                        .with_label_values(&[cmd.channel.as_str()])
-                        .observe((now - latency_from).max(0) as f64 / 1000.0);
-                    p.outbox.push(Outgoing::Command(*cmd));
-                }
-                Effect::Transition(t) => push_transition(m, p, profile, t, offset),
-                Effect::ScheduleTimer { journey, at } => p.timers.push((journey, at)),
-                Effect::CancelTimer { journey, at } => p.cancelled.push((journey, at)),
-            }
+        for forget in forgets {
+            until_ok(
+                "forget",
+                &self.stop,
+                e.metrics.store_errors.with_label_values(&["forget"]),
+                || e.store.forget(self.partition, &forget.profiles),
+            )
+            .await?;
+            info!(
+                partition = self.partition,
+                profiles = forget.profiles.len(),
+                "profile forgotten"
+            );
+            let t = &forget.transition;
+            extra.push(self.encode(&topics.transitions, &t.profile_id, t, dead));
         }
+        // The losers are marked first (the batch's in one round trip), so their own
+        // partitions stop firing their timers and forward their late records before the
+        // survivors take their instances over. A crash in between replays the merge records,
+        // which fold again from the losers' state.
+        if !merges.is_empty() {
+            until_ok(
+                "mark merged",
+                &self.stop,
+                e.metrics.store_errors.with_label_values(&["mark_merged"]),
+                || e.store.mark_merged(merges),
+            )
+            .await?;
+        }
+        self.commit(writes, extra, consumed, done_timers, dead)
+            .await?;
+        e.metrics.planned(&plan);
+        Ok(())
     }
 
-    /// Saves every changed profile (clearing the outboxes published before), publishes the
-    /// outboxes (and `extra`); the next save clears them. Then `fired` timers and those the
-    /// batch cancelled leave the shard, in one round trip.
+    /// Saves every write (clearing the outboxes published before), publishes the outboxes
+    /// (and `extra`); the next save clears them. Then `done` timers leave the shard.
     async fn commit(
         &mut self,
-        pending: HashMap<String, Changing>,
+        writes: &[Write],
         extra: Vec<OutRecord>,
         consumed: Option<i64>,
-        fired: Vec<DueTimer>,
+        done: &[switchboard_engine::DueTimer],
+        dead: &mut Vec<&'static str>,
     ) -> Result<(), Stopped> {
-        let e = &self.shared;
-        let mut done = fired;
-        let writes: Vec<Write> = pending
-            .into_iter()
-            .filter(|(_, p)| p.changed)
-            .map(|(profile, mut p)| {
-                // Unless the batch set the same timer again (a member is profile, journey, due).
-                for (journey, due) in std::mem::take(&mut p.cancelled) {
-                    if !p.timers.iter().any(|(j, at)| *j == journey && *at == due) {
-                        done.push(DueTimer {
-                            profile: profile.clone(),
-                            journey,
-                            due,
-                        });
-                    }
-                }
-                (profile, p)
-            })
-            .map(|(profile, p)| Write {
-                profile,
-                partition: self.partition,
-                epoch: self.epoch,
-                record: p.record,
-                outbox: p.outbox,
-                timers: p.timers,
-            })
-            .collect();
+        let e = self.shared.clone();
         let saved = until_ok(
             "save profiles",
             &self.stop,
             e.metrics.store_errors.with_label_values(&["save"]),
-            || e.store.save(self.partition, &self.published, &writes),
+            || {
+                e.store
+                    .save(self.partition, self.epoch, &self.published, writes)
+            },
         )
         .await?;
         self.published.clear();
@@ -495,16 +311,14 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
                 "fenced: a newer owner wrote this partition; stopping"
             );
             self.stop.cancel();
-            return Err(Stopped);
+            return Err(Stopped::Fenced);
         }
         let mut records = extra;
         let mut with_outbox = Vec::new();
-        for w in &writes {
-            if !w.outbox.is_empty() {
-                with_outbox.push(w.profile.clone());
-                for o in &w.outbox {
-                    records.push(self.encode(o)?);
-                }
+        for w in writes.iter().filter(|w| !w.outbox.is_empty()) {
+            with_outbox.push(w.profile.clone());
+            for o in &w.outbox {
+                records.push(self.outgoing(o, dead));
             }
         }
         self.delivery
@@ -516,7 +330,7 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
                 "remove timers",
                 &self.stop,
                 e.metrics.store_errors.with_label_values(&["remove_timers"]),
-                || e.store.remove_timers(self.partition, &done),
+                || e.store.remove_timers(self.partition, done),
             )
             .await?;
         }
@@ -538,44 +352,6 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
         .await?;
         self.published.clear();
         Ok(())
-    }
-
-    /// Deletes the state of `profiles` (a forget request's profile and those merged into it)
-    /// and returns the `profile.forgotten` transition to publish. Idempotent: a replayed
-    /// request deletes nothing more and repeats the same transition id.
-    async fn forget(&self, profiles: &[String], request: &str) -> Result<OutRecord, Stopped> {
-        let e = &self.shared;
-        until_ok(
-            "forget",
-            &self.stop,
-            e.metrics.store_errors.with_label_values(&["forget"]),
-            || e.store.forget(self.partition, profiles),
-        )
-        .await?;
-        let profile = profiles.first().cloned().unwrap_or_default();
-        let kind = TransitionKind::Forgotten.as_str();
-        e.metrics.transitions.with_label_values(&["", kind]).inc();
-        info!(
-            partition = self.partition,
-            profiles = profiles.len(),
-            "profile forgotten"
-        );
-        let transition_id = uuid::Uuid::new_v5(
-            &uuid::Uuid::NAMESPACE_OID,
-            format!("{profile}|forgotten|{request}").as_bytes(),
-        )
-        .to_string();
-        self.encode(&Outgoing::Transition(JourneyTransition {
-            transition_id,
-            profile_id: profile,
-            journey: String::new(),
-            version: 0,
-            kind: TransitionKind::Forgotten,
-            step: None,
-            reason: Some(format!("erasure of {} profile(s)", profiles.len())),
-            trigger: request.to_owned(),
-            at: now_ms(),
-        }))
     }
 
     /// After a crash: publish what was saved but not yet published.
@@ -600,10 +376,11 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
             || e.store.load(&profiles),
         )
         .await?;
+        let mut dead = Vec::new();
         let mut records = Vec::new();
         for (_, outbox) in loaded.into_iter().flatten() {
             for o in &outbox {
-                records.push(self.encode(o)?);
+                records.push(self.outgoing(o, &mut dead));
             }
         }
         info!(
@@ -615,6 +392,9 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
         self.delivery
             .deliver(&self.publisher, &records, None, &self.stop)
             .await?;
+        for reason in dead {
+            e.metrics.dead_letters.with_label_values(&[reason]).inc();
+        }
         until_ok(
             "clear outbox",
             &self.stop,
@@ -624,114 +404,42 @@ impl<R: SchemaResolver + 'static, S: StateStore> EnginePartition<R, S> {
         .await
     }
 
-    fn encode(&self, o: &Outgoing) -> Result<OutRecord, Stopped> {
-        let e = &self.shared;
-        let t = &e.config.topics;
-        let framing = e.config.schemas.framing;
-        let (topic, key, payload) = match o {
-            Outgoing::Command(c) => (
-                format!("{}{}", t.commands_prefix, c.channel),
-                c.profile_id.clone(),
-                e.codec.encode(c, framing),
-            ),
-            Outgoing::Transition(x) => (
-                t.transitions.clone(),
-                x.profile_id.clone(),
-                e.codec.encode(x, framing),
-            ),
-        };
-        let payload = payload.map_err(|err| {
-            warn!(error = %err, "cannot encode an outgoing record");
-            Stopped
-        })?;
-        Ok(OutRecord {
-            topic,
-            key: Some(key.into_bytes()),
-            payload,
-            headers: Vec::new(),
-        })
-    }
-
-    /// A customer event for a merged profile, sent on to its survivor.
-    fn forward(&self, ce: &CustomerEvent, survivor: &str) -> Result<OutRecord, Stopped> {
-        let e = &self.shared;
-        let mut moved = ce.clone();
-        moved.profile_id = survivor.to_owned();
-        if let CustomerPayload::Merged(m) = &mut moved.payload {
-            m.survivor = survivor.to_owned();
+    /// An outbox record, for its topic.
+    fn outgoing(&self, o: &Outgoing, dead: &mut Vec<&'static str>) -> OutRecord {
+        let t = &self.shared.config.topics;
+        match o {
+            Outgoing::Command(c) => {
+                let topic = format!("{}{}", t.commands_prefix, c.channel);
+                self.encode(&topic, &c.profile_id, c, dead)
+            }
+            Outgoing::Transition(x) => self.encode(&t.transitions, &x.profile_id, x, dead),
         }
-        let payload = e
-            .codec
-            .encode(&moved, e.config.schemas.framing)
-            .map_err(|_| Stopped)?;
-        Ok(OutRecord {
-            topic: e.config.topics.customer_events.clone(),
-            key: Some(survivor.as_bytes().to_vec()),
-            payload,
-            headers: Vec::new(),
-        })
     }
-}
 
-/// Counts a journey transition and puts it in `p`'s outbox, recorded against `profile`.
-fn push_transition(
-    m: &Metrics,
-    p: &mut Changing,
-    profile: &str,
-    t: switchboard_journey::Transition,
-    offset: Option<i64>,
-) {
-    let kind = t.kind.as_str();
-    debug!(
-        journey = t.journey.as_str(),
-        step = t.step.as_deref().unwrap_or(""),
-        kind,
-        reason = t.reason.as_deref().unwrap_or(""),
-        offset,
-        "journey transition"
-    );
-    m.transitions
-        .with_label_values(&[t.journey.as_str(), kind])
-        .inc();
-    if t.reason.as_deref() == Some("var_error") {
-        warn!(
-            journey = t.journey.as_str(),
-            step = t.step.as_deref().unwrap_or(""),
-            "a send's var failed to evaluate (an attribute the event lacks?): send suppressed"
-        );
+    /// `value` for `topic`, keyed by `key`. A value its schema cannot carry goes to the
+    /// dead-letter topic as JSON, with the reason: nothing is lost and the partition goes on.
+    fn encode<T: AvroRecord + Serialize>(
+        &self,
+        topic: &str,
+        key: &str,
+        value: &T,
+        dead: &mut Vec<&'static str>,
+    ) -> OutRecord {
+        let e = &self.shared;
+        match e.codec.encode(value, e.config.schemas.framing) {
+            Ok(payload) => OutRecord {
+                topic: topic.to_owned(),
+                key: Some(key.as_bytes().to_vec()),
+                payload,
+                headers: Vec::new(),
+            },
+            Err(err) => {
+                warn!(topic, error = %err, "cannot encode an outgoing record: dead-lettered");
+                dead.push("unencodable");
+                unencodable(&e.config.topics.dead_letters, topic, key, value, &err)
+            }
+        }
     }
-    // A holdout is a send withheld on purpose, so it counts as a suppression.
-    match t.kind {
-        TransitionKind::Suppressed => m
-            .suppressions
-            .with_label_values(&[t.reason.as_deref().unwrap_or("unknown")])
-            .inc(),
-        TransitionKind::Holdout => m.suppressions.with_label_values(&["holdout"]).inc(),
-        _ => {}
-    }
-    let transition_id = uuid::Uuid::new_v5(
-        &uuid::Uuid::NAMESPACE_OID,
-        format!(
-            "{profile}|{}|{}|{kind}|{}|{}",
-            t.journey,
-            t.version,
-            t.step.as_deref().unwrap_or(""),
-            t.trigger
-        )
-        .as_bytes(),
-    )
-    .to_string();
-    p.outbox.push(Outgoing::Transition(JourneyTransition {
-        transition_id,
-        profile_id: profile.to_owned(),
-        journey: t.journey,
-        version: i32::try_from(t.version).unwrap_or(i32::MAX),
-        kind: t.kind,
-        step: t.step,
-        reason: t.reason,
-        trigger: t.trigger,
-        at: t.at,
-    }));
 }
 
 /// The topic the engine consumes.

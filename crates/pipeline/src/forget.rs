@@ -15,16 +15,11 @@ use switchboard_codec::{
     AttrValue, ChannelEvent, Codec, CustomerEvent, CustomerPayload, SchemaResolver, SourcePosition,
 };
 use switchboard_config::Config;
+use switchboard_engine::forget::{FORGET_EVENT, MERGED_ATTRIBUTE};
 use switchboard_identity::{IdentityStore, ProfileId, StitchError, erase, show};
 
 use crate::now_ms;
 use crate::output::{OutRecord, produce_all};
-
-/// The event type of a forget request. The stitcher refuses it on channel topics.
-pub const FORGET_EVENT: &str = "profile.forget";
-
-/// The attribute of a forget request listing the profiles merged into it, comma-separated.
-pub const MERGED_ATTRIBUTE: &str = "merged";
 
 /// Why a forget did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -93,18 +88,4 @@ pub fn forget_request(profile: &ProfileId, merged: &[ProfileId]) -> CustomerEven
         }),
         identifiers: Vec::new(),
     }
-}
-
-/// The profiles a forget request names: its own, then those merged into it.
-pub fn profiles_to_forget(profile: &str, event: &ChannelEvent) -> Vec<String> {
-    let mut all = vec![profile.to_owned()];
-    if let Some(AttrValue::String(merged)) = event.attributes.get(MERGED_ATTRIBUTE) {
-        all.extend(
-            merged
-                .split(',')
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned),
-        );
-    }
-    all
 }

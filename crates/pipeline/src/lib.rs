@@ -16,7 +16,6 @@ pub mod output;
 pub mod repeated;
 mod retry;
 pub mod services;
-pub mod state;
 pub mod stitcher;
 
 pub use metrics::Metrics;

@@ -4,6 +4,9 @@
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
+use switchboard_codec::TransitionKind;
+use switchboard_engine::{Happened, Outgoing, Plan};
+use tracing::{debug, warn};
 
 /// The pipeline's metrics.
 #[derive(Debug, Clone)]
@@ -30,6 +33,7 @@ pub struct Metrics {
     pub partitions_owned: IntGaugeVec,
     pub consumer_lag: IntGaugeVec,
     pub fenced: IntCounter,
+    pub registry_errors: IntCounter,
     pub transactions: IntCounterVec,
     pub aborted_records: IntCounter,
     pub journeys_loaded: prometheus::IntGauge,
@@ -242,6 +246,11 @@ impl Metrics {
                 "switchboard_fenced_writes_total",
                 "Writes refused because a newer owner of the partition wrote first.",
             )?,
+            registry_errors: counter(
+                r,
+                "switchboard_schema_registry_errors_total",
+                "Schema registry requests that failed (retried until it answers).",
+            )?,
             transactions: counters(
                 r,
                 "switchboard_transactions_total",
@@ -303,6 +312,65 @@ impl Metrics {
             self.events_consumed
                 .with_label_values(&[first.topic()])
                 .inc_by(batch.len() as u64);
+        }
+    }
+
+    /// Counts what a durable plan did: its transitions (suppressions and holdouts among
+    /// them), sends and their latency, duplicates, timers fired and their lag.
+    pub fn planned(&self, plan: &Plan) {
+        let outbox = plan.writes.iter().flat_map(|w| &w.outbox);
+        let forgotten = plan.forgets.iter().map(|f| &f.transition);
+        let transitions = outbox
+            .filter_map(|o| match o {
+                Outgoing::Transition(t) => Some(t),
+                Outgoing::Command(_) => None,
+            })
+            .chain(forgotten);
+        for t in transitions {
+            let kind = t.kind.as_str();
+            let reason = t.reason.as_deref().unwrap_or("");
+            let step = t.step.as_deref().unwrap_or("");
+            debug!(
+                journey = t.journey.as_str(),
+                step, kind, reason, "journey transition"
+            );
+            self.transitions
+                .with_label_values(&[t.journey.as_str(), kind])
+                .inc();
+            match t.kind {
+                TransitionKind::Suppressed => {
+                    if reason == "var_error" {
+                        warn!(
+                            journey = t.journey.as_str(),
+                            step,
+                            "a send's var failed to evaluate (an attribute the event lacks?): send suppressed"
+                        );
+                    }
+                    let reason = if reason.is_empty() { "unknown" } else { reason };
+                    self.suppressions.with_label_values(&[reason]).inc();
+                }
+                // A holdout is a send withheld on purpose, so it counts as a suppression.
+                TransitionKind::Holdout => self.suppressions.with_label_values(&["holdout"]).inc(),
+                _ => {}
+            }
+        }
+        for h in &plan.happened {
+            match h {
+                Happened::Duplicate => self.duplicates.inc(),
+                Happened::Sent {
+                    channel,
+                    latency_ms,
+                } => {
+                    self.commands.with_label_values(&[channel.as_str()]).inc();
+                    self.latency
+                        .with_label_values(&[channel.as_str()])
+                        .observe(*latency_ms as f64 / 1000.0);
+                }
+                Happened::TimerFired { lag_ms } => {
+                    self.timers_fired.inc();
+                    self.timer_lag.observe(*lag_ms as f64 / 1000.0);
+                }
+            }
         }
     }
 }

@@ -399,12 +399,22 @@ fn kafka_error(f: Failure) -> KafkaError {
     }
 }
 
-impl Publisher {
+/// The publisher port: where a partition's output goes. [`Publisher`] is Kafka; a test may
+/// put a publisher of its own here, to run a partition without a broker.
+pub trait Publish: Send + Sync + 'static {
     /// Produces `records`; in transactional mode, with the offset after `consumed` (the last
     /// offset of the batch) committed atomically with them. On failure, the records not
     /// delivered: some of them in plain mode, all of them when a transaction did not commit.
-    /// [`crate::delivery::deliver`] retries and dead-letters what this leaves.
-    pub async fn publish(
+    /// [`crate::delivery::Delivery::deliver`] retries and dead-letters what this leaves.
+    fn publish(
+        &self,
+        records: &[OutRecord],
+        consumed: Option<i64>,
+    ) -> impl std::future::Future<Output = Result<(), Undelivered>> + Send;
+}
+
+impl Publish for Publisher {
+    async fn publish(
         &self,
         records: &[OutRecord],
         consumed: Option<i64>,

@@ -30,7 +30,7 @@ where
                 errors.inc();
                 warn!(operation = what, error = %e, retry_in_ms = delay.as_millis() as u64, "retrying");
                 tokio::select! {
-                    _ = stop.cancelled() => return Err(Stopped),
+                    _ = stop.cancelled() => return Err(Stopped::Shutdown),
                     _ = tokio::time::sleep(delay) => {}
                 }
                 delay = (delay * 2).min(Duration::from_secs(5));

@@ -16,8 +16,8 @@ use crate::Metrics;
 use crate::catalog::Catalog;
 use crate::consumer::{ConsumerSettings, OutputMode, run_partitioned};
 use crate::engine::{Engine, EngineWorkers};
-use crate::state::StateStore;
 use crate::stitcher::{Stitcher, StitcherWorkers};
+use switchboard_engine::StateStore;
 
 /// How long a stopping partition may take to finish its batch and commit.
 pub const DRAIN: Duration = Duration::from_secs(10);
@@ -104,6 +104,7 @@ pub async fn run_engine<R: SchemaResolver + 'static, S: StateStore>(
         catalog,
         config: config.clone(),
         metrics: metrics.clone(),
+        clock: crate::now_ms,
     };
     run_partitioned(
         switchboard_kafka::client_config(&config.kafka),

@@ -244,7 +244,7 @@ fn malformed(e: &ChannelEvent) -> Option<String> {
     if e.event_type.trim().is_empty() {
         return Some("type is empty".into());
     }
-    if e.event_type == crate::forget::FORGET_EVENT {
+    if e.event_type == switchboard_engine::forget::FORGET_EVENT {
         return Some(format!(
             "type `{}` is reserved for `switchboard forget`",
             e.event_type

@@ -7,7 +7,9 @@
 mod connection;
 mod identity;
 mod keys;
+mod state;
 
 pub use connection::{Redis, connect};
 pub use identity::RedisIdentityStore;
 pub use keys::Keys;
+pub use state::{RedisStateStore, stored};

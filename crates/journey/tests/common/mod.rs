@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use switchboard_codec::{AttrValue, ChannelEvent, Identifier};
-use switchboard_journey::simulate::{Happening, What, simulate};
 use switchboard_journey::{JourneySet, Policies, load_dir};
 
 pub const HOUR: i64 = 3_600_000;
@@ -61,62 +60,4 @@ impl Ev {
         self.0.timezone = Some(tz.into());
         self
     }
-}
-
-pub fn run(events: Vec<Ev>) -> Vec<Happening> {
-    simulate(
-        &journeys(),
-        &policies(),
-        events.into_iter().map(|e| e.0).collect(),
-    )
-}
-
-/// (time, journey, step, channel, template) of every send.
-pub fn sends(h: &[Happening]) -> Vec<(i64, String, String, String, String)> {
-    h.iter()
-        .filter_map(|h| match &h.what {
-            What::Send {
-                journey,
-                step,
-                channel,
-                template,
-                ..
-            } => Some((
-                h.at,
-                journey.clone(),
-                step.clone(),
-                channel.clone(),
-                template.clone(),
-            )),
-            _ => None,
-        })
-        .collect()
-}
-
-pub fn sends_of<'a>(h: &'a [Happening], journey: &str) -> Vec<(i64, String, String)> {
-    sends(h)
-        .into_iter()
-        .filter(|s| s.1 == journey)
-        .map(|s| (s.0, s.3, s.4))
-        .collect()
-}
-
-pub fn suppressions(h: &[Happening]) -> Vec<(i64, String, String)> {
-    h.iter()
-        .filter_map(|h| match &h.what {
-            What::Suppressed {
-                journey, reason, ..
-            } => Some((h.at, journey.clone(), reason.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-pub fn exits(h: &[Happening], journey: &str) -> Vec<(i64, String)> {
-    h.iter()
-        .filter_map(|h| match &h.what {
-            What::Exited { journey: j, reason } if j == journey => Some((h.at, reason.clone())),
-            _ => None,
-        })
-        .collect()
 }

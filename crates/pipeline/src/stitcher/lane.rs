@@ -93,10 +93,12 @@ impl Lane {
             return Ok(Vec::new());
         }
         let (reply, outcomes) = oneshot::channel();
-        self.jobs.send(Job { events, reply }).map_err(|_| Stopped)?;
+        self.jobs
+            .send(Job { events, reply })
+            .map_err(|_| Stopped::Shutdown)?;
         tokio::select! {
-            _ = stop.cancelled() => Err(Stopped),
-            o = outcomes => o.map_err(|_| Stopped),
+            _ = stop.cancelled() => Err(Stopped::Shutdown),
+            o = outcomes => o.map_err(|_| Stopped::Shutdown),
         }
     }
 }
@@ -239,7 +241,7 @@ mod tests {
             stopping
         );
         // Not an empty outcome, which would publish nothing and commit the offset.
-        assert!(matches!(given_up, Err(Stopped)));
+        assert!(matches!(given_up, Err(Stopped::Shutdown)));
     }
 
     #[tokio::test]
@@ -250,12 +252,18 @@ mod tests {
         let (jobs, mut taken) = mpsc::unbounded_channel::<Job>();
         tokio::spawn(async move { drop(taken.recv().await) });
         let lane = Lane { jobs };
-        assert!(matches!(lane.stitch(batch(), &never).await, Err(Stopped)));
+        assert!(matches!(
+            lane.stitch(batch(), &never).await,
+            Err(Stopped::Shutdown)
+        ));
         // Stopped before: nothing takes jobs any more.
         let (jobs, gone) = mpsc::unbounded_channel();
         drop(gone);
         let lane = Lane { jobs };
-        assert!(matches!(lane.stitch(batch(), &never).await, Err(Stopped)));
+        assert!(matches!(
+            lane.stitch(batch(), &never).await,
+            Err(Stopped::Shutdown)
+        ));
     }
 
     /// The profile and source offset of each stitched event, in order.

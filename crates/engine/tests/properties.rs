@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use proptest::prelude::*;
-use switchboard_journey::simulate::{Happening, What};
+use switchboard_engine::simulate::{Happening, What};
 use switchboard_journey::time::local_minute;
 
 const TYPES: [&str; 8] = [

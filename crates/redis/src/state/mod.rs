@@ -2,7 +2,7 @@
 //!
 //! - `<prefix>:r:{<profile>}`: the record, a string: the epoch of its last writer in decimal,
 //!   then the record compressed with zstd against a dictionary (`<epoch>:<format>:<zstd>`,
-//!   see [`super::stored`]);
+//!   see [`stored`]);
 //! - `<prefix>:o:{<profile>}`: its outbox (`stored::encode_outbox`), while unpublished;
 //! - `<prefix>:m:{<profile>}`: the profile it was merged into, if it was;
 //! - `<prefix>:outbox:{p<N>}`: the set of profiles of partition N with an outbox;
@@ -18,17 +18,18 @@
 //! value itself). The index and timer writes that go with a profile write are idempotent and
 //! happen first, so a crash leaves at worst a stale entry, which the engine ignores.
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use futures::future::try_join_all;
 use redis::Script;
-use switchboard_redis::Redis;
-
-use super::{
-    DueTimer, Loaded, Record, Saved, StateError, StateStore, Write, parse_timer_member, stored,
-    timer_member,
+use switchboard_engine::{
+    DueTimer, Epochs, Loaded, Outboxes, Record, Records, Saved, StateError, Timers, Write,
+    parse_timer_member, timer_member,
 };
+
+use crate::Redis;
+
+pub mod stored;
 
 static SAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/save.lua")));
 
@@ -36,19 +37,11 @@ static SAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lu
 /// that the command stays short for the other clients.
 const GROUP: usize = 128;
 
-/// [`StateStore`] on Redis.
+/// The engine's [`switchboard_engine::StateStore`] on Redis.
 #[derive(Debug, Clone)]
 pub struct RedisStateStore {
     redis: Redis,
     prefix: String,
-}
-
-/// What one save adds to a partition's indexes: profiles with an outbox, and timers
-/// (due, member).
-#[derive(Default)]
-struct Index<'a> {
-    outboxes: Vec<&'a str>,
-    timers: Vec<(i64, String)>,
 }
 
 fn err(e: redis::RedisError) -> StateError {
@@ -79,7 +72,7 @@ impl RedisStateStore {
         items.chunks(if self.redis.is_cluster() { 1 } else { GROUP })
     }
 
-    /// The sorted set of partition `partition`'s timers (members from [`super::timer_member`]).
+    /// The sorted set of partition `partition`'s timers (members from [`timer_member`]).
     pub fn timers_key(&self, partition: i32) -> String {
         self.partition_key("timers", partition)
     }
@@ -139,7 +132,7 @@ impl RedisStateStore {
     }
 }
 
-impl StateStore for RedisStateStore {
+impl Epochs for RedisStateStore {
     async fn claim_partition(&self, partition: i32) -> Result<u64, StateError> {
         redis::cmd("INCR")
             .arg(self.partition_key("epoch", partition))
@@ -147,7 +140,9 @@ impl StateStore for RedisStateStore {
             .await
             .map_err(err)
     }
+}
 
+impl Records for RedisStateStore {
     async fn load(&self, profiles: &[String]) -> Result<Vec<Loaded>, StateError> {
         let cmds = self
             .groups(profiles)
@@ -192,36 +187,38 @@ impl StateStore for RedisStateStore {
     async fn save(
         &self,
         partition: i32,
+        epoch: u64,
         published: &[String],
         writes: &[Write],
     ) -> Result<Vec<Saved>, StateError> {
         // Clears first, then index entries: a write's own outbox is never cleared by them,
         // and a crash leaves at worst an outbox published twice or a stale entry.
         let mut first = self.clear_cmds(partition, published);
-        // One SADD and one ZADD per partition written, not one per profile and timer: Redis
-        // spends more reading and answering a command than running it.
-        let mut indexed: BTreeMap<i32, Index<'_>> = BTreeMap::new();
-        for w in writes {
-            let Index { outboxes, timers } = indexed.entry(w.partition).or_default();
-            if !w.outbox.is_empty() {
-                outboxes.push(&w.profile);
-            }
-            timers.extend(
-                w.timers
-                    .iter()
-                    .map(|(journey, due)| (*due, timer_member(&w.profile, journey, *due))),
-            );
+        // One SADD and one ZADD for the batch, not one per profile and timer: Redis spends
+        // more reading and answering a command than running it.
+        let outboxes: Vec<&str> = writes
+            .iter()
+            .filter(|w| !w.outbox.is_empty())
+            .map(|w| w.profile.as_str())
+            .collect();
+        let timers: Vec<(i64, String)> = writes
+            .iter()
+            .flat_map(|w| {
+                (w.timers.iter())
+                    .map(|(journey, due)| (*due, timer_member(&w.profile, journey, *due)))
+            })
+            .collect();
+        if !outboxes.is_empty() {
+            first.push(redis::Cmd::sadd(
+                self.partition_key("outbox", partition),
+                outboxes,
+            ));
         }
-        for (p, Index { outboxes, timers }) in indexed {
-            if !outboxes.is_empty() {
-                first.push(redis::Cmd::sadd(self.partition_key("outbox", p), outboxes));
-            }
-            if !timers.is_empty() {
-                first.push(redis::Cmd::zadd_multiple(
-                    self.partition_key("timers", p),
-                    &timers,
-                ));
-            }
+        if !timers.is_empty() {
+            first.push(redis::Cmd::zadd_multiple(
+                self.timers_key(partition),
+                &timers,
+            ));
         }
         let mut scripts = Vec::new();
         for group in self.groups(writes) {
@@ -235,8 +232,8 @@ impl StateStore for RedisStateStore {
                 script
                     .key(self.profile_key('r', &w.profile))
                     .key(self.profile_key('o', &w.profile))
-                    .arg(w.epoch)
-                    .arg(stored::encode(w.epoch, &w.record)?)
+                    .arg(epoch)
+                    .arg(stored::encode(epoch, &w.record)?)
                     .arg(outbox);
             }
             scripts.push(script);
@@ -263,64 +260,6 @@ impl StateStore for RedisStateStore {
                 }
             })
             .collect())
-    }
-
-    async fn clear_outbox(&self, partition: i32, profiles: &[String]) -> Result<(), StateError> {
-        let cmds = self.clear_cmds(partition, profiles);
-        let _: Vec<redis::Value> = self.redis.query_each(cmds).await.map_err(err)?;
-        Ok(())
-    }
-
-    async fn pending_outboxes(&self, partition: i32) -> Result<Vec<String>, StateError> {
-        redis::Cmd::smembers(self.partition_key("outbox", partition))
-            .query_async(&mut self.redis.clone())
-            .await
-            .map_err(err)
-    }
-
-    async fn due_timers(
-        &self,
-        partition: i32,
-        now: i64,
-        limit: usize,
-    ) -> Result<Vec<DueTimer>, StateError> {
-        let members: Vec<String> = redis::cmd("ZRANGE")
-            .arg(self.partition_key("timers", partition))
-            .arg("-inf")
-            .arg(now)
-            .arg("BYSCORE")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit)
-            .query_async(&mut self.redis.clone())
-            .await
-            .map_err(err)?;
-        Ok(members
-            .iter()
-            .filter_map(|m| parse_timer_member(m))
-            .collect())
-    }
-
-    async fn remove_timers(&self, partition: i32, timers: &[DueTimer]) -> Result<(), StateError> {
-        if timers.is_empty() {
-            return Ok(());
-        }
-        let members: Vec<String> = timers
-            .iter()
-            .map(|t| timer_member(&t.profile, &t.journey, t.due))
-            .collect();
-        redis::Cmd::zrem(self.partition_key("timers", partition), members)
-            .query_async::<i64>(&mut self.redis.clone())
-            .await
-            .map_err(err)?;
-        Ok(())
-    }
-
-    async fn pending_timers(&self, partition: i32) -> Result<u64, StateError> {
-        redis::Cmd::zcard(self.partition_key("timers", partition))
-            .query_async(&mut self.redis.clone())
-            .await
-            .map_err(err)
     }
 
     async fn mark_merged(&self, merges: &[(String, String)]) -> Result<(), StateError> {
@@ -371,5 +310,67 @@ impl StateStore for RedisStateStore {
             }
             cursor = next;
         }
+    }
+}
+
+impl Outboxes for RedisStateStore {
+    async fn clear_outbox(&self, partition: i32, profiles: &[String]) -> Result<(), StateError> {
+        let cmds = self.clear_cmds(partition, profiles);
+        let _: Vec<redis::Value> = self.redis.query_each(cmds).await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn pending_outboxes(&self, partition: i32) -> Result<Vec<String>, StateError> {
+        redis::Cmd::smembers(self.partition_key("outbox", partition))
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(err)
+    }
+}
+
+impl Timers for RedisStateStore {
+    async fn due_timers(
+        &self,
+        partition: i32,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<DueTimer>, StateError> {
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.partition_key("timers", partition))
+            .arg("-inf")
+            .arg(now)
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(err)?;
+        Ok(members
+            .iter()
+            .filter_map(|m| parse_timer_member(m))
+            .collect())
+    }
+
+    async fn remove_timers(&self, partition: i32, timers: &[DueTimer]) -> Result<(), StateError> {
+        if timers.is_empty() {
+            return Ok(());
+        }
+        let members: Vec<String> = timers
+            .iter()
+            .map(|t| timer_member(&t.profile, &t.journey, t.due))
+            .collect();
+        redis::Cmd::zrem(self.partition_key("timers", partition), members)
+            .query_async::<i64>(&mut self.redis.clone())
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn pending_timers(&self, partition: i32) -> Result<u64, StateError> {
+        redis::Cmd::zcard(self.partition_key("timers", partition))
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(err)
     }
 }

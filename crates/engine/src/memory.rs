@@ -3,10 +3,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use super::{
-    DueTimer, Loaded, Outgoing, Record, Saved, StateError, StateStore, Write, parse_timer_member,
+use crate::plan::Write;
+use crate::ports::{
+    DueTimer, Epochs, Loaded, Outboxes, Records, Saved, StateError, Timers, parse_timer_member,
     timer_member,
 };
+use crate::record::{Outgoing, Record};
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -16,7 +18,20 @@ struct Inner {
     timers: HashMap<i32, BTreeSet<(i64, String)>>,
 }
 
-/// In-memory [`StateStore`].
+impl Inner {
+    fn clear_outbox(&mut self, partition: i32, profiles: &[String]) {
+        for p in profiles {
+            if let Some((_, _, o)) = self.records.get_mut(p) {
+                o.clear();
+            }
+            if let Some(set) = self.outboxes.get_mut(&partition) {
+                set.remove(p);
+            }
+        }
+    }
+}
+
+/// In-memory [`crate::StateStore`].
 #[derive(Debug, Default)]
 pub struct MemoryStateStore {
     inner: Mutex<Inner>,
@@ -41,7 +56,7 @@ impl MemoryStateStore {
     }
 }
 
-impl StateStore for MemoryStateStore {
+impl Epochs for MemoryStateStore {
     async fn claim_partition(&self, partition: i32) -> Result<u64, StateError> {
         self.with(|i| {
             let e = i.epochs.entry(partition).or_insert(0);
@@ -49,7 +64,9 @@ impl StateStore for MemoryStateStore {
             *e
         })
     }
+}
 
+impl Records for MemoryStateStore {
     async fn load(&self, profiles: &[String]) -> Result<Vec<Loaded>, StateError> {
         self.with(|i| {
             profiles
@@ -62,16 +79,17 @@ impl StateStore for MemoryStateStore {
     async fn save(
         &self,
         partition: i32,
+        epoch: u64,
         published: &[String],
         writes: &[Write],
     ) -> Result<Vec<Saved>, StateError> {
-        self.clear_outbox(partition, published).await?;
         self.with(|i| {
+            i.clear_outbox(partition, published);
             writes
                 .iter()
                 .map(|w| {
                     let stored_epoch = i.records.get(&w.profile).map_or(0, |(_, e, _)| *e);
-                    if stored_epoch > w.epoch {
+                    if stored_epoch > epoch {
                         return Saved::Fenced;
                     }
                     let outbox = if w.outbox.is_empty() {
@@ -81,79 +99,23 @@ impl StateStore for MemoryStateStore {
                             .unwrap_or_default()
                     } else {
                         i.outboxes
-                            .entry(w.partition)
+                            .entry(partition)
                             .or_default()
                             .insert(w.profile.clone());
                         w.outbox.clone()
                     };
                     for (journey, due) in &w.timers {
                         i.timers
-                            .entry(w.partition)
+                            .entry(partition)
                             .or_default()
                             .insert((*due, timer_member(&w.profile, journey, *due)));
                     }
                     i.records
-                        .insert(w.profile.clone(), (w.record.clone(), w.epoch, outbox));
+                        .insert(w.profile.clone(), (w.record.clone(), epoch, outbox));
                     Saved::Done
                 })
                 .collect()
         })
-    }
-
-    async fn clear_outbox(&self, partition: i32, profiles: &[String]) -> Result<(), StateError> {
-        self.with(|i| {
-            for p in profiles {
-                if let Some((_, _, o)) = i.records.get_mut(p) {
-                    o.clear();
-                }
-                if let Some(set) = i.outboxes.get_mut(&partition) {
-                    set.remove(p);
-                }
-            }
-        })
-    }
-
-    async fn pending_outboxes(&self, partition: i32) -> Result<Vec<String>, StateError> {
-        self.with(|i| {
-            i.outboxes
-                .get(&partition)
-                .map(|s| s.iter().cloned().collect())
-                .unwrap_or_default()
-        })
-    }
-
-    async fn due_timers(
-        &self,
-        partition: i32,
-        now: i64,
-        limit: usize,
-    ) -> Result<Vec<DueTimer>, StateError> {
-        self.with(|i| {
-            i.timers
-                .get(&partition)
-                .map(|s| {
-                    s.iter()
-                        .take_while(|(due, _)| *due <= now)
-                        .take(limit)
-                        .filter_map(|(_, m)| parse_timer_member(m))
-                        .collect()
-                })
-                .unwrap_or_default()
-        })
-    }
-
-    async fn remove_timers(&self, partition: i32, timers: &[DueTimer]) -> Result<(), StateError> {
-        self.with(|i| {
-            if let Some(s) = i.timers.get_mut(&partition) {
-                for t in timers {
-                    s.remove(&(t.due, timer_member(&t.profile, &t.journey, t.due)));
-                }
-            }
-        })
-    }
-
-    async fn pending_timers(&self, partition: i32) -> Result<u64, StateError> {
-        self.with(|i| i.timers.get(&partition).map_or(0, |s| s.len() as u64))
     }
 
     async fn mark_merged(&self, merges: &[(String, String)]) -> Result<(), StateError> {
@@ -188,5 +150,56 @@ impl StateStore for MemoryStateStore {
                 });
             }
         })
+    }
+}
+
+impl Outboxes for MemoryStateStore {
+    async fn clear_outbox(&self, partition: i32, profiles: &[String]) -> Result<(), StateError> {
+        self.with(|i| i.clear_outbox(partition, profiles))
+    }
+
+    async fn pending_outboxes(&self, partition: i32) -> Result<Vec<String>, StateError> {
+        self.with(|i| {
+            i.outboxes
+                .get(&partition)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default()
+        })
+    }
+}
+
+impl Timers for MemoryStateStore {
+    async fn due_timers(
+        &self,
+        partition: i32,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<DueTimer>, StateError> {
+        self.with(|i| {
+            i.timers
+                .get(&partition)
+                .map(|s| {
+                    s.iter()
+                        .take_while(|(due, _)| *due <= now)
+                        .take(limit)
+                        .filter_map(|(_, m)| parse_timer_member(m))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    async fn remove_timers(&self, partition: i32, timers: &[DueTimer]) -> Result<(), StateError> {
+        self.with(|i| {
+            if let Some(s) = i.timers.get_mut(&partition) {
+                for t in timers {
+                    s.remove(&(t.due, timer_member(&t.profile, &t.journey, t.due)));
+                }
+            }
+        })
+    }
+
+    async fn pending_timers(&self, partition: i32) -> Result<u64, StateError> {
+        self.with(|i| i.timers.get(&partition).map_or(0, |s| s.len() as u64))
     }
 }

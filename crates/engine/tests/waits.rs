@@ -3,7 +3,8 @@
 mod common;
 
 use common::*;
-use switchboard_journey::{JourneySet, Policies, compile, simulate::simulate};
+use switchboard_engine::simulate::simulate;
+use switchboard_journey::{JourneySet, Policies, compile};
 
 fn journey(steps: &str) -> JourneySet {
     let yaml = format!(

@@ -4,7 +4,7 @@
 //! applied, with its offset and recent event ids. A trained dictionary carries entropy tables
 //! as well as text, so zstd codes a small record without building its own tables.
 //!
-//! `cargo run --release -p switchboard-pipeline --example record_dictionary -- <out> [customers] [bytes]`
+//! `cargo run --release -p switchboard-bench --example record_dictionary -- <out> [customers] [bytes]`
 //!
 //! A released dictionary never changes (records written with it must stay readable): a new
 //! one gets the next number in `stored.rs`.
@@ -14,9 +14,10 @@ use std::path::Path;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use switchboard_engine::{RecentEvents, Record};
 use switchboard_journey::{Customer, Input, JourneySet, Policies, Profile, apply, load_dir};
 use switchboard_pipeline::generate::event;
-use switchboard_pipeline::state::{RecentEvents, Record, stored};
+use switchboard_redis::stored;
 
 type Error = Box<dyn std::error::Error>;
 

@@ -3,10 +3,10 @@
 
 use switchboard_codec::{SendCommand, SendReason};
 use switchboard_config::RedisConfig;
-use switchboard_pipeline::state::{
-    DueTimer, MemoryStateStore, Outgoing, Record, RedisStateStore, Saved, StateStore, Write,
+use switchboard_engine::{
+    DueTimer, Epochs, MemoryStateStore, Outgoing, Record, Records, Saved, StateStore, Write,
 };
-use switchboard_redis::connect;
+use switchboard_redis::{RedisStateStore, connect};
 use switchboard_test_support::{RedisCluster, RedisServer, unique};
 
 fn command(id: &str) -> Outgoing {
@@ -28,17 +28,9 @@ fn command(id: &str) -> Outgoing {
     })
 }
 
-fn write(
-    profile: &str,
-    epoch: u64,
-    offset: i64,
-    outbox: Vec<Outgoing>,
-    timers: Vec<(String, i64)>,
-) -> Write {
+fn write(profile: &str, offset: i64, outbox: Vec<Outgoing>, timers: Vec<(String, i64)>) -> Write {
     Write {
         profile: profile.into(),
-        partition: 3,
-        epoch,
         record: Record {
             offset,
             ..Record::default()
@@ -50,14 +42,17 @@ fn write(
 
 async fn conformance<S: StateStore>(store: &S) {
     // A tick whose timers all belong to unknown profiles saves nothing: answered at once.
-    let nothing = tokio::time::timeout(std::time::Duration::from_secs(5), store.save(3, &[], &[]))
-        .await
-        .expect("an empty save is answered");
+    let nothing = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        store.save(3, 1, &[], &[]),
+    )
+    .await
+    .expect("an empty save is answered");
     assert_eq!(nothing.map_err(|e| e.to_string()), Ok(Vec::<Saved>::new()));
 
     // The record, its position and its outbox land together; the outbox is indexed.
     let saved = store
-        .save(3, &[], &[write("p1", 1, 10, vec![command("c1")], vec![])])
+        .save(3, 1, &[], &[write("p1", 10, vec![command("c1")], vec![])])
         .await
         .unwrap();
     assert_eq!(saved, vec![Saved::Done]);
@@ -91,14 +86,14 @@ async fn conformance<S: StateStore>(store: &S) {
     assert!(new > old);
     assert_eq!(
         store
-            .save(3, &[], &[write("p2", new, 1, vec![], vec![])])
+            .save(3, new, &[], &[write("p2", 1, vec![], vec![])])
             .await
             .unwrap(),
         vec![Saved::Done]
     );
     assert_eq!(
         store
-            .save(3, &[], &[write("p2", old, 2, vec![], vec![])])
+            .save(3, old, &[], &[write("p2", 2, vec![], vec![])])
             .await
             .unwrap(),
         vec![Saved::Fenced]
@@ -113,14 +108,13 @@ async fn conformance<S: StateStore>(store: &S) {
         "the zombie's write did not land"
     );
 
-    // A batch: each write fenced or not on its own, answers and loads in the caller's
-    // order, across more profiles than one Redis call takes.
+    // A batch: each write fenced or not on its own (by the epoch of the profile's last
+    // writer), answers and loads in the caller's order, across more profiles than one Redis
+    // call takes.
     let batch: Vec<Write> = (0..300)
         .map(|i| {
-            let epoch = if i == 150 { old } else { new };
             write(
                 &format!("b{i}"),
-                epoch,
                 i,
                 vec![command(&format!("cb{i}"))],
                 vec![],
@@ -128,10 +122,10 @@ async fn conformance<S: StateStore>(store: &S) {
         })
         .collect();
     store
-        .save(3, &[], &[write("b150", new, 7, vec![], vec![])])
+        .save(3, new, &[], &[write("b150", 7, vec![], vec![])])
         .await
         .unwrap();
-    let saved = store.save(3, &[], &batch).await.unwrap();
+    let saved = store.save(3, old, &[], &batch).await.unwrap();
     assert_eq!(saved.len(), 300);
     for (i, s) in saved.iter().enumerate() {
         let expected = if i == 150 { Saved::Fenced } else { Saved::Done };
@@ -171,10 +165,10 @@ async fn conformance<S: StateStore>(store: &S) {
     store
         .save(
             3,
+            new,
             &[],
             &[write(
                 "p3",
-                new,
                 1,
                 vec![],
                 vec![("j1".into(), 100), ("j2".into(), 50), ("j3".into(), 10_000)],
@@ -196,29 +190,21 @@ async fn conformance<S: StateStore>(store: &S) {
         vec![j("j3", 10_000)]
     );
 
-    // One save indexes every profile's outbox and timers, in each profile's partition.
-    let elsewhere = Write {
-        partition: 4,
-        ..write("r3", new, 1, vec![command("cr3")], vec![("j1".into(), 70)])
-    };
+    // One save indexes every profile's outbox and timers, in the partition saved.
     store
         .save(
             3,
+            new,
             &[],
             &[
-                write("r1", new, 1, vec![command("cr1")], vec![("j1".into(), 60)]),
-                write(
-                    "r2",
-                    new,
-                    1,
-                    vec![],
-                    vec![("j1".into(), 80), ("j2".into(), 90)],
-                ),
-                elsewhere,
+                write("r1", 1, vec![command("cr1")], vec![("j1".into(), 60)]),
+                write("r2", 1, vec![], vec![("j1".into(), 80), ("j2".into(), 90)]),
             ],
         )
         .await
         .unwrap();
+    let elsewhere = write("r3", 1, vec![command("cr3")], vec![("j1".into(), 70)]);
+    store.save(4, 1, &[], &[elsewhere]).await.unwrap();
     let due: Vec<(String, i64)> = store
         .due_timers(3, 200, 10)
         .await
@@ -240,8 +226,8 @@ async fn conformance<S: StateStore>(store: &S) {
     let mut outboxes = store.pending_outboxes(3).await.unwrap();
     outboxes.sort();
     assert_eq!(outboxes, vec!["r1".to_owned()]);
-    store.save(3, &["r1".into()], &[]).await.unwrap();
-    store.save(4, &["r3".into()], &[]).await.unwrap();
+    store.save(3, new, &["r1".into()], &[]).await.unwrap();
+    store.save(4, 1, &["r3".into()], &[]).await.unwrap();
     for partition in [3, 4] {
         let due = store.due_timers(partition, 200, 10).await.unwrap();
         store.remove_timers(partition, &due).await.unwrap();
@@ -252,10 +238,11 @@ async fn conformance<S: StateStore>(store: &S) {
     store
         .save(
             3,
+            new,
             &[],
             &[
-                write("q1", new, 1, vec![command("cq1")], vec![]),
-                write("q2", new, 1, vec![command("cq2")], vec![]),
+                write("q1", 1, vec![command("cq1")], vec![]),
+                write("q2", 1, vec![command("cq2")], vec![]),
             ],
         )
         .await
@@ -263,8 +250,9 @@ async fn conformance<S: StateStore>(store: &S) {
     store
         .save(
             3,
+            new,
             &["q1".into(), "q2".into()],
-            &[write("q2", new, 2, vec![command("cq2b")], vec![])],
+            &[write("q2", 2, vec![command("cq2b")], vec![])],
         )
         .await
         .unwrap();
@@ -278,7 +266,7 @@ async fn conformance<S: StateStore>(store: &S) {
     // A save with nothing to write still clears (an idle partition's timers fired on
     // profiles never stored).
     assert_eq!(
-        store.save(3, &["q2".into()], &[]).await.unwrap(),
+        store.save(3, new, &["q2".into()], &[]).await.unwrap(),
         Vec::<Saved>::new()
     );
     assert!(store.pending_outboxes(3).await.unwrap().is_empty());
@@ -307,10 +295,11 @@ async fn conformance<S: StateStore>(store: &S) {
     store
         .save(
             3,
+            new,
             &[],
             &[
-                write("p4", new, 1, vec![command("c4")], vec![("j4".into(), 500)]),
-                write("p5", new, 1, vec![], vec![("j5".into(), 600)]),
+                write("p4", 1, vec![command("c4")], vec![("j4".into(), 500)]),
+                write("p5", 1, vec![], vec![("j5".into(), 600)]),
             ],
         )
         .await
@@ -364,8 +353,9 @@ async fn redis_state_store() {
     let saved = store
         .save(
             3,
+            epoch,
             &[],
-            &[write("r1", epoch, 4, vec![command("cr1")], vec![])],
+            &[write("r1", 4, vec![command("cr1")], vec![])],
         )
         .await
         .unwrap();

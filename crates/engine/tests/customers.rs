@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use switchboard_journey::simulate::What;
+use switchboard_engine::simulate::What;
 
 #[test]
 fn a_shopper_who_leaves_a_cart_gets_a_reminder_after_an_hour_and_an_offer_after_a_day() {
@@ -260,7 +260,7 @@ fn sms_journey(id: &str, priority: i32, sends: usize) -> switchboard_journey::Jo
 #[test]
 fn a_capped_customer_gets_no_more_than_the_cap() {
     let set = switchboard_journey::JourneySet::new([sms_journey("many", 1, 4)]);
-    let h = switchboard_journey::simulate::simulate(
+    let h = switchboard_engine::simulate::simulate(
         &set,
         &policies_with("  - { channel: sms, max: 2, per: 7d }"),
         vec![ev("g", "go", "web", T0, "cap").id("phone", "+1555").0],
@@ -273,7 +273,7 @@ fn a_capped_customer_gets_no_more_than_the_cap() {
 fn when_caps_collide_the_higher_priority_journey_sends() {
     let set =
         switchboard_journey::JourneySet::new([sms_journey("low", 1, 1), sms_journey("high", 9, 1)]);
-    let h = switchboard_journey::simulate::simulate(
+    let h = switchboard_engine::simulate::simulate(
         &set,
         &policies_with("  - { max: 1, per: 1d }"),
         vec![ev("g", "go", "web", T0, "cap").id("phone", "+1555").0],
@@ -295,7 +295,7 @@ fn a_repeated_event_id_is_simulated_once_as_the_engine_applies_it() {
     .unwrap();
     let set = switchboard_journey::JourneySet::new([flash]);
     let go = |id: &str, at: i64| ev(id, "go", "web", at, "dup").id("phone", "+1555").0;
-    let h = switchboard_journey::simulate::simulate(
+    let h = switchboard_engine::simulate::simulate(
         &set,
         &policies_with("  - { channel: sms, max: 9, per: 1d }"),
         vec![go("a", T0), go("a", T0 + 1_000), go("b", T0 + 2_000)],
@@ -311,7 +311,8 @@ fn a_repeated_event_id_is_simulated_once_as_the_engine_applies_it() {
 /// entries, two exits, so funnels add up. The loser's pending reminder never fires.
 #[test]
 fn a_merge_ends_the_losers_journey_with_an_exit_so_entries_and_exits_add_up() {
-    use switchboard_journey::simulate::{Stitch, simulate_with};
+    use switchboard_engine::Planner;
+    use switchboard_engine::simulate::{DEFAULT_DEDUP_WINDOW_MS, Stitch, simulate_with};
     let events = vec![
         ev("c1", "cart.updated", "web", T0, "old")
             .id("email", "ann@example.com")
@@ -343,7 +344,13 @@ fn a_merge_ends_the_losers_journey_with_an_exit_so_entries_and_exits_add_up() {
             },
         })
     };
-    let h = simulate_with(&journeys(), &policies(), events, &mut stitch);
+    let (journeys, policies) = (journeys(), policies());
+    let planner = Planner {
+        journeys: &journeys,
+        policies: &policies,
+        dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
+    };
+    let h = simulate_with(&planner, events, &mut stitch);
     let entered = h
         .iter()
         .filter(|x| matches!(&x.what, What::Entered { journey, .. } if journey == "abandoned-cart"))
@@ -387,7 +394,7 @@ fn when_sends_fall_due_on_timers_together_priority_decides_the_cap() {
         waiting_sms_journey("b-mid", 5),
         waiting_sms_journey("c-high", 9),
     ]);
-    let h = switchboard_journey::simulate::simulate(
+    let h = switchboard_engine::simulate::simulate(
         &set,
         &policies_with("  - { channel: sms, max: 2, per: 7d }"),
         vec![ev("g", "go", "web", T0, "cap").id("phone", "+1555").0],
@@ -411,7 +418,7 @@ fn a_var_that_fails_to_evaluate_suppresses_the_send_with_its_reason() {
     )
     .unwrap();
     let set = switchboard_journey::JourneySet::new([j]);
-    let h = switchboard_journey::simulate::simulate(
+    let h = switchboard_engine::simulate::simulate(
         &set,
         &policies_with("  - { channel: sms, max: 9, per: 1d }"),
         vec![ev("g", "go", "web", T0, "v").id("phone", "+1555").0],

@@ -6,7 +6,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use switchboard_pipeline::state::{RecentEvents, Record, stored};
+use switchboard_engine::{RecentEvents, Record};
+use switchboard_redis::stored;
+
 use switchboard_test_support::customers::after_cart_and_view;
 
 fn bench(c: &mut Criterion) {

@@ -11,7 +11,7 @@
 //! escapes.
 //!
 //! Most of a record is field names and the example journeys' vocabulary, the same in every
-//! record: against a dictionary trained by `examples/record_dictionary.rs` on records as the
+//! record: against a dictionary trained by `benches/examples/record_dictionary.rs` on records as the
 //! engine leaves them, zstd at level 1 stores a customer with two journeys in flight in a
 //! fraction of its encoding, without building tables of its own. A released format is fixed
 //! forever (a test pins each dictionary); a new one gets a new number and the old ones stay
@@ -25,7 +25,7 @@ use std::cell::RefCell;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Outgoing, Record, StateError};
+use switchboard_engine::{Outgoing, Record, StateError};
 
 /// How a record's bytes are encoded before compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +169,7 @@ mod tests {
     use switchboard_test_support::customers::after_cart_and_view;
 
     use super::*;
-    use crate::state::RecentEvents;
+    use switchboard_engine::RecentEvents;
 
     fn typical(n: u32) -> Record {
         let mut recent = RecentEvents::default();
