@@ -253,6 +253,11 @@ impl Planner<'_> {
                     .get(&m.loser)
                     .map(|l| (l.record.customer.clone(), l.record.recent.clone()))
                     .unwrap_or_default();
+                // From here on the loser forwards, in this batch as after it; and should it
+                // be written (it absorbed a merge earlier in the batch), it says so itself.
+                if let Some(l) = profiles.get_mut(&m.loser) {
+                    l.record.merged_into = Some(m.survivor.clone());
+                }
                 plan.merges.push((m.loser.clone(), m.survivor));
                 let Some(p) = profiles.get_mut(&profile_id) else {
                     return;

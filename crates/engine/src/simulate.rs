@@ -141,9 +141,37 @@ pub fn simulate(
 /// its final profile.
 pub fn simulate_with(
     planner: &Planner<'_>,
-    mut events: Vec<ChannelEvent>,
+    events: Vec<ChannelEvent>,
     stitch: &mut dyn FnMut(&ChannelEvent) -> Result<Stitch, String>,
 ) -> Vec<Happening> {
+    let run = drive(planner, events, stitch);
+    let mut out = run.engine.out;
+    label(&mut out, &run.merged_into, &run.known);
+    out
+}
+
+/// Every command and transition [`simulate_with`] publishes, in order, as the engine
+/// publishes them onto its topics.
+pub fn published(
+    planner: &Planner<'_>,
+    events: Vec<ChannelEvent>,
+    stitch: &mut dyn FnMut(&ChannelEvent) -> Result<Stitch, String>,
+) -> Vec<Outgoing> {
+    drive(planner, events, stitch).engine.published
+}
+
+/// A simulated run: the engine's state and output, and who ended up whom.
+struct Run {
+    engine: Simulated,
+    merged_into: BTreeMap<String, String>,
+    known: BTreeMap<String, BTreeSet<Identifier>>,
+}
+
+fn drive(
+    planner: &Planner<'_>,
+    mut events: Vec<ChannelEvent>,
+    stitch: &mut dyn FnMut(&ChannelEvent) -> Result<Stitch, String>,
+) -> Run {
     events.sort_by_key(|e| e.occurred_at);
     let mut engine = Simulated::default();
     let mut merged_into: BTreeMap<String, String> = BTreeMap::new();
@@ -222,9 +250,11 @@ pub fn simulate_with(
             now,
         );
     }
-    let mut out = engine.out;
-    label(&mut out, &merged_into, &known);
-    out
+    Run {
+        engine,
+        merged_into,
+        known,
+    }
 }
 
 /// The engine's store, in memory, and what its output shows.
@@ -236,6 +266,7 @@ struct Simulated {
     timers: BTreeSet<(i64, String, String)>,
     /// The next offset of `customer.events`.
     offset: i64,
+    published: Vec<Outgoing>,
     out: Vec<Happening>,
 }
 
@@ -356,6 +387,7 @@ impl Simulated {
             }
         };
         self.out.push(happening);
+        self.published.push(o.clone());
     }
 }
 

@@ -197,4 +197,24 @@ mod tests {
             Some("oversize")
         );
     }
+
+    #[test]
+    fn an_unencodable_record_keeps_its_value_as_json_and_says_where_it_was_going() {
+        let value = serde_json::json!({"command_id": "c1", "channel": "email"});
+        let error = "no schema for record io.switchboard.SendCommand";
+        let r = unencodable("events.dlq", "commands.email", "p1", &value, &error);
+        assert_eq!(r.topic, "events.dlq");
+        assert_eq!(r.key.as_deref(), Some(&b"p1"[..]));
+        let back: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+        assert_eq!(back, value);
+        let header = |k: &str| {
+            r.headers
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("switchboard.error.reason"), Some("unencodable"));
+        assert_eq!(header("switchboard.target.topic"), Some("commands.email"));
+        assert_eq!(header("switchboard.error.detail"), Some(error));
+    }
 }
