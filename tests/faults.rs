@@ -156,7 +156,7 @@ async fn run_under_faults(transactions: bool) -> Outcome {
         lost: expected.saturating_sub(ids_per_send.len()),
         same_id_duplicates: commands.len() - distinct_ids,
         logical_duplicates: distinct_ids - ids_per_send.len(),
-        aborted_records: r.metrics.aborted_records.get(),
+        aborted_records: r.metrics.kafka.aborted_records.get(),
     };
     eprintln!("faults (transactions {transactions}): {outcome:?}");
     outcome

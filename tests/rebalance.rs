@@ -19,10 +19,10 @@ use switchboard_codec::{
     SendCommand, SourcePosition,
 };
 use switchboard_engine::Records;
+use switchboard_kafka::Publisher;
+use switchboard_kafka::{Stopped, Worker, Workers};
 use switchboard_pipeline::catalog::CatalogSource;
-use switchboard_pipeline::consumer::{Stopped, Worker, Workers};
 use switchboard_pipeline::engine::{Engine, EngineWorkers};
-use switchboard_pipeline::output::Publisher;
 use switchboard_pipeline::services::producer;
 use switchboard_redis::RedisStateStore;
 use tokio_util::sync::CancellationToken;

@@ -18,7 +18,7 @@ use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use support::{Running, event};
 use switchboard_codec::SendCommand;
-use switchboard_pipeline::output::{OutRecord, Publish, Publisher, Transactional, TxnMetrics};
+use switchboard_kafka::{OutRecord, Publish, Publisher, Transactional, TxnMetrics};
 use switchboard_test_support::{KafkaBroker, mock_cluster, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -73,7 +73,7 @@ async fn a_zombie_owners_output_is_fenced_and_never_read() {
     let input_records: Vec<OutRecord> =
         (0..3).map(|n| record(&input, &format!("in-{n}"))).collect();
     let plain: rdkafka::producer::FutureProducer = kafka.client_config().create().unwrap();
-    switchboard_pipeline::output::produce_all(&plain, &input_records)
+    switchboard_kafka::produce_all(&plain, &input_records)
         .await
         .unwrap();
     let metrics = switchboard_pipeline::Metrics::register(&prometheus::Registry::new()).unwrap();
@@ -88,7 +88,7 @@ async fn a_zombie_owners_output_is_fenced_and_never_read() {
             Arc::new(first.group_metadata().unwrap()),
             &input,
             0,
-            TxnMetrics::new(&metrics),
+            TxnMetrics::new(&metrics.kafka),
         )
         .await
         .unwrap(),
@@ -108,7 +108,7 @@ async fn a_zombie_owners_output_is_fenced_and_never_read() {
             Arc::new(second.group_metadata().unwrap()),
             &input,
             0,
-            TxnMetrics::new(&metrics),
+            TxnMetrics::new(&metrics.kafka),
         )
         .await
         .unwrap(),
@@ -203,7 +203,7 @@ async fn a_publish_caught_by_a_group_coordinator_outage_returns_then_commits_onc
     config.set("transactional.id", &txn);
     let metrics = switchboard_pipeline::Metrics::register(&prometheus::Registry::new()).unwrap();
     let publisher = Publisher::Transactional(
-        Transactional::start(config, metadata, &input, 0, TxnMetrics::new(&metrics))
+        Transactional::start(config, metadata, &input, 0, TxnMetrics::new(&metrics.kafka))
             .await
             .unwrap(),
     );
@@ -241,14 +241,14 @@ async fn a_publish_caught_by_a_group_coordinator_outage_returns_then_commits_onc
             Err(e) => panic!("no commit 90 s after the coordinator came back: {e}"),
         }
     }
-    let outcomes = |o: &str| metrics.transactions.with_label_values(&[o]).get();
+    let outcomes = |o: &str| metrics.kafka.transactions.with_label_values(&[o]).get();
     assert_eq!(outcomes("committed"), 1);
     assert!(
         outcomes("abandoned") >= 1,
         "the producer caught in the outage"
     );
     assert_eq!(
-        metrics.aborted_records.get(),
+        metrics.kafka.aborted_records.get(),
         outcomes("aborted") + outcomes("abandoned"),
         "each transaction that did not commit held one record"
     );

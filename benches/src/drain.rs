@@ -7,8 +7,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use switchboard_codec::{ChannelEvent, Codec, Framing, LocalSchemas};
 use switchboard_config::Config;
+use switchboard_kafka::{OutRecord, produce_all};
 use switchboard_pipeline::generate::event;
-use switchboard_pipeline::output::{OutRecord, produce_all};
 use switchboard_pipeline::services::producer;
 
 use crate::Error;

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use switchboard_codec::{AttrValue, ChannelEvent, Identifier};
 use switchboard_config::Config;
 use switchboard_engine::{Timers as _, timer_member};
+use switchboard_kafka::Publisher;
+use switchboard_kafka::{Worker, Workers};
 use switchboard_pipeline::Metrics;
 use switchboard_pipeline::catalog::CatalogSource;
-use switchboard_pipeline::consumer::{Worker, Workers};
 use switchboard_pipeline::engine::{Engine, EngineWorkers};
-use switchboard_pipeline::output::Publisher;
 use switchboard_pipeline::services::producer;
 use switchboard_redis::RedisStateStore;
 use switchboard_redis::connect;
@@ -321,7 +321,7 @@ async fn backlog(parts: &Parts, config: &Config, events: &[ChannelEvent]) -> Res
             .iter()
             .map(|e| record(&parts.codec, config, e))
             .collect::<Result<Vec<_>, _>>()?;
-        switchboard_pipeline::output::produce_all(&p, &records).await?;
+        switchboard_kafka::produce_all(&p, &records).await?;
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use switchboard_config::Config;
-use switchboard_pipeline::output::{OutRecord, produce_all};
+use switchboard_kafka::{OutRecord, produce_all};
 use switchboard_pipeline::services::producer;
 use tokio_util::sync::CancellationToken;
 

@@ -16,9 +16,9 @@ use switchboard_codec::{
     AttrValue, ChannelEvent, Codec, Framing, Identifier, LocalSchemas, SendCommand,
 };
 use switchboard_config::Config;
+use switchboard_kafka::{OutRecord, produce_all};
 use switchboard_pipeline::Metrics;
 use switchboard_pipeline::catalog::{CatalogSource, watch_catalog};
-use switchboard_pipeline::output::{OutRecord, produce_all};
 use switchboard_pipeline::services::{producer, run_engine, run_stitcher};
 use switchboard_redis::RedisStateStore;
 use switchboard_redis::{Keys, RedisIdentityStore, connect};

@@ -23,13 +23,14 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use switchboard_kafka::{
+    Delivery, OutRecord, Publish, Publisher, Stopped, Worker, Workers, dead_letter, unencodable,
+    until_ok,
+};
+
 use crate::Metrics;
 use crate::catalog::Catalog;
-use crate::consumer::{Stopped, Worker, Workers};
-use crate::dead_letters::{dead_letter, unencodable};
-use crate::delivery::Delivery;
-use crate::output::{OutRecord, Publish, Publisher};
-use crate::retry::until_ok;
+use crate::metrics::StoreOperation;
 
 /// Timers fired per tick and partition, at most.
 const TIMERS_PER_TICK: usize = 500;
@@ -118,7 +119,7 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> Worker for EnginePa
         let due = until_ok(
             "due timers",
             &self.stop,
-            e.metrics.store_errors.with_label_values(&["due_timers"]),
+            e.metrics.store_error(StoreOperation::DueTimers),
             || e.store.due_timers(self.partition, now, TIMERS_PER_TICK),
         )
         .await?;
@@ -165,16 +166,13 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
         let epoch = until_ok(
             "claim partition",
             &stop,
-            shared
-                .metrics
-                .store_errors
-                .with_label_values(&["claim_partition"]),
+            shared.metrics.store_error(StoreOperation::ClaimPartition),
             || shared.store.claim_partition(partition),
         )
         .await?;
         info!(partition, epoch, "engine owns partition");
         let mut p = EnginePartition {
-            delivery: Delivery::new(&shared.config.topics.dead_letters, &shared.metrics),
+            delivery: Delivery::new(&shared.config.topics.dead_letters, &shared.metrics.kafka),
             shared,
             publisher,
             partition,
@@ -217,7 +215,7 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
         let loaded = until_ok(
             "load profiles",
             &self.stop,
-            e.metrics.store_errors.with_label_values(&["load"]),
+            e.metrics.store_error(StoreOperation::Load),
             || e.store.load(&profiles),
         )
         .await?;
@@ -250,7 +248,7 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
             until_ok(
                 "forget",
                 &self.stop,
-                e.metrics.store_errors.with_label_values(&["forget"]),
+                e.metrics.store_error(StoreOperation::Forget),
                 || e.store.forget(self.partition, &forget.profiles),
             )
             .await?;
@@ -270,7 +268,7 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
             until_ok(
                 "mark merged",
                 &self.stop,
-                e.metrics.store_errors.with_label_values(&["mark_merged"]),
+                e.metrics.store_error(StoreOperation::MarkMerged),
                 || e.store.mark_merged(merges),
             )
             .await?;
@@ -295,7 +293,7 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
         let saved = until_ok(
             "save profiles",
             &self.stop,
-            e.metrics.store_errors.with_label_values(&["save"]),
+            e.metrics.store_error(StoreOperation::Save),
             || {
                 e.store
                     .save(self.partition, self.epoch, &self.published, writes)
@@ -329,7 +327,7 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
             until_ok(
                 "remove timers",
                 &self.stop,
-                e.metrics.store_errors.with_label_values(&["remove_timers"]),
+                e.metrics.store_error(StoreOperation::RemoveTimers),
                 || e.store.remove_timers(self.partition, done),
             )
             .await?;
@@ -346,7 +344,7 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
         until_ok(
             "clear outbox",
             &self.stop,
-            e.metrics.store_errors.with_label_values(&["clear_outbox"]),
+            e.metrics.store_error(StoreOperation::ClearOutbox),
             || e.store.clear_outbox(self.partition, &self.published),
         )
         .await?;
@@ -360,9 +358,7 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
         let profiles = until_ok(
             "pending outboxes",
             &self.stop,
-            e.metrics
-                .store_errors
-                .with_label_values(&["pending_outboxes"]),
+            e.metrics.store_error(StoreOperation::PendingOutboxes),
             || e.store.pending_outboxes(self.partition),
         )
         .await?;
@@ -372,7 +368,7 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
         let loaded = until_ok(
             "load outboxes",
             &self.stop,
-            e.metrics.store_errors.with_label_values(&["load"]),
+            e.metrics.store_error(StoreOperation::Load),
             || e.store.load(&profiles),
         )
         .await?;
@@ -398,7 +394,7 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
         until_ok(
             "clear outbox",
             &self.stop,
-            e.metrics.store_errors.with_label_values(&["clear_outbox"]),
+            e.metrics.store_error(StoreOperation::ClearOutbox),
             || e.store.clear_outbox(self.partition, &profiles),
         )
         .await

@@ -18,8 +18,9 @@ use switchboard_config::Config;
 use switchboard_engine::forget::{FORGET_EVENT, MERGED_ATTRIBUTE};
 use switchboard_identity::{IdentityStore, ProfileId, StitchError, erase, show};
 
+use switchboard_kafka::{OutRecord, produce_all};
+
 use crate::now_ms;
-use crate::output::{OutRecord, produce_all};
 
 /// Why a forget did not complete.
 #[derive(Debug, thiserror::Error)]

@@ -12,8 +12,9 @@ use switchboard_codec::{AttrValue, ChannelEvent, Codec, Framing, Identifier, Sch
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use switchboard_kafka::{OutRecord, produce_all};
+
 use crate::now_ms;
-use crate::output::{OutRecord, produce_all};
 
 /// Generator settings.
 #[derive(Debug, Clone)]

@@ -5,16 +5,11 @@
 #![allow(missing_debug_implementations)]
 
 pub mod catalog;
-pub mod consumer;
-mod dead_letters;
-pub mod delivery;
 pub mod engine;
 pub mod forget;
 pub mod generate;
-mod metrics;
-pub mod output;
+pub mod metrics;
 pub mod repeated;
-mod retry;
 pub mod services;
 pub mod stitcher;
 

@@ -12,9 +12,10 @@ use switchboard_identity::IdentityStore;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use switchboard_kafka::{ConsumerSettings, OutputMode, run_partitioned};
+
 use crate::Metrics;
 use crate::catalog::Catalog;
-use crate::consumer::{ConsumerSettings, OutputMode, run_partitioned};
 use crate::engine::{Engine, EngineWorkers};
 use crate::stitcher::{Stitcher, StitcherWorkers};
 use switchboard_engine::StateStore;
@@ -82,7 +83,7 @@ pub async fn run_stitcher<R: SchemaResolver + 'static, I: IdentityStore + 'stati
         switchboard_kafka::client_config(&config.kafka),
         settings(&config, "stitcher", topics)?,
         Arc::new(StitcherWorkers::new(Arc::new(stitcher), shutdown.clone())),
-        metrics,
+        metrics.kafka.clone(),
         shutdown,
     )
     .await
@@ -110,7 +111,7 @@ pub async fn run_engine<R: SchemaResolver + 'static, S: StateStore>(
         switchboard_kafka::client_config(&config.kafka),
         settings(&config, "engine", topics)?,
         Arc::new(EngineWorkers(Arc::new(engine))),
-        metrics,
+        metrics.kafka.clone(),
         shutdown,
     )
     .await

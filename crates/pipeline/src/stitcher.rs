@@ -21,12 +21,12 @@ mod lane;
 
 use lane::{Lane, Pending};
 
-use crate::consumer::{Stopped, Worker, Workers};
-use crate::dead_letters::dead_letter;
-use crate::delivery::Delivery;
-use crate::output::{OutRecord, Publisher};
+use switchboard_kafka::{
+    Delivery, OutRecord, Publisher, Stopped, Worker, Workers, dead_letter, until_ok,
+};
+
+use crate::metrics::StoreOperation;
 use crate::repeated::{Log, Repeated};
-use crate::retry::until_ok;
 use crate::{Metrics, now_ms};
 
 /// Records larger than this go to the dead-letter topic unread (`oversize`): a channel event
@@ -120,7 +120,7 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Workers for Stitch
     ) -> Result<Self::Worker, Stopped> {
         let s = &self.shared;
         Ok(StitcherPartition {
-            delivery: Delivery::new(&s.config.topics.dead_letters, &s.metrics),
+            delivery: Delivery::new(&s.config.topics.dead_letters, &s.metrics.kafka),
             shared: s.clone(),
             lane: self.lane.clone(),
             publisher,
@@ -135,7 +135,7 @@ impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> Worker for Stitche
         let last = batch.last().map(Message::offset);
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
         let mut pending = Vec::new();
-        let errors = s.metrics.store_errors.with_label_values(&["stitch"]);
+        let errors = s.metrics.store_error(StoreOperation::Stitch);
         s.metrics.consumed(&batch);
         for msg in &batch {
             match until_ok("decode", &self.stop, errors.clone(), || prepare(s, msg)).await? {

@@ -21,7 +21,7 @@ use switchboard_config::Config;
 use switchboard_engine::simulate::{Stitch, published};
 use switchboard_engine::{MemoryStateStore, Outgoing, Planner, Timers};
 use switchboard_identity::MemoryIdentityStore;
-use switchboard_pipeline::consumer::Worker;
+use switchboard_kafka::Worker;
 use switchboard_pipeline::engine::EnginePartition;
 
 /// 2026-01-15T10:00:00Z, a Thursday.

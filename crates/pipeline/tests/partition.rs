@@ -14,7 +14,7 @@ use switchboard_codec::{
     SchemaResolver,
 };
 use switchboard_engine::MemoryStateStore;
-use switchboard_pipeline::consumer::Worker;
+use switchboard_kafka::Worker;
 
 /// The embedded schemas behind a registry that is away for the next `away` lookups.
 struct Flaky {

@@ -10,7 +10,7 @@ mod metrics;
 pub use admin::{AdminServer, serve};
 pub use health::Health;
 pub use logs::init_logs;
-pub use metrics::{BUILD_INFO, new_registry};
+pub use metrics::{BUILD_INFO, Registering, new_registry};
 
 /// Telemetry failures; all are fatal at startup.
 #[derive(Debug, thiserror::Error)]

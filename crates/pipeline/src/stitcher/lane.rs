@@ -9,8 +9,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, Stitcher, resolve};
-use crate::consumer::Stopped;
-use crate::retry::until_ok;
+use switchboard_kafka::{Stopped, until_ok};
+
+use crate::metrics::StoreOperation;
 
 /// A decoded, valid event waiting to be stitched, with its usable identifiers.
 pub(super) struct Pending {
@@ -112,7 +113,7 @@ async fn stitch_group<R: SchemaResolver, S: IdentityStore>(
     stop: &CancellationToken,
     events: &[&Pending],
 ) -> Result<Vec<Outcome>, Stopped> {
-    let errors = s.metrics.store_errors.with_label_values(&["stitch"]);
+    let errors = s.metrics.store_error(StoreOperation::Stitch);
     let mut outcomes: Vec<Option<Outcome>> = (0..events.len()).map(|_| None).collect();
     for wave in waves(events) {
         let all: Vec<Identifier> = wave

@@ -11,10 +11,10 @@ use switchboard_codec::{
 };
 use switchboard_config::Config;
 use switchboard_engine::MemoryStateStore;
+use switchboard_kafka::{OutRecord, Publish, Undelivered};
 use switchboard_pipeline::Metrics;
 use switchboard_pipeline::catalog::{Catalog, CatalogSource};
 use switchboard_pipeline::engine::{Engine, EnginePartition};
-use switchboard_pipeline::output::{OutRecord, Publish, Undelivered};
 use tokio_util::sync::CancellationToken;
 
 /// A publisher that keeps every record it is given, and delivers them all.

@@ -8,7 +8,7 @@ use prometheus::IntCounter;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::consumer::Stopped;
+use crate::stopped::Stopped;
 
 /// Runs `f` until it succeeds, backing off from 50 ms to 5 s, counting each failure in
 /// `errors`; gives up only when `stop` is cancelled.

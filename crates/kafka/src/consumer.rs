@@ -25,8 +25,10 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use rdkafka::producer::FutureProducer;
 
+use crate::metrics::KafkaMetrics;
 use crate::output::{Publisher, Transactional, TxnMetrics};
 use crate::retry::until_ok;
+use crate::stopped::Stopped;
 
 /// What a service does with its partitions.
 pub trait Worker: Send + 'static {
@@ -45,18 +47,6 @@ pub trait Worker: Send + 'static {
     fn finish(&mut self) -> impl Future<Output = ()> + Send {
         async {}
     }
-}
-
-/// Why a partition's worker gave up a batch. Everything else is handled where it happens:
-/// a store, broker or registry away is retried with backoff, bad input is dead-lettered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
-    /// The partition is revoked or the service is stopping: the batch is replayed by the
-    /// next owner.
-    Shutdown,
-    /// A newer owner of the partition wrote its state: this member is a zombie, and commits
-    /// nothing more.
-    Fenced,
 }
 
 /// Starts a worker for a newly assigned partition.
@@ -224,7 +214,7 @@ pub async fn run_partitioned<W: Workers>(
     mut client: ClientConfig,
     settings: ConsumerSettings,
     workers: Arc<W>,
-    metrics: crate::Metrics,
+    metrics: KafkaMetrics,
     shutdown: CancellationToken,
 ) -> Result<(), rdkafka::error::KafkaError> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -276,7 +266,7 @@ pub async fn run_partitioned<W: Workers>(
                 match message {
                     Err(e) => {
                         warn!(error = %e, "consumer error");
-                        metrics.kafka_errors.with_label_values(&["consume"]).inc();
+                        metrics.errors.with_label_values(&["consume"]).inc();
                     }
                     Ok(m) => warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), "record on the main queue"),
                 }
@@ -321,9 +311,9 @@ struct PartitionMetrics {
 }
 
 impl PartitionMetrics {
-    fn new(metrics: &crate::Metrics, service: &str) -> Self {
+    fn new(metrics: &KafkaMetrics, service: &str) -> Self {
         Self {
-            produce_errors: metrics.kafka_errors.with_label_values(&["produce"]),
+            produce_errors: metrics.errors.with_label_values(&["produce"]),
             txn: TxnMetrics::new(metrics),
             batch_seconds: metrics.batch_seconds.with_label_values(&[service]),
             batch_records: metrics.batch_records.with_label_values(&[service]),

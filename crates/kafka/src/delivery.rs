@@ -9,9 +9,9 @@ use prometheus::{IntCounter, IntCounterVec};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
-use crate::Metrics;
-use crate::consumer::Stopped;
+use crate::metrics::KafkaMetrics;
 use crate::output::{OutRecord, Publish, Undelivered, refused_for_good};
+use crate::stopped::Stopped;
 
 /// Where a batch's records go and what their failures count.
 #[derive(Debug, Clone)]
@@ -25,10 +25,10 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub fn new(dead_letters: &str, metrics: &Metrics) -> Self {
+    pub fn new(dead_letters: &str, metrics: &KafkaMetrics) -> Self {
         Self {
             dead_letters: dead_letters.to_owned(),
-            errors: metrics.kafka_errors.with_label_values(&["produce"]),
+            errors: metrics.errors.with_label_values(&["produce"]),
             refused: metrics.records_refused.clone(),
             refused_dead_letters: metrics.dead_letters.with_label_values(&["refused"]),
             dropped: metrics.records_dropped.clone(),
@@ -181,7 +181,7 @@ mod tests {
     }
 
     fn delivery() -> Delivery {
-        let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
+        let metrics = KafkaMetrics::register(&prometheus::Registry::new()).unwrap();
         Delivery::new("dlq", &metrics)
     }
 

@@ -107,7 +107,7 @@ async fn produce_each(producer: &FutureProducer, records: &[OutRecord]) -> Undel
 
 /// Whether the broker (or the producer) will refuse this record however often it is sent:
 /// too large, malformed, or a topic this client may not write, as one of
-/// [`crate::metrics::REFUSAL_REASONS`]. Anything else (a broker away, a leader moving, a
+/// [`crate::REFUSAL_REASONS`]. Anything else (a broker away, a leader moving, a
 /// timeout) is worth retrying.
 pub fn refused_for_good(e: &KafkaError) -> Option<&'static str> {
     let KafkaError::MessageProduction(code) = e else {
@@ -162,7 +162,7 @@ pub struct TxnMetrics {
 }
 
 impl TxnMetrics {
-    pub fn new(m: &crate::Metrics) -> Self {
+    pub fn new(m: &crate::KafkaMetrics) -> Self {
         let outcome = |o: &str| m.transactions.with_label_values(&[o]);
         Self {
             committed: outcome("committed"),
