@@ -298,7 +298,20 @@ impl Running {
             payload: payload.to_vec(),
             headers: vec![("origin".into(), "test".into())],
         };
-        produce_all(&producer, &[r]).await.unwrap();
+        // A topic's new limit reaches the broker through the metadata log a moment after
+        // the change is accepted: until then the record is refused as too large.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match produce_all(&producer, std::slice::from_ref(&r)).await {
+                Ok(()) => return,
+                Err(rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge,
+                )) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("produce {} bytes: {e}", r.payload.len()),
+            }
+        }
     }
 
     /// A consumer of every partition of `topics` from the beginning (assigned, no group),

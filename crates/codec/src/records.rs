@@ -322,12 +322,14 @@ pub struct SourcePosition {
     pub offset: i64,
 }
 
-/// Two profiles linked by an event; the loser's state folds into the survivor.
+/// Two profiles linked by an event; the loser's state folds into the survivor (all of it:
+/// the engine's fold decides how). The schema's `fold` field, a list nothing ever read, is
+/// written empty and skipped on read; it can leave the schema once a version that gives it a
+/// default has reached every reader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileMerged {
     pub survivor: String,
     pub loser: String,
-    pub fold: Vec<String>,
     pub cause_event_id: String,
 }
 
@@ -360,7 +362,7 @@ impl AvroRecord for CustomerEvent {
                 Box::new(record(vec![
                     ("survivor", Value::String(m.survivor.clone())),
                     ("loser", Value::String(m.loser.clone())),
-                    ("fold", strings(&m.fold)),
+                    ("fold", Value::Array(Vec::new())),
                     ("cause_event_id", Value::String(m.cause_event_id.clone())),
                 ])),
             ),
@@ -396,7 +398,7 @@ impl AvroRecord for CustomerEvent {
                 out.branch(1);
                 out.string(&m.survivor);
                 out.string(&m.loser);
-                write_strings(out, &m.fold);
+                write_strings(out, &[]);
                 out.string(&m.cause_event_id);
             }
         }
@@ -416,8 +418,10 @@ impl AvroRecord for CustomerEvent {
             _ => CustomerPayload::Merged(ProfileMerged {
                 survivor: input.string()?,
                 loser: input.string()?,
-                fold: input.strings()?,
-                cause_event_id: input.string()?,
+                cause_event_id: {
+                    input.strings()?; // fold
+                    input.string()?
+                },
             }),
         };
         Ok(Self {
@@ -440,7 +444,6 @@ impl AvroRecord for CustomerEvent {
                 CustomerPayload::Merged(ProfileMerged {
                     survivor: m.string("survivor")?,
                     loser: m.string("loser")?,
-                    fold: m.strings("fold")?,
                     cause_event_id: m.string("cause_event_id")?,
                 })
             }

@@ -93,7 +93,7 @@ proptest! {
     fn customer_events_round_trip(event in channel_event(), offset in 0i64..i64::MAX, merged in any::<bool>()) {
         let codec = codec();
         let payload = if merged {
-            CustomerPayload::Merged(ProfileMerged { survivor: "p1".into(), loser: "p2".into(), fold: vec!["attributes".into(), "timers".into()], cause_event_id: event.event_id.clone() })
+            CustomerPayload::Merged(ProfileMerged { survivor: "p1".into(), loser: "p2".into(), cause_event_id: event.event_id.clone() })
         } else {
             CustomerPayload::Event(event.clone())
         };
@@ -283,7 +283,7 @@ proptest! {
         same_datum_as_apache_avro(&codec, &command)?;
         same_datum_as_apache_avro(&codec, &transition)?;
         let payload = if merged {
-            CustomerPayload::Merged(ProfileMerged { survivor: "p1".into(), loser: "p2".into(), fold: vec!["timers".into()], cause_event_id: event.event_id.clone() })
+            CustomerPayload::Merged(ProfileMerged { survivor: "p1".into(), loser: "p2".into(), cause_event_id: event.event_id.clone() })
         } else {
             CustomerPayload::Event(event.clone())
         };
@@ -334,7 +334,7 @@ proptest! {
         same_record_as_apache_avro(&codec, &SendCommand { vars, ..command })?;
         same_record_as_apache_avro(&codec, &transition)?;
         let payload = if merged {
-            CustomerPayload::Merged(ProfileMerged { survivor: "p1".into(), loser: "p2".into(), fold: vec!["timers".into(), "attributes".into()], cause_event_id: event.event_id.clone() })
+            CustomerPayload::Merged(ProfileMerged { survivor: "p1".into(), loser: "p2".into(), cause_event_id: event.event_id.clone() })
         } else {
             CustomerPayload::Event(event.clone())
         };
@@ -346,4 +346,71 @@ proptest! {
             identifiers: event.identifiers.clone(),
         })?;
     }
+}
+
+/// A merge notice written by an earlier release, whose `fold` listed what to fold, reads as
+/// the same merge: the list was never read, and the codec now writes it empty.
+#[test]
+fn a_merge_with_a_fold_list_from_an_earlier_release_still_reads() {
+    use apache_avro::types::Value;
+    let codec = codec();
+    let merge = CustomerEvent {
+        profile_id: "p1".into(),
+        stitched_at: 1,
+        source: SourcePosition {
+            topic: "events.web".into(),
+            partition: 3,
+            offset: 7,
+        },
+        payload: CustomerPayload::Merged(ProfileMerged {
+            survivor: "p1".into(),
+            loser: "p2".into(),
+            cause_event_id: "e1".into(),
+        }),
+        identifiers: vec![],
+    };
+    let ours = codec.encode(&merge, Framing::Confluent).unwrap();
+    let schema = futures_block_on(codec.writer_of(&ours)).unwrap();
+    let listed = |v: Value| match v {
+        Value::Record(fields) => Value::Record(
+            fields
+                .into_iter()
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("payload", Value::Union(1, m)) => (
+                        k,
+                        Value::Union(
+                            1,
+                            Box::new(match *m {
+                                Value::Record(mf) => Value::Record(
+                                    mf.into_iter()
+                                        .map(|(n, x)| {
+                                            if n == "fold" {
+                                                (
+                                                    n,
+                                                    Value::Array(vec![
+                                                        Value::String("attributes".into()),
+                                                        Value::String("timers".into()),
+                                                    ]),
+                                                )
+                                            } else {
+                                                (n, x)
+                                            }
+                                        })
+                                        .collect(),
+                                ),
+                                other => other,
+                            }),
+                        ),
+                    ),
+                    (_, v) => (k, v),
+                })
+                .collect(),
+        ),
+        other => other,
+    };
+    let mut theirs = ours[..5].to_vec();
+    theirs.extend(apache_avro::to_avro_datum(&schema.schema, listed(merge.to_value())).unwrap());
+    assert_ne!(theirs, ours, "the old record carries the list");
+    let back: CustomerEvent = futures_block_on(codec.decode(&theirs)).unwrap();
+    assert_eq!(back, merge);
 }

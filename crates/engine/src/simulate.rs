@@ -228,7 +228,6 @@ fn drive(
             let merged = CustomerPayload::Merged(ProfileMerged {
                 survivor: survivor.clone(),
                 loser: loser.clone(),
-                fold: Vec::new(),
                 cause_event_id: e.event_id.clone(),
             });
             engine.consume(planner, survivor, merged, Vec::new(), now);

@@ -427,3 +427,45 @@ fn a_var_that_fails_to_evaluate_suppresses_the_send_with_its_reason() {
     assert_eq!(suppressions(&h), vec![(T0, "v".into(), "var_error".into())]);
     assert_eq!(exits(&h, "v"), vec![(T0, "exit:ok".into())]);
 }
+
+/// A send on a channel quiet hours cover carries `not_after`: the start of the customer's
+/// next quiet hours (21:00 London, the deployed policies), so a channel system holding it
+/// late drops it. A channel they do not cover has no deadline.
+#[test]
+fn a_send_on_a_quiet_hours_channel_must_not_be_delivered_once_they_begin() {
+    use switchboard_engine::simulate::{DEFAULT_DEDUP_WINDOW_MS, published, strongest_identifier};
+    use switchboard_engine::{Outgoing, Planner};
+    let email = switchboard_journey::compile(
+        "e.yaml",
+        "journey: e\nversion: 1\ntrigger: { event: go }\nstart: tell\nsteps:\n  tell:\n    send: { channel: email, template: t }\n    next: done\n  done:\n    exit: ok\n",
+        &["email".into()],
+    )
+    .unwrap();
+    let set = switchboard_journey::JourneySet::new([waiting_sms_journey("s", 1), email]);
+    let policies = policies();
+    let planner = Planner {
+        journeys: &set,
+        policies: &policies,
+        dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
+    };
+    let go = ev("g", "go", "web", T0, "q")
+        .id("phone", "+447911123456")
+        .id("email", "q@example.com")
+        .tz("Europe/London");
+    let sent: Vec<(String, Option<i64>, i64)> =
+        published(&planner, vec![go.0], &mut strongest_identifier)
+            .into_iter()
+            .filter_map(|o| match o {
+                Outgoing::Command(c) => Some((c.channel, c.not_after, c.created_at)),
+                Outgoing::Transition(_) => None,
+            })
+            .collect();
+    // T0 is 10:00 in London (GMT in January): the email at once, the SMS two hours later.
+    assert_eq!(
+        sent,
+        [
+            ("email".to_owned(), None, T0),
+            ("sms".to_owned(), Some(T0 + 11 * HOUR), T0 + 2 * HOUR),
+        ]
+    );
+}

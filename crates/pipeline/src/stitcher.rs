@@ -38,9 +38,6 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// processed in order, and journeys act on the time they are processed.
 pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 
-/// What a merge asks the engine to fold into the survivor.
-pub const FOLD: [&str; 5] = ["attributes", "consent", "counters", "instances", "timers"];
-
 /// Everything the stitcher's partitions share.
 pub struct Stitcher<R, S> {
     pub codec: Arc<Codec<R>>,
@@ -383,7 +380,6 @@ async fn resolve<R: SchemaResolver, S: IdentityStore>(
             payload: CustomerPayload::Merged(ProfileMerged {
                 survivor: m.survivor.to_string(),
                 loser: m.loser.to_string(),
-                fold: FOLD.map(String::from).to_vec(),
                 cause_event_id: event.event_id.clone(),
             }),
             identifiers: Vec::new(),

@@ -125,7 +125,6 @@ async fn the_engine_and_simulate_publish_the_same_records_for_a_generated_stream
             let merged = CustomerPayload::Merged(ProfileMerged {
                 survivor: m.survivor.to_string(),
                 loser: m.loser.to_string(),
-                fold: Vec::new(),
                 cause_event_id: e.event_id.clone(),
             });
             batch.push(record(merged, m.survivor.as_str(), Vec::new()));

@@ -103,11 +103,8 @@ pub(super) fn run(
         .timezone
         .clone()
         .unwrap_or_else(|| run.policies.default_timezone.clone());
-    if let Some(q) = run
-        .policies
-        .quiet_hours
-        .as_ref()
-        .filter(|q| q.applies_to(&channel))
+    let quiet = (run.policies.quiet_hours.as_ref()).filter(|q| q.applies_to(&channel));
+    if let Some(q) = quiet
         && q.contains(local_minute(run.now, &tz))
     {
         let at = next_local_time(run.now, &tz, q.to);
@@ -167,7 +164,9 @@ pub(super) fn run(
         version: i32::try_from(j.version).unwrap_or(i32::MAX),
         step: state.name.clone(),
         variant: inst.variant.clone(),
-        not_after: None,
+        // Sent outside the customer's quiet hours: a channel system must not deliver it
+        // once they begin.
+        not_after: quiet.map(|q| next_local_time(run.now, &tz, q.from)),
         reason: SendReason {
             trigger: run.trigger.clone(),
             path: path.to_vec(),
