@@ -156,7 +156,7 @@ pub(crate) async fn start(
                 ),
                 default_policies: String::new(),
             };
-            let catalog = watch_catalog(
+            let (catalog, watching) = watch_catalog(
                 source.clone(),
                 source.load().map_err(|e| e.to_string())?,
                 Duration::from_secs(600),
@@ -187,7 +187,7 @@ pub(crate) async fn start(
                     stop.clone(),
                 );
                 async move {
-                    if let Err(e) = f.await {
+                    if let (Err(e), ()) = tokio::join!(f, watching) {
                         eprintln!("engine failed: {e}");
                     }
                 }

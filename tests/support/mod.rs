@@ -209,7 +209,7 @@ impl Running {
             policies_file: None,
             default_policies: POLICIES.to_owned(),
         };
-        let catalog = watch_catalog(
+        let (catalog, watching) = watch_catalog(
             source.clone(),
             source.load().unwrap(),
             Duration::from_millis(500),
@@ -224,9 +224,9 @@ impl Running {
                 stop.clone(),
             );
             async move {
-                run_engine(config, codec, store, catalog, metrics, stop)
-                    .await
-                    .unwrap()
+                let engine = run_engine(config, codec, store, catalog, metrics, stop);
+                let (ran, ()) = tokio::join!(engine, watching);
+                ran.unwrap()
             }
         });
         self.services.push((stop, task));

@@ -55,11 +55,11 @@ impl Global {
 pub enum Command {
     /// Run the stitcher and the engine. Without --config: the embedded default (an in-process
     /// Kafka-protocol mock cluster, in-memory state, the example journeys, live progress).
-    Run(crate::run::RunArgs),
+    Run(RunArgs),
     /// Run the stitcher only (against the configured Kafka and Redis).
-    Stitcher(crate::run::RunArgs),
+    Stitcher(RunArgs),
     /// Run the engine only (against the configured Kafka and Redis).
-    Engine(crate::run::RunArgs),
+    Engine(RunArgs),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -192,4 +192,28 @@ impl From<FramingArg> for Framing {
 pub enum GraphFormat {
     Mermaid,
     Dot,
+}
+
+/// What `run`, `stitcher` and `engine` take.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Folder of journey files.
+    #[arg(long, default_value = "journeys")]
+    pub journeys: PathBuf,
+    /// Policies file; by default the built-in one (deploy/policies.yaml).
+    #[arg(long)]
+    pub policies: Option<PathBuf>,
+    /// Generate this many synthetic events per second (run only).
+    #[arg(long)]
+    pub generate: Option<u32>,
+    /// Customers in the generated population.
+    #[arg(long, default_value_t = 10_000)]
+    pub customers: u32,
+    /// Make every Nth generated record malformed (truncated), as a buggy channel system
+    /// would, so the dead-letter path shows on the dashboard; 0 for never.
+    #[arg(long, default_value_t = 1_000)]
+    pub malformed_every: u64,
+    /// Stop after this many seconds (default: run until SIGINT or SIGTERM).
+    #[arg(long)]
+    pub duration: Option<u64>,
 }

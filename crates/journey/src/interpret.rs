@@ -11,8 +11,9 @@ use switchboard_codec::{ChannelEvent, TransitionKind};
 use crate::context::Scope;
 use crate::ids;
 use crate::policy::Policies;
+use crate::run::Run;
 use crate::set::JourneySet;
-use crate::state::{Customer, Effect, Entry, Input, Instance, Transition};
+use crate::state::{Customer, Effect, Entry, Input, Instance};
 use crate::steps::{self, Flow};
 use crate::{Journey, Reentry};
 
@@ -45,37 +46,7 @@ pub fn apply(
     (run.customer, run.effects)
 }
 
-/// One application in progress.
-pub(crate) struct Run<'a> {
-    pub journeys: &'a JourneySet,
-    pub policies: &'a Policies,
-    pub customer: Customer,
-    pub effects: Vec<Effect>,
-    pub now: i64,
-    pub trigger: String,
-    /// Where conditions are evaluated.
-    pub scope: Scope,
-}
-
 impl<'a> Run<'a> {
-    pub(crate) fn transition(
-        &mut self,
-        inst: &Instance,
-        kind: TransitionKind,
-        step: Option<&str>,
-        reason: Option<String>,
-    ) {
-        self.effects.push(Effect::Transition(Transition {
-            journey: inst.journey.clone(),
-            version: inst.version,
-            kind,
-            step: step.map(str::to_owned),
-            reason,
-            trigger: self.trigger.clone(),
-            at: self.now,
-        }));
-    }
-
     fn prune_sends(&mut self) {
         let horizon = self.now.saturating_sub(self.policies.longest_window());
         self.customer.profile.sends.retain(|s| s.at > horizon);
@@ -335,16 +306,5 @@ impl<'a> Run<'a> {
             }
         }
         self.end(&inst, "step_budget_exceeded".into());
-    }
-
-    /// Ends an instance that is no longer in the map.
-    pub(crate) fn end(&mut self, inst: &Instance, reason: String) {
-        if let Some(at) = inst.wake_at {
-            self.effects.push(Effect::CancelTimer {
-                journey: inst.journey.clone(),
-                at,
-            });
-        }
-        self.transition(inst, TransitionKind::Exited, None, Some(reason));
     }
 }

@@ -16,6 +16,7 @@ pub mod journey;
 pub mod merge;
 pub mod model;
 pub mod policy;
+mod run;
 pub mod set;
 pub mod state;
 mod steps;

@@ -3,6 +3,7 @@
 //! A reload that fails validation keeps the running catalog, logs every error (file, line,
 //! state) and counts a reload failure.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -69,21 +70,26 @@ impl CatalogSource {
     }
 }
 
-/// Watches the files every `every` and publishes each valid new catalog.
+/// The catalog as it is now and as it will be: a receiver of each valid new catalog, and the
+/// task that watches the files every `every` until `shutdown` and publishes them. The caller
+/// runs the task where it tracks its others.
 pub fn watch_catalog(
     source: CatalogSource,
     initial: Catalog,
     every: Duration,
     metrics: Metrics,
     shutdown: CancellationToken,
-) -> watch::Receiver<Arc<Catalog>> {
+) -> (
+    watch::Receiver<Arc<Catalog>>,
+    impl Future<Output = ()> + Send + 'static,
+) {
     metrics
         .journeys_loaded
         .set(i64::try_from(initial.journeys.len()).unwrap_or(0));
     let (tx, rx) = watch::channel(Arc::new(initial));
     // Taken now, not when the task first runs: a change made right after start is seen.
     let mut seen = source.fingerprint();
-    tokio::spawn(async move {
+    let watching = async move {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -108,6 +114,6 @@ pub fn watch_catalog(
                 }
             }
         }
-    });
-    rx
+    };
+    (rx, watching)
 }

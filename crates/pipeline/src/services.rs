@@ -79,14 +79,17 @@ pub async fn run_stitcher<R: SchemaResolver + 'static, I: IdentityStore + 'stati
 ) -> Result<(), rdkafka::error::KafkaError> {
     let topics = Stitcher::<R, I>::topics(&config);
     let stitcher = Stitcher::new(codec, identity, config.clone(), metrics.clone());
-    run_partitioned(
+    let (workers, lane) = StitcherWorkers::new(Arc::new(stitcher), shutdown.clone());
+    let consumer = run_partitioned(
         switchboard_kafka::client_config(&config.kafka),
         settings(&config, "stitcher", topics)?,
-        Arc::new(StitcherWorkers::new(Arc::new(stitcher), shutdown.clone())),
+        Arc::new(workers),
         metrics.kafka.clone(),
         shutdown,
-    )
-    .await
+    );
+    // The consumer drops the workers when it returns, and with them the lane's last handle.
+    let (consumed, ()) = tokio::join!(consumer, lane);
+    consumed
 }
 
 /// Runs the engine until `shutdown`.

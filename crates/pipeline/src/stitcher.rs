@@ -3,6 +3,7 @@
 //! record before it for every merge it caused. Bad input goes to the dead-letter topic with
 //! the reason. Duplicates are the engine's to drop.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use rdkafka::message::{Message, OwnedMessage};
@@ -98,10 +99,14 @@ pub struct StitcherWorkers<R, S> {
 }
 
 impl<R: SchemaResolver + 'static, S: IdentityStore + 'static> StitcherWorkers<R, S> {
-    /// Starts the lane, which runs until every partition is gone or `shutdown`.
-    pub fn new(shared: Arc<Stitcher<R, S>>, shutdown: CancellationToken) -> Self {
-        let lane = Lane::start(shared.clone(), shutdown);
-        Self { shared, lane }
+    /// The workers, and the lane's task: run it beside the consumer; it ends once the
+    /// workers and every partition are gone, or at `shutdown`.
+    pub fn new(
+        shared: Arc<Stitcher<R, S>>,
+        shutdown: CancellationToken,
+    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
+        let (lane, run) = Lane::new(shared.clone(), shutdown);
+        (Self { shared, lane }, run)
     }
 }
 

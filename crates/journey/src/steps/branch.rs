@@ -6,7 +6,7 @@ use switchboard_codec::ChannelEvent;
 use super::Flow;
 use crate::StateId;
 use crate::condition::Condition;
-use crate::interpret::Run;
+use crate::run::Run;
 
 pub(super) fn run(
     run: &mut Run<'_>,

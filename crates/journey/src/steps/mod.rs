@@ -10,7 +10,7 @@ mod wait;
 
 use switchboard_codec::{ChannelEvent, TransitionKind};
 
-use crate::interpret::Run;
+use crate::run::Run;
 use crate::state::Instance;
 use crate::{Journey, State, StateId, StepKind};
 

@@ -9,7 +9,7 @@
 use switchboard_codec::{SendCommand, SendReason, TransitionKind};
 
 use super::Flow;
-use crate::interpret::Run;
+use crate::run::Run;
 use crate::state::{Effect, Instance, Sent};
 use crate::time::{local_minute, next_local_time};
 use crate::{Journey, State, StepKind, ids};

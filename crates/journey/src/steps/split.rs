@@ -2,7 +2,7 @@
 
 use super::Flow;
 use crate::ids;
-use crate::interpret::Run;
+use crate::run::Run;
 use crate::state::Instance;
 use crate::{State, StateId};
 

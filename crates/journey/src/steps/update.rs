@@ -5,7 +5,7 @@
 use switchboard_codec::{AttrValue, ChannelEvent};
 
 use crate::condition::Condition;
-use crate::interpret::Run;
+use crate::run::Run;
 
 pub(super) fn run(
     run: &mut Run<'_>,

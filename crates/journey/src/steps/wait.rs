@@ -1,7 +1,7 @@
 //! `wait`, `wait_until` and `wait_for`: schedule the instance's timer and suspend.
 
 use super::Flow;
-use crate::interpret::Run;
+use crate::run::Run;
 use crate::state::{Effect, Instance};
 
 pub(super) fn start(run: &mut Run<'_>, inst: &mut Instance, at: i64) -> Flow {

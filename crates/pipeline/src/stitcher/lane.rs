@@ -1,11 +1,13 @@
 //! The stitcher's lane: where the batches of every partition are stitched together.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 
 use switchboard_codec::{ChannelEvent, Identifier, SchemaResolver, SourcePosition};
 use switchboard_identity::{Found, IdentityStore, ProfileId, look_up};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, Stitcher, resolve};
@@ -42,16 +44,22 @@ pub(super) struct Lane {
 }
 
 impl Lane {
-    pub(super) fn start<R: SchemaResolver + 'static, S: IdentityStore + 'static>(
+    /// The lane, and the task that runs it: until every handle to the lane is gone (every
+    /// partition and the workers that start them), then until its groups finish. The caller
+    /// runs the task with the service, so nothing outlives the service untracked.
+    pub(super) fn new<R: SchemaResolver + 'static, S: IdentityStore + 'static>(
         shared: Arc<Stitcher<R, S>>,
         stop: CancellationToken,
-    ) -> Self {
+    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (jobs, mut rx) = mpsc::unbounded_channel::<Job>();
-        tokio::spawn(async move {
+        let run = async move {
             let slots = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
+            let mut groups = JoinSet::new();
             while let Some(first) = rx.recv().await {
+                // Reap the groups done, so the set holds only those in flight.
+                while groups.try_join_next().is_some() {}
                 let Ok(slot) = slots.clone().acquire_owned().await else {
-                    return;
+                    break;
                 };
                 let mut n = first.events.len();
                 let mut group = vec![first];
@@ -65,7 +73,7 @@ impl Lane {
                     }
                 }
                 let (shared, stop) = (shared.clone(), stop.clone());
-                tokio::spawn(async move {
+                groups.spawn(async move {
                     let events: Vec<&Pending> = group.iter().flat_map(|j| &j.events).collect();
                     // Stopped: the replies are dropped, and each partition gives up its batch.
                     if let Ok(outcomes) = stitch_group(&shared, &stop, &events).await {
@@ -78,8 +86,9 @@ impl Lane {
                     drop(slot);
                 });
             }
-        });
-        Self { jobs }
+            while groups.join_next().await.is_some() {}
+        };
+        (Self { jobs }, run)
     }
 
     /// Stitches a partition's events with whatever other partitions hand in meanwhile;
@@ -288,7 +297,8 @@ mod tests {
         let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
         let store = Arc::new(MemoryIdentityStore::new());
         let stitcher = Stitcher::new(codec.clone(), store, Arc::new(Config::default()), metrics);
-        let lane = Lane::start(Arc::new(stitcher), CancellationToken::new());
+        let (lane, run) = Lane::new(Arc::new(stitcher), CancellationToken::new());
+        let running = tokio::spawn(run);
         let stop = CancellationToken::new();
         let ann = ("email", "ann@example.com");
         let first = vec![
@@ -319,5 +329,11 @@ mod tests {
             first.iter().all(|(p, _)| *p != second[0].0),
             "Bob is not Ann"
         );
+        // The lane's task ends once its last handle is gone.
+        drop(lane);
+        tokio::time::timeout(std::time::Duration::from_secs(5), running)
+            .await
+            .expect("the lane ends with its handles")
+            .unwrap();
     }
 }

@@ -1,0 +1,53 @@
+//! One application of an input in progress, and the two things every step may do with it:
+//! record a transition, end an instance. The interpreter ([`crate::interpret`]) drives it;
+//! the steps ([`crate::steps`]) act on it.
+
+use switchboard_codec::TransitionKind;
+
+use crate::context::Scope;
+use crate::policy::Policies;
+use crate::set::JourneySet;
+use crate::state::{Customer, Effect, Instance, Transition};
+
+/// One application in progress.
+pub(crate) struct Run<'a> {
+    pub journeys: &'a JourneySet,
+    pub policies: &'a Policies,
+    pub customer: Customer,
+    pub effects: Vec<Effect>,
+    pub now: i64,
+    pub trigger: String,
+    /// Where conditions are evaluated.
+    pub scope: Scope,
+}
+
+impl<'a> Run<'a> {
+    pub(crate) fn transition(
+        &mut self,
+        inst: &Instance,
+        kind: TransitionKind,
+        step: Option<&str>,
+        reason: Option<String>,
+    ) {
+        self.effects.push(Effect::Transition(Transition {
+            journey: inst.journey.clone(),
+            version: inst.version,
+            kind,
+            step: step.map(str::to_owned),
+            reason,
+            trigger: self.trigger.clone(),
+            at: self.now,
+        }));
+    }
+
+    /// Ends an instance that is no longer in the map.
+    pub(crate) fn end(&mut self, inst: &Instance, reason: String) {
+        if let Some(at) = inst.wake_at {
+            self.effects.push(Effect::CancelTimer {
+                journey: inst.journey.clone(),
+                at,
+            });
+        }
+        self.transition(inst, TransitionKind::Exited, None, Some(reason));
+    }
+}
