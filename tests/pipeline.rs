@@ -535,10 +535,7 @@ async fn merged_profiles_continue_the_journey_on_the_survivor() {
         switchboard_redis::connect(&r.config.redis).await.unwrap(),
         r.config.redis.key_prefix.clone(),
     );
-    let loaded = store
-        .load(std::slice::from_ref(&app_profile))
-        .await
-        .unwrap();
+    let loaded = store.load(&[app_profile.as_str().into()]).await.unwrap();
     let (record, _) = loaded[0].clone().expect("the survivor's record");
     assert_eq!(record.absorbed.len(), 1, "{:?}", record.absorbed);
     let absorbed = &record.absorbed[0];

@@ -1,6 +1,7 @@
 //! Forget requests as the planner reads them (`switchboard forget` writes them).
 
 use switchboard_codec::{AttrValue, ChannelEvent};
+use switchboard_identity::ProfileId;
 
 /// The event type of a forget request. The stitcher refuses it on channel topics.
 pub const FORGET_EVENT: &str = "profile.forget";
@@ -9,14 +10,14 @@ pub const FORGET_EVENT: &str = "profile.forget";
 pub const MERGED_ATTRIBUTE: &str = "merged";
 
 /// The profiles a forget request names: its own, then those merged into it.
-pub fn profiles_to_forget(profile: &str, event: &ChannelEvent) -> Vec<String> {
-    let mut all = vec![profile.to_owned()];
+pub fn profiles_to_forget(profile: &ProfileId, event: &ChannelEvent) -> Vec<ProfileId> {
+    let mut all = vec![profile.clone()];
     if let Some(AttrValue::String(merged)) = event.attributes.get(MERGED_ATTRIBUTE) {
         all.extend(
             merged
                 .split(',')
                 .filter(|p| !p.is_empty())
-                .map(str::to_owned),
+                .map(ProfileId::from),
         );
     }
     all

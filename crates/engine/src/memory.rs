@@ -3,6 +3,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
+use switchboard_identity::ProfileId;
+
 use crate::plan::Write;
 use crate::ports::{
     DueTimer, Epochs, Loaded, Outboxes, Records, Saved, StateError, Timers, parse_timer_member,
@@ -12,14 +14,14 @@ use crate::record::{Outgoing, Record};
 
 #[derive(Debug, Default)]
 struct Inner {
-    records: HashMap<String, (Record, u64, Vec<Outgoing>)>,
+    records: HashMap<ProfileId, (Record, u64, Vec<Outgoing>)>,
     epochs: HashMap<i32, u64>,
-    outboxes: HashMap<i32, BTreeSet<String>>,
+    outboxes: HashMap<i32, BTreeSet<ProfileId>>,
     timers: HashMap<i32, BTreeSet<(i64, String)>>,
 }
 
 impl Inner {
-    fn clear_outbox(&mut self, partition: i32, profiles: &[String]) {
+    fn clear_outbox(&mut self, partition: i32, profiles: &[ProfileId]) {
         for p in profiles {
             if let Some((_, _, o)) = self.records.get_mut(p) {
                 o.clear();
@@ -67,7 +69,7 @@ impl Epochs for MemoryStateStore {
 }
 
 impl Records for MemoryStateStore {
-    async fn load(&self, profiles: &[String]) -> Result<Vec<Loaded>, StateError> {
+    async fn load(&self, profiles: &[ProfileId]) -> Result<Vec<Loaded>, StateError> {
         self.with(|i| {
             profiles
                 .iter()
@@ -80,7 +82,7 @@ impl Records for MemoryStateStore {
         &self,
         partition: i32,
         epoch: u64,
-        published: &[String],
+        published: &[ProfileId],
         writes: &[Write],
     ) -> Result<Vec<Saved>, StateError> {
         self.with(|i| {
@@ -108,7 +110,7 @@ impl Records for MemoryStateStore {
                         i.timers
                             .entry(partition)
                             .or_default()
-                            .insert((*due, timer_member(&w.profile, journey, *due)));
+                            .insert((*due, timer_member(w.profile.as_str(), journey, *due)));
                     }
                     i.records
                         .insert(w.profile.clone(), (w.record.clone(), epoch, outbox));
@@ -118,7 +120,7 @@ impl Records for MemoryStateStore {
         })
     }
 
-    async fn mark_merged(&self, merges: &[(String, String)]) -> Result<(), StateError> {
+    async fn mark_merged(&self, merges: &[(ProfileId, ProfileId)]) -> Result<(), StateError> {
         self.with(|i| {
             for (loser, survivor) in merges {
                 let entry = i.records.entry(loser.clone()).or_insert_with(|| {
@@ -136,7 +138,7 @@ impl Records for MemoryStateStore {
         })
     }
 
-    async fn forget(&self, partition: i32, profiles: &[String]) -> Result<(), StateError> {
+    async fn forget(&self, partition: i32, profiles: &[ProfileId]) -> Result<(), StateError> {
         self.with(|i| {
             for p in profiles {
                 i.records.remove(p);
@@ -154,11 +156,11 @@ impl Records for MemoryStateStore {
 }
 
 impl Outboxes for MemoryStateStore {
-    async fn clear_outbox(&self, partition: i32, profiles: &[String]) -> Result<(), StateError> {
+    async fn clear_outbox(&self, partition: i32, profiles: &[ProfileId]) -> Result<(), StateError> {
         self.with(|i| i.clear_outbox(partition, profiles))
     }
 
-    async fn pending_outboxes(&self, partition: i32) -> Result<Vec<String>, StateError> {
+    async fn pending_outboxes(&self, partition: i32) -> Result<Vec<ProfileId>, StateError> {
         self.with(|i| {
             i.outboxes
                 .get(&partition)
@@ -193,7 +195,7 @@ impl Timers for MemoryStateStore {
         self.with(|i| {
             if let Some(s) = i.timers.get_mut(&partition) {
                 for t in timers {
-                    s.remove(&(t.due, timer_member(&t.profile, &t.journey, t.due)));
+                    s.remove(&(t.due, timer_member(t.profile.as_str(), &t.journey, t.due)));
                 }
             }
         })

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use switchboard_codec::{CustomerEvent, CustomerPayload, JourneyTransition, TransitionKind};
+use switchboard_identity::ProfileId;
 use switchboard_journey::{Effect, Input, JourneySet, Policies, Transition, apply, fold};
 
 use crate::forget::{FORGET_EVENT, profiles_to_forget};
@@ -37,14 +38,14 @@ pub enum Inputs {
 
 impl Inputs {
     /// The profiles whose records a plan of these inputs reads, sorted, each once.
-    pub fn profiles(&self) -> Vec<String> {
-        let mut all: Vec<String> = Vec::new();
+    pub fn profiles(&self) -> Vec<ProfileId> {
+        let mut all: Vec<ProfileId> = Vec::new();
         match self {
             Self::Events(events) => {
                 for (_, ce) in events {
-                    all.push(ce.profile_id.clone());
+                    all.push(ProfileId::from(ce.profile_id.as_str()));
                     if let CustomerPayload::Merged(m) = &ce.payload {
-                        all.push(m.loser.clone());
+                        all.push(ProfileId::from(m.loser.as_str()));
                     }
                 }
             }
@@ -60,7 +61,7 @@ impl Inputs {
 /// it sets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Write {
-    pub profile: String,
+    pub profile: ProfileId,
     pub record: Record,
     /// Replaces the profile's outbox when not empty.
     pub outbox: Vec<Outgoing>,
@@ -72,7 +73,7 @@ pub struct Write {
 /// merged into it) and the `forgotten` transition that tells of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forget {
-    pub profiles: Vec<String>,
+    pub profiles: Vec<ProfileId>,
     pub transition: JourneyTransition,
 }
 
@@ -92,7 +93,7 @@ pub enum Happened {
 pub struct Plan {
     /// `(loser, survivor)`: marked first, so the losers' own partitions stop firing their
     /// timers and forward their late records before the survivors take their instances over.
-    pub merges: Vec<(String, String)>,
+    pub merges: Vec<(ProfileId, ProfileId)>,
     /// Erasures, carried out before the writes.
     pub forgets: Vec<Forget>,
     /// Records for merged profiles, re-keyed to their survivors.
@@ -119,8 +120,8 @@ struct Changing {
 impl Planner<'_> {
     /// Plans `inputs` over `stored`, the records of [`Inputs::profiles`] that exist (the
     /// others start empty), at `now`.
-    pub fn plan(&self, mut stored: BTreeMap<String, Record>, inputs: Inputs, now: i64) -> Plan {
-        let mut profiles: BTreeMap<String, Changing> = inputs
+    pub fn plan(&self, mut stored: BTreeMap<ProfileId, Record>, inputs: Inputs, now: i64) -> Plan {
+        let mut profiles: BTreeMap<ProfileId, Changing> = inputs
             .profiles()
             .into_iter()
             .map(|id| {
@@ -182,17 +183,17 @@ impl Planner<'_> {
 
     fn event(
         &self,
-        profiles: &mut BTreeMap<String, Changing>,
-        forgotten: &mut BTreeSet<String>,
+        profiles: &mut BTreeMap<ProfileId, Changing>,
+        forgotten: &mut BTreeSet<ProfileId>,
         plan: &mut Plan,
         offset: i64,
         ce: CustomerEvent,
         now: i64,
     ) {
-        if forgotten.contains(&ce.profile_id) {
+        if forgotten.contains(ce.profile_id.as_str()) {
             return;
         }
-        let Some(p) = profiles.get_mut(&ce.profile_id) else {
+        let Some(p) = profiles.get_mut(ce.profile_id.as_str()) else {
             return;
         };
         if offset <= p.record.offset {
@@ -208,6 +209,7 @@ impl Planner<'_> {
             identifiers,
             ..
         } = ce;
+        let profile_id = ProfileId::from(profile_id);
         match payload {
             CustomerPayload::Event(event) if event.event_type == FORGET_EVENT => {
                 let all = profiles_to_forget(&profile_id, &event);
@@ -217,8 +219,8 @@ impl Planner<'_> {
                 }
                 plan.forgets.push(Forget {
                     transition: JourneyTransition {
-                        transition_id: forgotten_id(&profile_id, &event.event_id),
-                        profile_id,
+                        transition_id: forgotten_id(profile_id.as_str(), &event.event_id),
+                        profile_id: profile_id.to_string(),
                         journey: String::new(),
                         version: 0,
                         kind: TransitionKind::Forgotten,
@@ -249,16 +251,17 @@ impl Planner<'_> {
                 p.record.offset = offset;
             }
             CustomerPayload::Merged(m) => {
+                let (survivor, loser_id) = (ProfileId::from(m.survivor), ProfileId::from(m.loser));
                 let (loser, loser_recent) = profiles
-                    .get(&m.loser)
+                    .get(&loser_id)
                     .map(|l| (l.record.customer.clone(), l.record.recent.clone()))
                     .unwrap_or_default();
                 // From here on the loser forwards, in this batch as after it; and should it
                 // be written (it absorbed a merge earlier in the batch), it says so itself.
-                if let Some(l) = profiles.get_mut(&m.loser) {
-                    l.record.merged_into = Some(m.survivor.clone());
+                if let Some(l) = profiles.get_mut(&loser_id) {
+                    l.record.merged_into = Some(survivor.clone());
                 }
-                plan.merges.push((m.loser.clone(), m.survivor));
+                plan.merges.push((loser_id.clone(), survivor));
                 let Some(p) = profiles.get_mut(&profile_id) else {
                     return;
                 };
@@ -269,9 +272,9 @@ impl Planner<'_> {
                     .cloned()
                     .partition(|j| !p.record.customer.instances.contains_key(j));
                 let absorbed = &mut p.record.absorbed;
-                if !absorbed.iter().any(|a| a.profile == m.loser) {
+                if !absorbed.iter().any(|a| a.profile == loser_id) {
                     absorbed.push(Absorbed {
-                        profile: m.loser.clone(),
+                        profile: loser_id.clone(),
                         at: now,
                         took,
                         ended,
@@ -281,13 +284,13 @@ impl Planner<'_> {
                 }
                 let survivor = std::mem::take(&mut p.record.customer);
                 let (mut folded, effects) = fold(survivor, loser, now);
-                folded.profile.id.clone_from(&profile_id);
+                folded.profile.id = profile_id.to_string();
                 p.record.customer = folded;
                 for effect in effects {
                     match effect {
                         Effect::ScheduleTimer { journey, at } => p.timers.push((journey, at)),
                         // The loser's instances that end here: on the loser's funnel.
-                        Effect::Transition(t) => p.outbox.push(transition(&m.loser, t)),
+                        Effect::Transition(t) => p.outbox.push(transition(&loser_id, t)),
                         Effect::Send(_) | Effect::CancelTimer { .. } => {}
                     }
                 }
@@ -299,7 +302,7 @@ impl Planner<'_> {
 
     fn timer(
         &self,
-        profiles: &mut BTreeMap<String, Changing>,
+        profiles: &mut BTreeMap<ProfileId, Changing>,
         plan: &mut Plan,
         timer: &DueTimer,
         now: i64,
@@ -327,7 +330,7 @@ impl Planner<'_> {
         &self,
         p: &mut Changing,
         plan: &mut Plan,
-        profile: &str,
+        profile: &ProfileId,
         input: &Input,
         now: i64,
         latency_from: i64,
@@ -354,10 +357,10 @@ impl Planner<'_> {
 }
 
 /// A journey transition of `profile`, as published.
-fn transition(profile: &str, t: Transition) -> Outgoing {
+fn transition(profile: &ProfileId, t: Transition) -> Outgoing {
     Outgoing::Transition(JourneyTransition {
-        transition_id: transition_id(profile, &t),
-        profile_id: profile.to_owned(),
+        transition_id: transition_id(profile.as_str(), &t),
+        profile_id: profile.to_string(),
         journey: t.journey,
         version: i32::try_from(t.version).unwrap_or(i32::MAX),
         kind: t.kind,
@@ -369,10 +372,10 @@ fn transition(profile: &str, t: Transition) -> Outgoing {
 }
 
 /// A record for a merged profile, re-keyed to its survivor.
-fn forward(mut ce: CustomerEvent, survivor: String) -> CustomerEvent {
+fn forward(mut ce: CustomerEvent, survivor: ProfileId) -> CustomerEvent {
     if let CustomerPayload::Merged(m) = &mut ce.payload {
-        m.survivor.clone_from(&survivor);
+        m.survivor = survivor.to_string();
     }
-    ce.profile_id = survivor;
+    ce.profile_id = survivor.to_string();
     ce
 }

@@ -7,6 +7,8 @@
 
 use std::future::Future;
 
+use switchboard_identity::ProfileId;
+
 use crate::plan::Write;
 use crate::record::{Outgoing, Record};
 
@@ -21,7 +23,7 @@ pub enum Saved {
 /// A due timer: the profile, the journey and when it was due.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DueTimer {
-    pub profile: String,
+    pub profile: ProfileId,
     pub journey: String,
     pub due: i64,
 }
@@ -39,7 +41,7 @@ pub trait Records: Send + Sync + 'static {
     /// The records of `profiles` (missing ones are `None`), with their pending outboxes.
     fn load(
         &self,
-        profiles: &[String],
+        profiles: &[ProfileId],
     ) -> impl Future<Output = Result<Vec<Loaded>, StateError>> + Send;
 
     /// Clears the outboxes of `published` (profiles of `partition` whose outboxes were
@@ -50,7 +52,7 @@ pub trait Records: Send + Sync + 'static {
         &self,
         partition: i32,
         epoch: u64,
-        published: &[String],
+        published: &[ProfileId],
         writes: &[Write],
     ) -> impl Future<Output = Result<Vec<Saved>, StateError>> + Send;
 
@@ -58,7 +60,7 @@ pub trait Records: Send + Sync + 'static {
     /// loser's partition. On Redis, one round trip.
     fn mark_merged(
         &self,
-        merges: &[(String, String)],
+        merges: &[(ProfileId, ProfileId)],
     ) -> impl Future<Output = Result<(), StateError>> + Send;
 
     /// Data protection: deletes the records and outboxes of `profiles`, and their timers in
@@ -67,7 +69,7 @@ pub trait Records: Send + Sync + 'static {
     fn forget(
         &self,
         partition: i32,
-        profiles: &[String],
+        profiles: &[ProfileId],
     ) -> impl Future<Output = Result<(), StateError>> + Send;
 }
 
@@ -101,14 +103,14 @@ pub trait Outboxes: Send + Sync + 'static {
     fn clear_outbox(
         &self,
         partition: i32,
-        profiles: &[String],
+        profiles: &[ProfileId],
     ) -> impl Future<Output = Result<(), StateError>> + Send;
 
     /// Profiles of a partition with an outbox still to publish (after a crash).
     fn pending_outboxes(
         &self,
         partition: i32,
-    ) -> impl Future<Output = Result<Vec<String>, StateError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ProfileId>, StateError>> + Send;
 }
 
 /// Partition ownership, fenced by epoch.
@@ -134,7 +136,7 @@ pub fn timer_member(profile: &str, journey: &str, due: i64) -> String {
 /// The timer a shard's member names, if it is one.
 pub fn parse_timer_member(member: &str) -> Option<DueTimer> {
     let mut parts = member.split('\u{1f}');
-    let profile = parts.next()?.to_owned();
+    let profile = ProfileId::from(parts.next()?);
     let journey = parts.next()?.to_owned();
     let due = parts.next()?.parse().ok()?;
     Some(DueTimer {

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use switchboard_codec::{JourneyTransition, SendCommand};
+use switchboard_identity::ProfileId;
 use switchboard_journey::{Customer, Profile};
 
 use crate::recent::RecentEvents;
@@ -15,7 +16,7 @@ pub struct Record {
     pub offset: i64,
     /// Set when the profile was merged into another: its events are forwarded there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merged_into: Option<String>,
+    pub merged_into: Option<ProfileId>,
     /// The event ids applied within the dedup window.
     #[serde(default, skip_serializing_if = "RecentEvents::is_empty")]
     pub recent: RecentEvents,
@@ -27,11 +28,11 @@ pub struct Record {
 
 impl Record {
     /// The record of a profile never stored: no journeys, no position.
-    pub fn new(profile: &str) -> Self {
+    pub fn new(profile: &ProfileId) -> Self {
         Self {
             customer: Customer {
                 profile: Profile {
-                    id: profile.to_owned(),
+                    id: profile.to_string(),
                     ..Profile::default()
                 },
                 ..Customer::default()
@@ -47,9 +48,9 @@ pub const MAX_ABSORBED: usize = 16;
 
 /// A profile merged into this one: when, the journeys whose instances it took over, and those
 /// that ended (`exited`, reason `merged`) because this profile was in them already.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Absorbed {
-    pub profile: String,
+    pub profile: ProfileId,
     pub at: i64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub took: Vec<String>,

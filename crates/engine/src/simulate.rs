@@ -12,6 +12,7 @@ use switchboard_codec::{
     ChannelEvent, CustomerEvent, CustomerPayload, Identifier, ProfileMerged, SourcePosition,
     TransitionKind,
 };
+use switchboard_identity::ProfileId;
 use switchboard_journey::{JourneySet, Policies};
 
 use crate::plan::{Inputs, Planner};
@@ -259,10 +260,10 @@ fn drive(
 /// The engine's store, in memory, and what its output shows.
 #[derive(Default)]
 struct Simulated {
-    records: BTreeMap<String, Record>,
+    records: BTreeMap<ProfileId, Record>,
     /// The timer shard, as the store keeps it: (due, profile, journey), so a rescheduled
     /// timer is a new member and the stale one fires onto nothing.
-    timers: BTreeSet<(i64, String, String)>,
+    timers: BTreeSet<(i64, ProfileId, String)>,
     /// The next offset of `customer.events`.
     offset: i64,
     published: Vec<Outgoing>,

@@ -19,6 +19,7 @@ use serde::Serialize;
 use switchboard_codec::{AvroRecord, Codec, CodecError, CustomerEvent, SchemaResolver};
 use switchboard_config::Config;
 use switchboard_engine::{Inputs, Outgoing, Plan, Planner, Saved, StateStore, Write};
+use switchboard_identity::ProfileId;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -59,7 +60,7 @@ pub struct EnginePartition<R, S, P> {
     stop: CancellationToken,
     /// Profiles whose outboxes are published but not yet cleared: cleared by the next save
     /// (in its round trip), an idle tick, or the partition's end.
-    published: Vec<String>,
+    published: Vec<ProfileId>,
 }
 
 impl<R: SchemaResolver + 'static, S: StateStore> Workers for EngineWorkers<R, S> {
@@ -219,7 +220,7 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
             || e.store.load(&profiles),
         )
         .await?;
-        let stored: BTreeMap<String, _> = profiles
+        let stored: BTreeMap<ProfileId, _> = profiles
             .into_iter()
             .zip(loaded)
             .filter_map(|(id, loaded)| loaded.map(|(record, _)| (id, record)))

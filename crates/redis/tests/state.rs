@@ -6,6 +6,7 @@ use switchboard_config::RedisConfig;
 use switchboard_engine::{
     DueTimer, Epochs, MemoryStateStore, Outgoing, Record, Records, Saved, StateStore, Write,
 };
+use switchboard_identity::ProfileId;
 use switchboard_redis::{RedisStateStore, connect};
 use switchboard_test_support::{RedisCluster, RedisServer, unique};
 
@@ -131,7 +132,7 @@ async fn conformance<S: StateStore>(store: &S) {
         let expected = if i == 150 { Saved::Fenced } else { Saved::Done };
         assert_eq!(*s, expected, "write {i}");
     }
-    let mut names: Vec<String> = (0..300).map(|i| format!("b{i}")).collect();
+    let mut names: Vec<ProfileId> = (0..300).map(|i| format!("b{i}").into()).collect();
     names.insert(200, "nobody".into());
     let loaded = store.load(&names).await.unwrap();
     assert_eq!(loaded.len(), 301);
@@ -205,7 +206,7 @@ async fn conformance<S: StateStore>(store: &S) {
         .unwrap();
     let elsewhere = write("r3", 1, vec![command("cr3")], vec![("j1".into(), 70)]);
     store.save(4, 1, &[], &[elsewhere]).await.unwrap();
-    let due: Vec<(String, i64)> = store
+    let due: Vec<(ProfileId, i64)> = store
         .due_timers(3, 200, 10)
         .await
         .unwrap()
@@ -281,12 +282,19 @@ async fn conformance<S: StateStore>(store: &S) {
             .unwrap()
             .0
             .merged_into
-            .as_deref(),
+            .as_ref()
+            .map(ProfileId::as_str),
         Some("p1")
     );
     let p6 = store.load(&["p6".into()]).await.unwrap();
     assert_eq!(
-        p6[0].as_ref().unwrap().0.merged_into.as_deref(),
+        p6[0]
+            .as_ref()
+            .unwrap()
+            .0
+            .merged_into
+            .as_ref()
+            .map(ProfileId::as_str),
         Some("p1"),
         "a loser with no record of its own is marked too"
     );
@@ -316,9 +324,9 @@ async fn conformance<S: StateStore>(store: &S) {
             .pending_outboxes(3)
             .await
             .unwrap()
-            .contains(&"p4".to_owned())
+            .contains(&"p4".into())
     );
-    let left: Vec<String> = store
+    let left: Vec<ProfileId> = store
         .due_timers(3, 20_000, 10)
         .await
         .unwrap()

@@ -27,6 +27,8 @@ use switchboard_engine::{
     parse_timer_member, timer_member,
 };
 
+use switchboard_identity::ProfileId;
+
 use crate::Redis;
 
 pub mod stored;
@@ -44,6 +46,11 @@ pub struct RedisStateStore {
     prefix: String,
 }
 
+/// Profile ids as Redis arguments.
+fn ids(profiles: &[ProfileId]) -> Vec<&str> {
+    profiles.iter().map(ProfileId::as_str).collect()
+}
+
 fn err(e: redis::RedisError) -> StateError {
     StateError(format!("redis: {e}"))
 }
@@ -57,11 +64,11 @@ impl RedisStateStore {
     }
 
     /// A profile's key of kind `what`: `r` record, `o` outbox, `m` merged into.
-    fn profile_key(&self, what: char, profile: &str) -> String {
+    fn profile_key(&self, what: char, profile: &ProfileId) -> String {
         format!("{}:{what}:{{{profile}}}", self.prefix)
     }
 
-    fn profile_keys(&self, profile: &str) -> [String; 3] {
+    fn profile_keys(&self, profile: &ProfileId) -> [String; 3] {
         ['r', 'o', 'm'].map(|what| self.profile_key(what, profile))
     }
 
@@ -82,7 +89,7 @@ impl RedisStateStore {
     }
 
     /// Deletes the outboxes of `profiles` and their entries in `partition`'s index.
-    fn clear_cmds(&self, partition: i32, profiles: &[String]) -> Vec<redis::Cmd> {
+    fn clear_cmds(&self, partition: i32, profiles: &[ProfileId]) -> Vec<redis::Cmd> {
         let mut cmds: Vec<redis::Cmd> = self
             .groups(profiles)
             .map(|group| {
@@ -93,7 +100,7 @@ impl RedisStateStore {
         if !profiles.is_empty() {
             cmds.push(redis::Cmd::srem(
                 self.partition_key("outbox", partition),
-                profiles,
+                ids(profiles),
             ));
         }
         cmds
@@ -143,7 +150,7 @@ impl Epochs for RedisStateStore {
 }
 
 impl Records for RedisStateStore {
-    async fn load(&self, profiles: &[String]) -> Result<Vec<Loaded>, StateError> {
+    async fn load(&self, profiles: &[ProfileId]) -> Result<Vec<Loaded>, StateError> {
         let cmds = self
             .groups(profiles)
             .map(|group| {
@@ -159,7 +166,7 @@ impl Records for RedisStateStore {
             .map(|_| {
                 let (record, outbox, merged_into) = (next(), next(), next());
                 let merged_into = merged_into
-                    .map(String::from_utf8)
+                    .map(|id| String::from_utf8(id).map(ProfileId::from))
                     .transpose()
                     .map_err(|e| StateError(format!("merge marker is not text: {e}")))?;
                 if record.is_none() && outbox.is_none() && merged_into.is_none() {
@@ -188,7 +195,7 @@ impl Records for RedisStateStore {
         &self,
         partition: i32,
         epoch: u64,
-        published: &[String],
+        published: &[ProfileId],
         writes: &[Write],
     ) -> Result<Vec<Saved>, StateError> {
         // Clears first, then index entries: a write's own outbox is never cleared by them,
@@ -205,7 +212,7 @@ impl Records for RedisStateStore {
             .iter()
             .flat_map(|w| {
                 (w.timers.iter())
-                    .map(|(journey, due)| (*due, timer_member(&w.profile, journey, *due)))
+                    .map(|(journey, due)| (*due, timer_member(w.profile.as_str(), journey, *due)))
             })
             .collect();
         if !outboxes.is_empty() {
@@ -262,23 +269,25 @@ impl Records for RedisStateStore {
             .collect())
     }
 
-    async fn mark_merged(&self, merges: &[(String, String)]) -> Result<(), StateError> {
+    async fn mark_merged(&self, merges: &[(ProfileId, ProfileId)]) -> Result<(), StateError> {
         let cmds = merges
             .iter()
-            .map(|(loser, survivor)| redis::Cmd::set(self.profile_key('m', loser), survivor))
+            .map(|(loser, survivor)| {
+                redis::Cmd::set(self.profile_key('m', loser), survivor.as_str())
+            })
             .collect();
         let _: Vec<redis::Value> = self.redis.query_each(cmds).await.map_err(err)?;
         Ok(())
     }
 
-    async fn forget(&self, partition: i32, profiles: &[String]) -> Result<(), StateError> {
+    async fn forget(&self, partition: i32, profiles: &[ProfileId]) -> Result<(), StateError> {
         let mut cmds: Vec<redis::Cmd> = profiles
             .iter()
             .map(|p| redis::Cmd::del(&self.profile_keys(p)[..]))
             .collect();
         cmds.push(redis::Cmd::srem(
             self.partition_key("outbox", partition),
-            profiles,
+            ids(profiles),
         ));
         let _: Vec<redis::Value> = self.redis.query_each(cmds).await.map_err(err)?;
         // The shard is scanned in steps, so Redis keeps serving other partitions meanwhile.
@@ -314,17 +323,18 @@ impl Records for RedisStateStore {
 }
 
 impl Outboxes for RedisStateStore {
-    async fn clear_outbox(&self, partition: i32, profiles: &[String]) -> Result<(), StateError> {
+    async fn clear_outbox(&self, partition: i32, profiles: &[ProfileId]) -> Result<(), StateError> {
         let cmds = self.clear_cmds(partition, profiles);
         let _: Vec<redis::Value> = self.redis.query_each(cmds).await.map_err(err)?;
         Ok(())
     }
 
-    async fn pending_outboxes(&self, partition: i32) -> Result<Vec<String>, StateError> {
-        redis::Cmd::smembers(self.partition_key("outbox", partition))
+    async fn pending_outboxes(&self, partition: i32) -> Result<Vec<ProfileId>, StateError> {
+        let profiles: Vec<String> = redis::Cmd::smembers(self.partition_key("outbox", partition))
             .query_async(&mut self.redis.clone())
             .await
-            .map_err(err)
+            .map_err(err)?;
+        Ok(profiles.into_iter().map(ProfileId::from).collect())
     }
 }
 
@@ -358,7 +368,7 @@ impl Timers for RedisStateStore {
         }
         let members: Vec<String> = timers
             .iter()
-            .map(|t| timer_member(&t.profile, &t.journey, t.due))
+            .map(|t| timer_member(t.profile.as_str(), &t.journey, t.due))
             .collect();
         redis::Cmd::zrem(self.partition_key("timers", partition), members)
             .query_async::<i64>(&mut self.redis.clone())
