@@ -40,7 +40,7 @@ fn every_metric_an_alert_names_is_exported() {
     let rules = std::fs::read_to_string(deploy().join("prometheus/alerts.yml")).unwrap();
     // What a Switchboard process registers, every crate's metrics together.
     let registry = prometheus::Registry::new();
-    let metrics = switchboard_pipeline::Metrics::register(&registry).unwrap();
+    let metrics = switchboard_services::Metrics::register(&registry).unwrap();
     // Vectors show in a gather once they have a series.
     metrics
         .kafka
@@ -229,7 +229,7 @@ fn kubernetes_deployments_probe_drain_and_mount_what_kustomize_generates() {
         }
     }
     config_loads(&k8s.join("switchboard.toml"));
-    let drain = switchboard_pipeline::services::DRAIN.as_secs();
+    let drain = switchboard_services::services::DRAIN.as_secs();
 
     let deployments: Vec<&serde_json::Value> = objects
         .iter()

@@ -27,7 +27,7 @@ fn wave(customers: std::ops::Range<u32>) -> Vec<ChannelEvent> {
             event_id: format!("f{n}"),
             event_type: "app.installed".into(),
             channel: "app".into(),
-            occurred_at: switchboard_pipeline::now_ms(),
+            occurred_at: switchboard_services::now_ms(),
             identifiers: vec![
                 Identifier::new("customer_id", format!("F{n}")),
                 Identifier::new("push_token", format!("tok-{n}")),

@@ -12,8 +12,8 @@ use rdkafka::Message;
 use redis::AsyncCommands;
 use support::{Running, event};
 use switchboard_codec::{Identifier, JourneyTransition, TransitionKind};
-use switchboard_pipeline::forget::forget_customer;
-use switchboard_pipeline::services::producer;
+use switchboard_services::forget::forget_customer;
+use switchboard_services::services::producer;
 use switchboard_redis::{Keys, RedisIdentityStore, connect};
 
 /// A send now, then a send an hour later: the customer has sends and a pending timer.

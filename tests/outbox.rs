@@ -13,10 +13,10 @@ use switchboard_codec::{Codec, CustomerEvent, CustomerPayload, LocalSchemas, Sou
 use switchboard_engine::{MemoryStateStore, Outboxes};
 use switchboard_kafka::Publisher;
 use switchboard_kafka::{Worker, Workers};
-use switchboard_pipeline::Metrics;
-use switchboard_pipeline::catalog::CatalogSource;
-use switchboard_pipeline::engine::{Engine, EngineWorkers};
-use switchboard_pipeline::services::producer;
+use switchboard_services::Metrics;
+use switchboard_services::catalog::CatalogSource;
+use switchboard_services::engine::{Engine, EngineWorkers};
+use switchboard_services::services::producer;
 use switchboard_test_support::{KafkaBroker, isolated_config};
 use tokio_util::sync::CancellationToken;
 
@@ -79,7 +79,7 @@ async fn a_stopping_partition_clears_what_it_published_so_the_next_owner_does_no
         catalog,
         config: config.clone(),
         metrics: Metrics::register(&prometheus::Registry::new()).unwrap(),
-        clock: switchboard_pipeline::now_ms,
+        clock: switchboard_services::now_ms,
     }));
     let topic = config.topics.customer_events.clone();
     let start = |stop: CancellationToken| {

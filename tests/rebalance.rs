@@ -21,9 +21,9 @@ use switchboard_codec::{
 use switchboard_engine::Records;
 use switchboard_kafka::Publisher;
 use switchboard_kafka::{Stopped, Worker, Workers};
-use switchboard_pipeline::catalog::CatalogSource;
-use switchboard_pipeline::engine::{Engine, EngineWorkers};
-use switchboard_pipeline::services::producer;
+use switchboard_services::catalog::CatalogSource;
+use switchboard_services::engine::{Engine, EngineWorkers};
+use switchboard_services::services::producer;
 use switchboard_redis::RedisStateStore;
 use tokio_util::sync::CancellationToken;
 
@@ -234,7 +234,7 @@ fn consumed(r: &Running, profile: &str, event_id: &str, offset: i64) -> OwnedMes
     let e = step(0, 0);
     let ce = CustomerEvent {
         profile_id: profile.into(),
-        stitched_at: switchboard_pipeline::now_ms(),
+        stitched_at: switchboard_services::now_ms(),
         source: SourcePosition {
             topic: "test".into(),
             partition: 0,
@@ -277,7 +277,7 @@ async fn a_zombie_owner_is_fenced_and_publishes_nothing() {
         catalog,
         config: r.config.clone(),
         metrics: r.metrics.clone(),
-        clock: switchboard_pipeline::now_ms,
+        clock: switchboard_services::now_ms,
     }));
     let topic = r.config.topics.customer_events.clone();
     let publisher = || Publisher::Plain(producer(&r.config).unwrap());

@@ -76,7 +76,7 @@ async fn a_zombie_owners_output_is_fenced_and_never_read() {
     switchboard_kafka::produce_all(&plain, &input_records)
         .await
         .unwrap();
-    let metrics = switchboard_pipeline::Metrics::register(&prometheus::Registry::new()).unwrap();
+    let metrics = switchboard_services::Metrics::register(&prometheus::Registry::new()).unwrap();
     let mut txn_config = kafka.client_config();
     txn_config.set("transactional.id", unique("txn"));
 
@@ -201,7 +201,7 @@ async fn a_publish_caught_by_a_group_coordinator_outage_returns_then_commits_onc
     let metadata = Arc::new(member.group_metadata().unwrap());
     let mut config = kafka.client_config();
     config.set("transactional.id", &txn);
-    let metrics = switchboard_pipeline::Metrics::register(&prometheus::Registry::new()).unwrap();
+    let metrics = switchboard_services::Metrics::register(&prometheus::Registry::new()).unwrap();
     let publisher = Publisher::Transactional(
         Transactional::start(config, metadata, &input, 0, TxnMetrics::new(&metrics.kafka))
             .await

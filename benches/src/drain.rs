@@ -8,8 +8,8 @@ use rand::rngs::StdRng;
 use switchboard_codec::{ChannelEvent, Codec, Framing, LocalSchemas};
 use switchboard_config::Config;
 use switchboard_kafka::{OutRecord, produce_all};
-use switchboard_pipeline::generate::event;
-use switchboard_pipeline::services::producer;
+use switchboard_services::generate::event;
+use switchboard_services::services::producer;
 
 use crate::Error;
 use crate::parts::{Broker, Parts, System};

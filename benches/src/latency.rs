@@ -9,7 +9,7 @@ use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use switchboard_codec::{ChannelEvent, SendCommand};
 use switchboard_kafka::{OutRecord, produce_all};
-use switchboard_pipeline::services::producer;
+use switchboard_services::services::producer;
 use switchboard_test_support::unique;
 use tokio_util::sync::CancellationToken;
 

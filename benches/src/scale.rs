@@ -10,10 +10,10 @@ use switchboard_config::Config;
 use switchboard_engine::{Timers as _, timer_member};
 use switchboard_kafka::Publisher;
 use switchboard_kafka::{Worker, Workers};
-use switchboard_pipeline::Metrics;
-use switchboard_pipeline::catalog::CatalogSource;
-use switchboard_pipeline::engine::{Engine, EngineWorkers};
-use switchboard_pipeline::services::producer;
+use switchboard_services::Metrics;
+use switchboard_services::catalog::CatalogSource;
+use switchboard_services::engine::{Engine, EngineWorkers};
+use switchboard_services::services::producer;
 use switchboard_redis::RedisStateStore;
 use switchboard_redis::connect;
 use tokio_util::sync::CancellationToken;
@@ -58,7 +58,7 @@ pub async fn timers(parts: &Parts, count: u64) -> Result<Timers, Error> {
     let partitions = config.topics.partitions;
     let before = used_memory(&mut raw).await?;
     let t0 = Instant::now();
-    let now = switchboard_pipeline::now_ms();
+    let now = switchboard_services::now_ms();
     let mut i = 0u64;
     while i < count {
         let mut pipe = redis::pipe();
@@ -171,7 +171,7 @@ async fn engine_workers(
         catalog,
         config: config.clone(),
         metrics: Metrics::register(&prometheus::Registry::new())?,
-        clock: switchboard_pipeline::now_ms,
+        clock: switchboard_services::now_ms,
     }))))
 }
 
@@ -193,7 +193,7 @@ fn in_flight(n: u64) -> [ChannelEvent; 2] {
         event_id: format!("scale-{n}-{kind}"),
         event_type: kind.into(),
         channel: "web".into(),
-        occurred_at: switchboard_pipeline::now_ms(),
+        occurred_at: switchboard_services::now_ms(),
         identifiers: ids.clone(),
         attributes: attrs.into_iter().collect(),
         locale: Some("en-GB".into()),
@@ -303,7 +303,7 @@ fn known(n: u64) -> ChannelEvent {
         event_id: format!("known-{n}"),
         event_type: "account.created".into(),
         channel: "web".into(),
-        occurred_at: switchboard_pipeline::now_ms(),
+        occurred_at: switchboard_services::now_ms(),
         identifiers: ids
             .into_iter()
             .map(|(k, v)| Identifier::new(k, v))
@@ -357,7 +357,7 @@ pub async fn population(parts: &Parts, population: u64, events: u64) -> Result<P
             let limits = &limits;
             async move {
                 let ids = rules.prepare(&known(n).identifiers).accepted;
-                switchboard_identity::stitch(store, limits, &ids, switchboard_pipeline::now_ms())
+                switchboard_identity::stitch(store, limits, &ids, switchboard_services::now_ms())
                     .await
             }
         })
@@ -376,7 +376,7 @@ pub async fn population(parts: &Parts, population: u64, events: u64) -> Result<P
     let customers = u32::try_from(population).unwrap_or(u32::MAX);
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
     let measured: Vec<ChannelEvent> = (0..events)
-        .map(|i| switchboard_pipeline::generate::event(&mut rng, customers, i))
+        .map(|i| switchboard_services::generate::event(&mut rng, customers, i))
         .collect();
     backlog(parts, &config, &measured).await?;
     let cpu0 = parts.cpu();

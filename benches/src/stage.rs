@@ -13,7 +13,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use switchboard_config::Config;
 use switchboard_kafka::{OutRecord, produce_all};
-use switchboard_pipeline::services::producer;
+use switchboard_services::services::producer;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;

@@ -17,9 +17,9 @@ use switchboard_codec::{
 };
 use switchboard_config::Config;
 use switchboard_kafka::{OutRecord, produce_all};
-use switchboard_pipeline::Metrics;
-use switchboard_pipeline::catalog::{CatalogSource, watch_catalog};
-use switchboard_pipeline::services::{producer, run_engine, run_stitcher};
+use switchboard_services::Metrics;
+use switchboard_services::catalog::{CatalogSource, watch_catalog};
+use switchboard_services::services::{producer, run_engine, run_stitcher};
 use switchboard_redis::RedisStateStore;
 use switchboard_redis::{Keys, RedisIdentityStore, connect};
 use switchboard_test_support::{
@@ -466,7 +466,7 @@ pub fn event(
         event_id: id.into(),
         event_type: kind.into(),
         channel: channel.into(),
-        occurred_at: switchboard_pipeline::now_ms(),
+        occurred_at: switchboard_services::now_ms(),
         identifiers: ids.iter().map(|(k, v)| Identifier::new(*k, *v)).collect(),
         attributes: attrs
             .iter()

@@ -5,8 +5,8 @@ use anyhow::Context;
 use switchboard_codec::Identifier;
 use switchboard_config::Config;
 use switchboard_identity::show;
-use switchboard_pipeline::forget::forget_customer;
-use switchboard_pipeline::services::producer;
+use switchboard_services::forget::forget_customer;
+use switchboard_services::services::producer;
 use switchboard_redis::{Keys, RedisIdentityStore, connect};
 
 /// The identifier `<kind>:<value>`, normalised by the identity rules.

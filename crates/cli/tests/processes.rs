@@ -78,7 +78,7 @@ async fn stitcher_and_engine_processes_turn_json_and_avro_events_into_commands()
     let _engine = service("engine", &file, switchboard_test_support::free_port());
     let json = format!(
         r#"{{"event_id":"j1","type":"order.completed","channel":"pos","occurred_at":{},"identifiers":[{{"kind":"customer_id","value":"J1"}},{{"kind":"email","value":"j1@example.com"}}],"attributes":{{"total":12.5}}}}"#,
-        switchboard_pipeline::now_ms()
+        switchboard_services::now_ms()
     );
     r.produce_raw("pos", json.as_bytes()).await;
     let commands = r

@@ -1,5 +1,5 @@
 //! What the Kafka adapters count. The handles are registered with the rest of a service's
-//! metrics (`switchboard_pipeline::Metrics`) and handed here, so each adapter increments
+//! metrics (`switchboard_services::Metrics`) and handed here, so each adapter increments
 //! counters resolved once, not looked up per record.
 
 use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Registry};

@@ -22,7 +22,7 @@ use switchboard_engine::simulate::{Stitch, published};
 use switchboard_engine::{MemoryStateStore, Outgoing, Planner, Timers};
 use switchboard_identity::MemoryIdentityStore;
 use switchboard_kafka::Worker;
-use switchboard_pipeline::engine::EnginePartition;
+use switchboard_services::engine::EnginePartition;
 
 /// 2026-01-15T10:00:00Z, a Thursday.
 const T0: i64 = 1_768_471_200_000;
@@ -43,7 +43,7 @@ fn stream(n: u64, customers: u32) -> Vec<ChannelEvent> {
     let mut events = Vec::new();
     for seq in 0..n {
         at += rand::Rng::random_range(&mut rng, 1..90) * MINUTE;
-        let mut e = switchboard_pipeline::generate::event(&mut rng, customers, seq);
+        let mut e = switchboard_services::generate::event(&mut rng, customers, seq);
         e.occurred_at = at;
         if seq % 37 == 0
             && let Some(previous) = events.last().cloned()

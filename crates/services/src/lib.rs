@@ -1,6 +1,7 @@
-//! The running system: the stitcher and engine services, each a consumer-group member with
-//! one task per partition, over Kafka and a state store (Redis, or memory in the embedded
-//! mode).
+//! The two services, wired: the stitcher and the engine, each a consumer-group member with a
+//! task per partition (`switchboard-kafka`), over an identity store and a state store (Redis,
+//! or memory in the embedded mode). Their domain logic is elsewhere and pure: identity
+//! resolution in `switchboard-identity`, the engine's planner in `switchboard-engine`.
 // Services hold librdkafka handles and generic stores; their Debug output would say nothing.
 #![allow(missing_debug_implementations)]
 

@@ -12,9 +12,9 @@ use switchboard_codec::{
 use switchboard_config::Config;
 use switchboard_engine::MemoryStateStore;
 use switchboard_kafka::{OutRecord, Publish, Undelivered};
-use switchboard_pipeline::Metrics;
-use switchboard_pipeline::catalog::{Catalog, CatalogSource};
-use switchboard_pipeline::engine::{Engine, EnginePartition};
+use switchboard_services::Metrics;
+use switchboard_services::catalog::{Catalog, CatalogSource};
+use switchboard_services::engine::{Engine, EnginePartition};
 use tokio_util::sync::CancellationToken;
 
 /// A publisher that keeps every record it is given, and delivers them all.
