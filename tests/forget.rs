@@ -12,9 +12,9 @@ use rdkafka::Message;
 use redis::AsyncCommands;
 use support::{Running, event};
 use switchboard_codec::{Identifier, JourneyTransition, TransitionKind};
+use switchboard_redis::{Keys, RedisIdentityStore, connect};
 use switchboard_services::forget::forget_customer;
 use switchboard_services::services::producer;
-use switchboard_redis::{Keys, RedisIdentityStore, connect};
 
 /// A send now, then a send an hour later: the customer has sends and a pending timer.
 const JOURNEY: &str = r#"

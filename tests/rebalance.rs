@@ -21,10 +21,10 @@ use switchboard_codec::{
 use switchboard_engine::Records;
 use switchboard_kafka::Publisher;
 use switchboard_kafka::{Stopped, Worker, Workers};
+use switchboard_redis::RedisStateStore;
 use switchboard_services::catalog::CatalogSource;
 use switchboard_services::engine::{Engine, EngineWorkers};
 use switchboard_services::services::producer;
-use switchboard_redis::RedisStateStore;
 use tokio_util::sync::CancellationToken;
 
 const CUSTOMERS: u32 = 24;

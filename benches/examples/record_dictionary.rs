@@ -16,8 +16,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use switchboard_engine::{RecentEvents, Record};
 use switchboard_journey::{Customer, Input, JourneySet, Policies, Profile, apply, load_dir};
-use switchboard_services::generate::event;
 use switchboard_redis::stored;
+use switchboard_services::generate::event;
 
 type Error = Box<dyn std::error::Error>;
 

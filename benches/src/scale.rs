@@ -10,12 +10,12 @@ use switchboard_config::Config;
 use switchboard_engine::{Timers as _, timer_member};
 use switchboard_kafka::Publisher;
 use switchboard_kafka::{Worker, Workers};
+use switchboard_redis::RedisStateStore;
+use switchboard_redis::connect;
 use switchboard_services::Metrics;
 use switchboard_services::catalog::CatalogSource;
 use switchboard_services::engine::{Engine, EngineWorkers};
 use switchboard_services::services::producer;
-use switchboard_redis::RedisStateStore;
-use switchboard_redis::connect;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;

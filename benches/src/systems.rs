@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use prometheus::proto::MetricFamily;
 use switchboard_config::Config;
+use switchboard_redis::RedisStateStore;
+use switchboard_redis::{Keys, RedisIdentityStore, connect};
 use switchboard_services::Metrics;
 use switchboard_services::catalog::{CatalogSource, watch_catalog};
 use switchboard_services::services::{run_engine, run_stitcher};
-use switchboard_redis::RedisStateStore;
-use switchboard_redis::{Keys, RedisIdentityStore, connect};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

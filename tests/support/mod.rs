@@ -17,11 +17,11 @@ use switchboard_codec::{
 };
 use switchboard_config::Config;
 use switchboard_kafka::{OutRecord, produce_all};
+use switchboard_redis::RedisStateStore;
+use switchboard_redis::{Keys, RedisIdentityStore, connect};
 use switchboard_services::Metrics;
 use switchboard_services::catalog::{CatalogSource, watch_catalog};
 use switchboard_services::services::{producer, run_engine, run_stitcher};
-use switchboard_redis::RedisStateStore;
-use switchboard_redis::{Keys, RedisIdentityStore, connect};
 use switchboard_test_support::{
     KafkaBroker, MockKafka, RedisServer, isolated_config, mock_cluster, unique,
 };

@@ -5,9 +5,9 @@ use anyhow::Context;
 use switchboard_codec::Identifier;
 use switchboard_config::Config;
 use switchboard_identity::show;
+use switchboard_redis::{Keys, RedisIdentityStore, connect};
 use switchboard_services::forget::forget_customer;
 use switchboard_services::services::producer;
-use switchboard_redis::{Keys, RedisIdentityStore, connect};
 
 /// The identifier `<kind>:<value>`, normalised by the identity rules.
 fn parse_identifier(config: &Config, raw: &str) -> anyhow::Result<Identifier> {

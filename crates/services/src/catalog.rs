@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use switchboard_journey::{JourneySet, Policies, load_dir};
@@ -14,12 +14,33 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use crate::Metrics;
+use crate::metrics::CatalogCounters;
 
 /// What the engine applies.
 #[derive(Debug)]
 pub struct Catalog {
     pub journeys: JourneySet,
     pub policies: Policies,
+    /// The metric handles of its journeys and channels, resolved at its first batch.
+    counters: OnceLock<CatalogCounters>,
+}
+
+impl Catalog {
+    pub fn new(journeys: JourneySet, policies: Policies) -> Self {
+        Self {
+            journeys,
+            policies,
+            counters: OnceLock::new(),
+        }
+    }
+
+    /// The metric handles its journeys and channels count with.
+    pub fn counters(&self, metrics: &Metrics) -> &CatalogCounters {
+        self.counters.get_or_init(|| {
+            let journeys = self.journeys.newest().into_iter().map(|j| j.id.as_str());
+            CatalogCounters::new(metrics, journeys, &self.policies.channels)
+        })
+    }
 }
 
 /// Where the catalog comes from.
@@ -45,10 +66,7 @@ impl CatalogSource {
                 .collect::<Vec<_>>()
                 .join("\n")
         })?;
-        Ok(Catalog {
-            journeys: JourneySet::new(journeys),
-            policies,
-        })
+        Ok(Catalog::new(JourneySet::new(journeys), policies))
     }
 
     /// Modification times and sizes of every file the catalog reads.

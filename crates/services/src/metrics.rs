@@ -1,6 +1,8 @@
 //! Every metric of the pipeline, registered once. Labels are low-cardinality: topics,
 //! channels, journeys, reasons, partitions; never a customer identifier.
 
+use std::collections::HashMap;
+
 use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Registry};
 use switchboard_codec::TransitionKind;
 use switchboard_engine::{Happened, Outgoing, Plan};
@@ -191,9 +193,10 @@ impl Metrics {
         }
     }
 
-    /// Counts what a durable plan did: its transitions (suppressions and holdouts among
-    /// them), sends and their latency, duplicates, timers fired and their lag.
-    pub fn planned(&self, plan: &Plan) {
+    /// Counts what a durable plan did, with the handles `counters` resolved for the running
+    /// catalog: its transitions (suppressions and holdouts among them), sends and their
+    /// latency, duplicates, timers fired and their lag.
+    pub fn planned(&self, plan: &Plan, counters: &CatalogCounters) {
         let outbox = plan.writes.iter().flat_map(|w| &w.outbox);
         let forgotten = plan.forgets.iter().map(|f| &f.transition);
         let transitions = outbox
@@ -203,17 +206,17 @@ impl Metrics {
             })
             .chain(forgotten);
         for t in transitions {
-            let kind = t.kind.as_str();
-            let reason = t.reason.as_deref().unwrap_or("");
+            let (kind, reason) = (t.kind, t.reason.as_deref().unwrap_or(""));
             let step = t.step.as_deref().unwrap_or("");
             debug!(
                 journey = t.journey.as_str(),
-                step, kind, reason, "journey transition"
+                step,
+                kind = kind.as_str(),
+                reason,
+                "journey transition"
             );
-            self.transitions
-                .with_label_values(&[t.journey.as_str(), kind])
-                .inc();
-            match t.kind {
+            counters.transition(self, &t.journey, kind).inc();
+            match kind {
                 TransitionKind::Suppressed => {
                     if reason == "var_error" {
                         warn!(
@@ -223,10 +226,10 @@ impl Metrics {
                         );
                     }
                     let reason = if reason.is_empty() { "unknown" } else { reason };
-                    self.suppressions.with_label_values(&[reason]).inc();
+                    counters.suppression(self, reason).inc();
                 }
                 // A holdout is a send withheld on purpose, so it counts as a suppression.
-                TransitionKind::Holdout => self.suppressions.with_label_values(&["holdout"]).inc(),
+                TransitionKind::Holdout => counters.suppression(self, "holdout").inc(),
                 _ => {}
             }
         }
@@ -237,16 +240,107 @@ impl Metrics {
                     channel,
                     latency_ms,
                 } => {
-                    self.commands.with_label_values(&[channel.as_str()]).inc();
-                    self.latency
-                        .with_label_values(&[channel.as_str()])
-                        .observe(*latency_ms as f64 / 1000.0);
+                    let (sent, latency) = counters.send(self, channel);
+                    sent.inc();
+                    latency.observe(*latency_ms as f64 / 1000.0);
                 }
                 Happened::TimerFired { lag_ms } => {
                     self.timers_fired.inc();
                     self.timer_lag.observe(*lag_ms as f64 / 1000.0);
                 }
             }
+        }
+    }
+}
+
+/// The reasons a send is suppressed (`switchboard_suppressions_total{reason}`).
+pub const SUPPRESSION_REASONS: [&str; 7] = [
+    "consent",
+    "cap",
+    "quiet_hours",
+    "no_channel",
+    "var_error",
+    "holdout",
+    "unknown",
+];
+
+/// The handles a catalog's journeys and channels are counted with, resolved once for the
+/// catalog rather than looked up by their label values for every record. A label the
+/// catalog does not name (a journey since removed, still ending in a merge) is looked up.
+#[derive(Debug)]
+pub struct CatalogCounters {
+    transitions: HashMap<String, HashMap<TransitionKind, IntCounter>>,
+    sends: HashMap<String, (IntCounter, Histogram)>,
+    suppressions: HashMap<&'static str, IntCounter>,
+}
+
+impl CatalogCounters {
+    /// Every series the catalog's `journeys` and `channels` can write.
+    pub fn new<'a>(
+        m: &Metrics,
+        journeys: impl IntoIterator<Item = &'a str>,
+        channels: &[String],
+    ) -> Self {
+        let kinds = [
+            TransitionKind::Entered,
+            TransitionKind::Step,
+            TransitionKind::Exited,
+            TransitionKind::Goal,
+            TransitionKind::Holdout,
+            TransitionKind::Suppressed,
+        ];
+        let mut transitions: HashMap<String, HashMap<TransitionKind, IntCounter>> = journeys
+            .into_iter()
+            .map(|j| {
+                let of = kinds
+                    .iter()
+                    .map(|k| (*k, m.transitions.with_label_values(&[j, k.as_str()])));
+                (j.to_owned(), of.collect())
+            })
+            .collect();
+        let forgotten = TransitionKind::Forgotten;
+        transitions.entry(String::new()).or_default().insert(
+            forgotten,
+            m.transitions.with_label_values(&["", forgotten.as_str()]),
+        );
+        Self {
+            transitions,
+            sends: (channels.iter())
+                .map(|c| {
+                    let handles = (
+                        m.commands.with_label_values(&[c]),
+                        m.latency.with_label_values(&[c]),
+                    );
+                    (c.clone(), handles)
+                })
+                .collect(),
+            suppressions: (SUPPRESSION_REASONS.iter())
+                .map(|r| (*r, m.suppressions.with_label_values(&[r])))
+                .collect(),
+        }
+    }
+
+    fn transition(&self, m: &Metrics, journey: &str, kind: TransitionKind) -> IntCounter {
+        match self.transitions.get(journey).and_then(|k| k.get(&kind)) {
+            Some(c) => c.clone(),
+            None => m.transitions.with_label_values(&[journey, kind.as_str()]),
+        }
+    }
+
+    fn send(&self, m: &Metrics, channel: &str) -> (IntCounter, Histogram) {
+        match self.sends.get(channel) {
+            Some(h) => h.clone(),
+            None => (
+                m.commands.with_label_values(&[channel]),
+                m.latency.with_label_values(&[channel]),
+            ),
+        }
+    }
+
+    fn suppression(&self, m: &Metrics, reason: &str) -> IntCounter {
+        match self.suppressions.get(reason) {
+            Some(c) => c.clone(),
+            None => m.suppressions.with_label_values(&[reason]),
         }
     }
 }

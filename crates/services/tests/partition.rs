@@ -102,4 +102,10 @@ async fn a_schema_registry_outage_is_waited_out_and_the_partition_reads_on() {
     partition.process(batch).await.unwrap();
     assert_eq!(kept.on("commands.push").len(), 2);
     assert!(kept.on("events.dlq").is_empty(), "nothing was bad input");
+    // Counted through the catalog's handles, as a scrape shows them.
+    assert_eq!(metrics.commands.with_label_values(&["push"]).get(), 2);
+    let entered = metrics
+        .transitions
+        .with_label_values(&["welcome", "entered"]);
+    assert_eq!(entered.get(), 2);
 }

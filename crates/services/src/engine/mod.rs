@@ -1,10 +1,8 @@
 //! The engine service: for each partition of `customer.events`, load → plan → persist →
-//! publish. The plan is [`switchboard_engine::Planner::plan`], pure; this file only carries
+//! publish. The plan is [`switchboard_engine::Planner::plan`], pure; this module only carries
 //! it out: it loads the records a batch touches, marks merges, erases forgotten profiles,
-//! saves every changed profile with its outbox and timers in one atomic step per profile,
-//! publishes the outboxes (retrying what the broker could not take, dead-lettering what it
-//! refuses), then lets the offset move on. The next save, an idle tick or the partition's end
-//! clears the published outboxes. Timers of the partition fire through the same path.
+//! then saves and publishes through the outbox ([`outbox`]) and lets the offset move on.
+//! Timers of the partition fire through the same path.
 //!
 //! Failures are of four kinds: a store, broker or schema registry away is retried with
 //! backoff where it happened (the partition never stalls on it); bad input goes to the
@@ -18,7 +16,7 @@ use rdkafka::message::{Message, OwnedMessage};
 use serde::Serialize;
 use switchboard_codec::{AvroRecord, Codec, CodecError, CustomerEvent, SchemaResolver};
 use switchboard_config::Config;
-use switchboard_engine::{Inputs, Outgoing, Plan, Planner, Saved, StateStore, Write};
+use switchboard_engine::{Inputs, Plan, Planner, StateStore};
 use switchboard_identity::ProfileId;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +30,8 @@ use switchboard_kafka::{
 use crate::Metrics;
 use crate::catalog::Catalog;
 use crate::metrics::StoreOperation;
+
+mod outbox;
 
 /// Timers fired per tick and partition, at most.
 const TIMERS_PER_TICK: usize = 500;
@@ -276,141 +276,8 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
         }
         self.commit(writes, extra, consumed, done_timers, dead)
             .await?;
-        e.metrics.planned(&plan);
+        e.metrics.planned(&plan, catalog.counters(&e.metrics));
         Ok(())
-    }
-
-    /// Saves every write (clearing the outboxes published before), publishes the outboxes
-    /// (and `extra`); the next save clears them. Then `done` timers leave the shard.
-    async fn commit(
-        &mut self,
-        writes: &[Write],
-        extra: Vec<OutRecord>,
-        consumed: Option<i64>,
-        done: &[switchboard_engine::DueTimer],
-        dead: &mut Vec<&'static str>,
-    ) -> Result<(), Stopped> {
-        let e = self.shared.clone();
-        let saved = until_ok(
-            "save profiles",
-            &self.stop,
-            e.metrics.store_error(StoreOperation::Save),
-            || {
-                e.store
-                    .save(self.partition, self.epoch, &self.published, writes)
-            },
-        )
-        .await?;
-        self.published.clear();
-        if saved.contains(&Saved::Fenced) {
-            e.metrics.fenced.inc();
-            warn!(
-                partition = self.partition,
-                epoch = self.epoch,
-                "fenced: a newer owner wrote this partition; stopping"
-            );
-            self.stop.cancel();
-            return Err(Stopped::Fenced);
-        }
-        let mut records = extra;
-        let mut with_outbox = Vec::new();
-        for w in writes.iter().filter(|w| !w.outbox.is_empty()) {
-            with_outbox.push(w.profile.clone());
-            for o in &w.outbox {
-                records.push(self.outgoing(o, dead));
-            }
-        }
-        self.delivery
-            .deliver(&self.publisher, &records, consumed, &self.stop)
-            .await?;
-        self.published = with_outbox;
-        if !done.is_empty() {
-            until_ok(
-                "remove timers",
-                &self.stop,
-                e.metrics.store_error(StoreOperation::RemoveTimers),
-                || e.store.remove_timers(self.partition, done),
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// Clears the outboxes published since the last save.
-    async fn clear_published(&mut self) -> Result<(), Stopped> {
-        if self.published.is_empty() {
-            return Ok(());
-        }
-        let e = &self.shared;
-        until_ok(
-            "clear outbox",
-            &self.stop,
-            e.metrics.store_error(StoreOperation::ClearOutbox),
-            || e.store.clear_outbox(self.partition, &self.published),
-        )
-        .await?;
-        self.published.clear();
-        Ok(())
-    }
-
-    /// After a crash: publish what was saved but not yet published.
-    async fn republish_outboxes(&mut self) -> Result<(), Stopped> {
-        let e = self.shared.clone();
-        let profiles = until_ok(
-            "pending outboxes",
-            &self.stop,
-            e.metrics.store_error(StoreOperation::PendingOutboxes),
-            || e.store.pending_outboxes(self.partition),
-        )
-        .await?;
-        if profiles.is_empty() {
-            return Ok(());
-        }
-        let loaded = until_ok(
-            "load outboxes",
-            &self.stop,
-            e.metrics.store_error(StoreOperation::Load),
-            || e.store.load(&profiles),
-        )
-        .await?;
-        let mut dead = Vec::new();
-        let mut records = Vec::new();
-        for (_, outbox) in loaded.into_iter().flatten() {
-            for o in &outbox {
-                records.push(self.outgoing(o, &mut dead));
-            }
-        }
-        info!(
-            partition = self.partition,
-            profiles = profiles.len(),
-            records = records.len(),
-            "republishing outboxes"
-        );
-        self.delivery
-            .deliver(&self.publisher, &records, None, &self.stop)
-            .await?;
-        for reason in dead {
-            e.metrics.dead_letters.with_label_values(&[reason]).inc();
-        }
-        until_ok(
-            "clear outbox",
-            &self.stop,
-            e.metrics.store_error(StoreOperation::ClearOutbox),
-            || e.store.clear_outbox(self.partition, &profiles),
-        )
-        .await
-    }
-
-    /// An outbox record, for its topic.
-    fn outgoing(&self, o: &Outgoing, dead: &mut Vec<&'static str>) -> OutRecord {
-        let t = &self.shared.config.topics;
-        match o {
-            Outgoing::Command(c) => {
-                let topic = format!("{}{}", t.commands_prefix, c.channel);
-                self.encode(&topic, &c.profile_id, c, dead)
-            }
-            Outgoing::Transition(x) => self.encode(&t.transitions, &x.profile_id, x, dead),
-        }
     }
 
     /// `value` for `topic`, keyed by `key`. A value its schema cannot carry goes to the
