@@ -8,6 +8,7 @@
 
 mod binaries;
 pub mod customers;
+pub mod examples;
 pub mod identity_conformance;
 mod kafka;
 mod mock;
