@@ -412,17 +412,19 @@ impl Running {
     }
 
     /// A metric's series by the value of one label.
+    /// The counter `name` summed by the value of `label` (over its other labels), as
+    /// `sum by (label)` in PromQL.
     pub fn series(&self, name: &str, label: &str) -> BTreeMap<String, f64> {
-        self.registry
-            .gather()
-            .iter()
+        let mut sums = BTreeMap::new();
+        for m in (self.registry.gather().iter())
             .filter(|f| f.name() == name)
             .flat_map(|f| f.get_metric().iter())
-            .filter_map(|m| {
-                let l = m.get_label().iter().find(|l| l.name() == label)?;
-                Some((l.value().to_owned(), m.get_counter().value()))
-            })
-            .collect()
+        {
+            if let Some(l) = m.get_label().iter().find(|l| l.name() == label) {
+                *sums.entry(l.value().to_owned()).or_insert(0.0) += m.get_counter().value();
+            }
+        }
+        sums
     }
 
     pub fn metric(&self, name: &str) -> f64 {
