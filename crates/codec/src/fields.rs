@@ -49,6 +49,17 @@ impl Fields {
         }
     }
 
+    pub(crate) fn boolean(&mut self, name: &str) -> Result<bool, CodecError> {
+        match self.take(name)? {
+            Value::Boolean(b) => Ok(b),
+            other => Err(shape(
+                self.record,
+                name,
+                format!("expected boolean, found {other:?}"),
+            )),
+        }
+    }
+
     pub(crate) fn long(&mut self, name: &str) -> Result<i64, CodecError> {
         match self.take(name)? {
             Value::Long(i) | Value::TimestampMillis(i) => Ok(i),

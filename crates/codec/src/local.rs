@@ -47,6 +47,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         "journey_transition.v1.avsc",
         include_str!("../../../schemas/journey_transition.v1.avsc"),
     ),
+    (
+        "journey_transition.v2.avsc",
+        include_str!("../../../schemas/journey_transition.v2.avsc"),
+    ),
 ];
 
 /// Every schema version of the manifest, by id and by fingerprint; the newest version of

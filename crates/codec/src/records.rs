@@ -622,12 +622,15 @@ pub enum TransitionKind {
     Holdout,
     Suppressed,
     Forgotten,
+    /// A send waits for the end of the customer's quiet hours (a timer retries it).
+    Deferred,
     /// A symbol written by a newer producer that this reader does not know.
     Unknown,
 }
 
 impl TransitionKind {
-    const SYMBOLS: [(Self, &'static str); 8] = [
+    /// In the order of the schema's enum (v2).
+    const SYMBOLS: [(Self, &'static str); 9] = [
         (Self::Entered, "entered"),
         (Self::Step, "step"),
         (Self::Exited, "exited"),
@@ -635,16 +638,23 @@ impl TransitionKind {
         (Self::Holdout, "holdout"),
         (Self::Suppressed, "suppressed"),
         (Self::Forgotten, "forgotten"),
+        (Self::Deferred, "deferred"),
         (Self::Unknown, "unknown"),
     ];
 
+    /// Every kind, in the schema's order.
+    pub fn all() -> impl Iterator<Item = Self> {
+        Self::SYMBOLS.iter().map(|(k, _)| *k)
+    }
+
     /// The symbol's position in the schema's enum (`unknown` for one it does not list).
     fn index(self) -> u32 {
+        let last = Self::SYMBOLS.len() - 1;
         let i = Self::SYMBOLS
             .iter()
             .position(|(k, _)| *k == self)
-            .unwrap_or(7);
-        u32::try_from(i).unwrap_or(7)
+            .unwrap_or(last);
+        u32::try_from(i).unwrap_or(0)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -667,6 +677,18 @@ pub struct JourneyTransition {
     pub reason: Option<String>,
     pub trigger: String,
     pub at: i64,
+    /// The split variant of the entry, once chosen.
+    #[serde(default)]
+    pub variant: Option<String>,
+    /// The entry is in the control group.
+    #[serde(default)]
+    pub holdout: bool,
+    /// The entry this transition belongs to; `None` for `forgotten`.
+    #[serde(default)]
+    pub entry_id: Option<String>,
+    /// The kind of the step, where one applies (`send`, `wait`, ...).
+    #[serde(default)]
+    pub step_kind: Option<String>,
 }
 
 impl AvroRecord for JourneyTransition {
@@ -686,6 +708,16 @@ impl AvroRecord for JourneyTransition {
             ("reason", optional(self.reason.clone().map(Value::String))),
             ("trigger", Value::String(self.trigger.clone())),
             ("at", Value::TimestampMillis(self.at)),
+            ("variant", optional(self.variant.clone().map(Value::String))),
+            ("holdout", Value::Boolean(self.holdout)),
+            (
+                "entry_id",
+                optional(self.entry_id.clone().map(Value::String)),
+            ),
+            (
+                "step_kind",
+                optional(self.step_kind.clone().map(Value::String)),
+            ),
         ])
     }
 
@@ -699,6 +731,10 @@ impl AvroRecord for JourneyTransition {
         out.optional_string(self.reason.as_deref());
         out.string(&self.trigger);
         out.long(self.at);
+        out.optional_string(self.variant.as_deref());
+        out.boolean(self.holdout);
+        out.optional_string(self.entry_id.as_deref());
+        out.optional_string(self.step_kind.as_deref());
     }
 
     fn read(input: &mut Reader<'_>) -> Result<Self, Malformed> {
@@ -720,6 +756,10 @@ impl AvroRecord for JourneyTransition {
             reason: input.optional_string()?,
             trigger: input.string()?,
             at: input.long()?,
+            variant: input.optional_string()?,
+            holdout: input.boolean()?,
+            entry_id: input.optional_string()?,
+            step_kind: input.optional_string()?,
         })
     }
 
@@ -743,6 +783,10 @@ impl AvroRecord for JourneyTransition {
             reason: f.optional_string("reason")?,
             trigger: f.string("trigger")?,
             at: f.long("at")?,
+            variant: f.optional_string("variant")?,
+            holdout: f.boolean("holdout")?,
+            entry_id: f.optional_string("entry_id")?,
+            step_kind: f.optional_string("step_kind")?,
         })
     }
 }

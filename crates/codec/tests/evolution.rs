@@ -109,3 +109,42 @@ fn a_changed_field_type_is_rejected() {
     let err = LocalSchemas::load(folder_with_v2(&v2).path()).unwrap_err();
     assert!(matches!(err, CodecError::Incompatible { .. }), "{err}");
 }
+
+/// Transitions written by the previous release (schema v1, id 4) read with v2: the new fields
+/// take their defaults. The new writer is v2 (id 5).
+#[test]
+fn a_transition_of_the_previous_release_reads_with_the_new_fields_defaulted() {
+    use apache_avro::types::Value;
+    let codec = block_on(Codec::new(LocalSchemas::embedded().unwrap())).unwrap();
+    let transition = JourneyTransition {
+        transition_id: "t-1".into(),
+        profile_id: "p-1".into(),
+        journey: "browse-ab-test".into(),
+        version: 1,
+        kind: TransitionKind::Goal,
+        step: None,
+        reason: Some("order.completed".into()),
+        trigger: "event:o1".into(),
+        at: 1_790_000_000_000,
+        variant: None,
+        holdout: false,
+        entry_id: None,
+        step_kind: None,
+    };
+    let ours = codec.encode(&transition, Framing::Confluent).unwrap();
+    assert_eq!(&ours[..5], &[0, 0, 0, 0, 5], "written with v2");
+    let v1 = block_on(codec.resolver().resolve(SchemaRef::Id(4))).unwrap();
+    let Value::Record(fields) = transition.to_value() else {
+        panic!("a record")
+    };
+    let old: Vec<(String, Value)> = fields
+        .into_iter()
+        .filter(|(name, _)| {
+            !["variant", "holdout", "entry_id", "step_kind"].contains(&name.as_str())
+        })
+        .collect();
+    let mut bytes = vec![0, 0, 0, 0, 4];
+    bytes.extend(apache_avro::to_avro_datum(&v1.schema, Value::Record(old)).unwrap());
+    let back: JourneyTransition = block_on(codec.decode(&bytes)).unwrap();
+    assert_eq!(back, transition);
+}

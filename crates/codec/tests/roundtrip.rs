@@ -147,6 +147,10 @@ fn send_commands_and_transitions_round_trip() {
         reason: Some("quiet_hours".into()),
         trigger: "timer:abc".into(),
         at: 1_790_000_000_000,
+        variant: Some("b".into()),
+        holdout: false,
+        entry_id: Some("entry-1".into()),
+        step_kind: Some("send".into()),
     };
     let bytes = codec.encode(&transition, Framing::SingleObject).unwrap();
     let back: JourneyTransition = futures_block_on(codec.decode(&bytes)).unwrap();
@@ -202,6 +206,10 @@ fn a_command_is_not_decoded_as_an_event() {
         reason: None,
         trigger: "event:x".into(),
         at: 0,
+        variant: None,
+        holdout: false,
+        entry_id: None,
+        step_kind: None,
     };
     let bytes = codec.encode(&transition, Framing::Confluent).unwrap();
     let err = futures_block_on(codec.decode::<ChannelEvent>(&bytes)).unwrap_err();
@@ -243,13 +251,17 @@ prop_compose! {
 
 prop_compose! {
     fn transition()(
-        kind in prop::sample::select(vec![TransitionKind::Entered, TransitionKind::Step, TransitionKind::Exited, TransitionKind::Goal, TransitionKind::Holdout, TransitionKind::Suppressed, TransitionKind::Forgotten, TransitionKind::Unknown]),
+        kind in prop::sample::select(TransitionKind::all().collect::<Vec<_>>()),
         version in any::<i32>(),
         step in proptest::option::of("[a-z-]{1,12}"),
         reason in proptest::option::of("[a-z_]{1,12}"),
         at in any::<i64>(),
+        variant in proptest::option::of("[a-z]{1,3}"),
+        holdout in any::<bool>(),
+        entry_id in proptest::option::of("[a-f0-9-]{1,36}"),
+        step_kind in proptest::option::of("[a-z_]{1,10}"),
     ) -> JourneyTransition {
-        JourneyTransition { transition_id: "t-1".into(), profile_id: "p-42".into(), journey: "welcome".into(), version, kind, step, reason, trigger: "timer:welcome@1".into(), at }
+        JourneyTransition { transition_id: "t-1".into(), profile_id: "p-42".into(), journey: "welcome".into(), version, kind, step, reason, trigger: "timer:welcome@1".into(), at, variant, holdout, entry_id, step_kind }
     }
 }
 

@@ -228,6 +228,10 @@ impl Planner<'_> {
                         reason: Some(format!("erasure of {} profile(s)", all.len())),
                         trigger: event.event_id,
                         at: now,
+                        variant: None,
+                        holdout: false,
+                        entry_id: None,
+                        step_kind: None,
                     },
                     profiles: all,
                 });
@@ -368,6 +372,10 @@ fn transition(profile: &ProfileId, t: Transition) -> Outgoing {
         reason: t.reason,
         trigger: t.trigger,
         at: t.at,
+        variant: t.variant,
+        holdout: t.holdout,
+        entry_id: Some(t.entry),
+        step_kind: t.step_kind.map(str::to_owned),
     })
 }
 

@@ -66,8 +66,17 @@ pub enum What {
         step: String,
         reason: String,
     },
+    /// A send waits for the end of quiet hours.
+    Deferred {
+        journey: String,
+        step: String,
+        reason: String,
+    },
+    /// The goal of an entry, treated or held out, came inside its window.
     Goal {
         journey: String,
+        variant: Option<String>,
+        holdout: bool,
     },
     Exited {
         journey: String,
@@ -370,7 +379,16 @@ impl Simulated {
                         step: t.step.clone().unwrap_or_default(),
                         reason: t.reason.clone().unwrap_or_default(),
                     },
-                    TransitionKind::Goal => What::Goal { journey },
+                    TransitionKind::Deferred => What::Deferred {
+                        journey,
+                        step: t.step.clone().unwrap_or_default(),
+                        reason: t.reason.clone().unwrap_or_default(),
+                    },
+                    TransitionKind::Goal => What::Goal {
+                        journey,
+                        variant: t.variant.clone(),
+                        holdout: t.holdout,
+                    },
                     TransitionKind::Forgotten => What::Forgotten {
                         reason: t.reason.clone().unwrap_or_default(),
                     },
@@ -467,7 +485,20 @@ pub fn render(happenings: &[Happening]) -> String {
                     step,
                     reason,
                 } => format!("suppressed  {journey}/{step}: {reason}"),
-                What::Goal { journey } => format!("goal        {journey}"),
+                What::Deferred {
+                    journey,
+                    step,
+                    reason,
+                } => format!("deferred    {journey}/{step}: {reason}"),
+                What::Goal {
+                    journey,
+                    variant,
+                    holdout,
+                } => match (holdout, variant) {
+                    (true, _) => format!("goal        {journey} (control group)"),
+                    (false, Some(v)) => format!("goal        {journey} (variant {v})"),
+                    (false, None) => format!("goal        {journey}"),
+                },
                 What::Exited { journey, reason } => format!("exited      {journey} ({reason})"),
                 What::Forgotten { reason } => format!("forgotten   ({reason})"),
                 What::Rejected { event_id, reason } => {

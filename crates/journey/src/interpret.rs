@@ -13,7 +13,7 @@ use crate::ids;
 use crate::policy::Policies;
 use crate::run::Run;
 use crate::set::JourneySet;
-use crate::state::{Customer, Effect, Entry, Input, Instance};
+use crate::state::{Attribution, Customer, Effect, Entry, Input, Instance, Transition};
 use crate::steps::{self, Flow};
 use crate::{Journey, Reentry};
 
@@ -38,7 +38,7 @@ pub fn apply(
         trigger: input.trigger(),
         scope: Scope::default(),
     };
-    run.prune_sends();
+    run.prune();
     match input {
         Input::Event(e) => run.on_event(e),
         Input::Timer { journey, due } => run.on_timer(journey, *due),
@@ -47,9 +47,42 @@ pub fn apply(
 }
 
 impl<'a> Run<'a> {
-    fn prune_sends(&mut self) {
+    /// Forgets sends older than every cap window, and entries whose goal window closed.
+    fn prune(&mut self) {
         let horizon = self.now.saturating_sub(self.policies.longest_window());
         self.customer.profile.sends.retain(|s| s.at > horizon);
+        let now = self.now;
+        self.customer.attributions.retain(|a| a.until >= now);
+    }
+
+    /// Records a `goal` for every entry whose goal `e` is, inside its window: each entry
+    /// counts its first goal once, held out or treated, running or ended. Returns the
+    /// journeys whose entries converted.
+    fn attribute_goals(&mut self, e: &ChannelEvent) -> Vec<String> {
+        let now = self.now;
+        let (reached, open): (Vec<Attribution>, Vec<Attribution>) =
+            std::mem::take(&mut self.customer.attributions)
+                .into_iter()
+                .partition(|a| a.goal == e.event_type && a.entered_at <= now && now <= a.until);
+        self.customer.attributions = open;
+        let mut journeys = Vec::with_capacity(reached.len());
+        for a in reached {
+            self.effects.push(Effect::Transition(Transition {
+                journey: a.journey.clone(),
+                version: a.version,
+                kind: TransitionKind::Goal,
+                step: None,
+                reason: Some(a.goal),
+                trigger: self.trigger.clone(),
+                at: now,
+                variant: a.variant,
+                holdout: a.holdout,
+                entry: a.entry,
+                step_kind: None,
+            }));
+            journeys.push(a.journey);
+        }
+        journeys
     }
 
     fn observe(&mut self, e: &ChannelEvent) {
@@ -111,6 +144,7 @@ impl<'a> Run<'a> {
 
     fn on_event(&mut self, e: &ChannelEvent) {
         self.observe(e);
+        let converted = self.attribute_goals(e);
         for id in self.live_by_priority() {
             let Some(mut inst) = self.customer.instances.remove(&id) else {
                 continue;
@@ -122,7 +156,11 @@ impl<'a> Run<'a> {
                 && *goal == e.event_type
                 && self.now <= inst.entered_at.saturating_add(*window)
             {
-                self.transition(&inst, TransitionKind::Goal, None, Some(goal.clone()));
+                // An instance entered before entries were attributed has its goal counted
+                // here; every other entry's goal was counted above.
+                if !converted.contains(&inst.journey) {
+                    self.transition(&inst, TransitionKind::Goal, None, Some(goal.clone()));
+                }
                 self.end(&inst, format!("goal:{goal}"));
                 continue;
             }
@@ -263,12 +301,27 @@ impl<'a> Run<'a> {
                 holdout,
             },
         );
+        // A new entry takes the journey's attribution over: a goal from now on is its.
+        self.customer.attributions.retain(|a| a.journey != j.id);
+        if let Some((goal, window)) = &j.goal {
+            self.customer.attributions.push(Attribution {
+                journey: j.id.clone(),
+                version: j.version,
+                entry: inst.id.clone(),
+                goal: goal.clone(),
+                variant: None,
+                holdout,
+                entered_at: self.now,
+                until: self.now.saturating_add(*window),
+            });
+        }
         if holdout {
-            self.transition(
+            self.transition_of(
                 &inst,
                 TransitionKind::Holdout,
                 None,
                 Some(format!("control group {:.0}%", j.holdout * 100.0)),
+                true,
             );
             return;
         }

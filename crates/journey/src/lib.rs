@@ -28,4 +28,4 @@ pub use journey::{Journey, Reentry, State, StateId, StepKind};
 pub use merge::fold;
 pub use policy::Policies;
 pub use set::JourneySet;
-pub use state::{Customer, Effect, Input, Instance, Profile, Transition};
+pub use state::{Attribution, Customer, Effect, Input, Instance, Profile, Transition};

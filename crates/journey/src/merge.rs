@@ -13,6 +13,7 @@ use crate::state::{Customer, Effect, Transition};
 ///   the gaps;
 /// - consent: an opt-out on either side wins (it is honoured everywhere);
 /// - tags, recent sends and journey history: the union (sends count towards caps);
+/// - attributions: both profiles' entries, each still waiting for its goal;
 /// - journey instances: the loser's instance moves over unless the survivor is in the same
 ///   journey already, so nobody gets the same journey twice; the loser's instance then ends.
 pub fn fold(survivor: Customer, loser: Customer, now: i64) -> (Customer, Vec<Effect>) {
@@ -40,6 +41,14 @@ pub fn fold(survivor: Customer, loser: Customer, now: i64) -> (Customer, Vec<Eff
             *e = entry;
         }
     }
+    // Every entry keeps its attribution: a goal after the merge counts for each entry still
+    // in its window, the loser's too.
+    for a in l.attributions {
+        if !s.attributions.iter().any(|mine| mine.entry == a.entry) {
+            s.attributions.push(a);
+        }
+    }
+    s.attributions.sort_by_key(|a| a.entered_at);
     let mut effects = Vec::new();
     for (journey, inst) in l.instances {
         if s.instances.contains_key(&journey) {
@@ -51,6 +60,10 @@ pub fn fold(survivor: Customer, loser: Customer, now: i64) -> (Customer, Vec<Eff
                 reason: Some("merged".into()),
                 trigger: format!("merge:{}", s.profile.id),
                 at: now,
+                variant: inst.variant,
+                holdout: false,
+                entry: inst.id,
+                step_kind: None,
             }));
             continue;
         }

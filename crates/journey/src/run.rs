@@ -22,6 +22,7 @@ pub(crate) struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
+    /// Records a transition of `inst`'s entry.
     pub(crate) fn transition(
         &mut self,
         inst: &Instance,
@@ -29,6 +30,22 @@ impl<'a> Run<'a> {
         step: Option<&str>,
         reason: Option<String>,
     ) {
+        self.transition_of(inst, kind, step, reason, false);
+    }
+
+    /// Records a transition of `inst`'s entry, held out or not.
+    pub(crate) fn transition_of(
+        &mut self,
+        inst: &Instance,
+        kind: TransitionKind,
+        step: Option<&str>,
+        reason: Option<String>,
+        holdout: bool,
+    ) {
+        let step_kind = step.and_then(|name| {
+            let j = self.journeys.get(&inst.journey, inst.version)?;
+            Some(j.state(j.state_id(name)?)?.kind.kind_name())
+        });
         self.effects.push(Effect::Transition(Transition {
             journey: inst.journey.clone(),
             version: inst.version,
@@ -37,6 +54,10 @@ impl<'a> Run<'a> {
             reason,
             trigger: self.trigger.clone(),
             at: self.now,
+            variant: inst.variant.clone(),
+            holdout,
+            entry: inst.id.clone(),
+            step_kind,
         }));
     }
 

@@ -12,6 +12,32 @@ pub struct Customer {
     pub profile: Profile,
     /// Live instances by journey id: at most one per journey.
     pub instances: BTreeMap<String, Instance>,
+    /// Entries whose goal window is open, treated and held out alike, whether or not their
+    /// instance still runs: the latest entry of each journey with a goal (and, after a
+    /// merge, the merged profile's too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributions: Vec<Attribution>,
+}
+
+/// An entry into a journey with a goal, until its goal window closes: the first goal event in
+/// the window counts for it, once ([`crate::apply`] records a `goal` transition and drops it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attribution {
+    pub journey: String,
+    pub version: u32,
+    /// The entry's id (its instance's, for a treated customer).
+    pub entry: String,
+    /// The goal's event type.
+    pub goal: String,
+    /// The split variant, once the entry reached a split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// The entry is in the control group.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub holdout: bool,
+    pub entered_at: i64,
+    /// The window closes here (inclusive).
+    pub until: i64,
 }
 
 /// What Switchboard knows of a customer.
@@ -132,4 +158,12 @@ pub struct Transition {
     pub reason: Option<String>,
     pub trigger: String,
     pub at: i64,
+    /// The entry's split variant, once chosen.
+    pub variant: Option<String>,
+    /// The entry is in the control group.
+    pub holdout: bool,
+    /// The entry's id.
+    pub entry: String,
+    /// The kind of `step` (`send`, `wait`, ...), where there is a step.
+    pub step_kind: Option<&'static str>,
 }

@@ -254,10 +254,9 @@ impl Metrics {
 }
 
 /// The reasons a send is suppressed (`switchboard_suppressions_total{reason}`).
-pub const SUPPRESSION_REASONS: [&str; 7] = [
+pub const SUPPRESSION_REASONS: [&str; 6] = [
     "consent",
     "cap",
-    "quiet_hours",
     "no_channel",
     "var_error",
     "holdout",
@@ -288,6 +287,7 @@ impl CatalogCounters {
             TransitionKind::Goal,
             TransitionKind::Holdout,
             TransitionKind::Suppressed,
+            TransitionKind::Deferred,
         ];
         let mut transitions: HashMap<String, HashMap<TransitionKind, IntCounter>> = journeys
             .into_iter()

@@ -54,6 +54,17 @@ pub fn suppressions(h: &[Happening]) -> Vec<(i64, String, String)> {
         .collect()
 }
 
+pub fn deferrals(h: &[Happening]) -> Vec<(i64, String, String)> {
+    h.iter()
+        .filter_map(|h| match &h.what {
+            What::Deferred {
+                journey, reason, ..
+            } => Some((h.at, journey.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn exits(h: &[Happening], journey: &str) -> Vec<(i64, String)> {
     h.iter()
         .filter_map(|h| match &h.what {

@@ -2,9 +2,10 @@
 //! opted out of, and whose frequency caps leave room; deferred, not dropped, in quiet hours.
 //!
 //! Suppression reasons: `consent` (opted out everywhere it could go), `no_channel` (no
-//! address on any preferred channel), `cap` (caps full), `quiet_hours` (deferred to the end
-//! of quiet hours; a timer retries the send then), `var_error` (a personalisation var failed
-//! to evaluate, e.g. on an attribute the event lacks: no message goes out with a hole in it).
+//! address on any preferred channel), `cap` (caps full), `var_error` (a personalisation var
+//! failed to evaluate, e.g. on an attribute the event lacks: no message goes out with a hole
+//! in it). In quiet hours the send is `deferred` (reason `quiet_hours`) to their end, when a
+//! timer retries it.
 
 use switchboard_codec::{SendCommand, SendReason, TransitionKind};
 
@@ -115,7 +116,7 @@ pub(super) fn run(
         });
         run.transition(
             inst,
-            TransitionKind::Suppressed,
+            TransitionKind::Deferred,
             Some(&state.name),
             Some("quiet_hours".into()),
         );

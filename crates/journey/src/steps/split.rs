@@ -20,18 +20,21 @@ pub(super) fn run(
         clippy::cast_sign_loss
     )]
     let mut point = (draw * total as f64) as u64;
-    for (variant, weight, next) in arms {
-        if point < u64::from(*weight) {
-            inst.variant = Some(variant.clone());
-            return Flow::Next(*next);
-        }
-        point -= u64::from(*weight);
+    let chosen = arms
+        .iter()
+        .find(|(_, weight, _)| {
+            let inside = point < u64::from(*weight);
+            point = point.saturating_sub(u64::from(*weight));
+            inside
+        })
+        .or(arms.last());
+    let Some((variant, _, next)) = chosen else {
+        return Flow::End("empty_split".into());
+    };
+    inst.variant = Some(variant.clone());
+    // The entry's goal is attributed to its variant.
+    for a in (run.customer.attributions.iter_mut()).filter(|a| a.entry == inst.id) {
+        a.variant = Some(variant.clone());
     }
-    match arms.last() {
-        Some((variant, _, next)) => {
-            inst.variant = Some(variant.clone());
-            Flow::Next(*next)
-        }
-        None => Flow::End("empty_split".into()),
-    }
+    Flow::Next(*next)
 }

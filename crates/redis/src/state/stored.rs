@@ -287,6 +287,10 @@ mod tests {
             reason: None,
             trigger: "cart-12".into(),
             at: 1_764_000_000_000,
+            variant: None,
+            holdout: false,
+            entry_id: Some("entry-1".into()),
+            step_kind: Some("send".into()),
         };
         let outbox = vec![Outgoing::Command(command), Outgoing::Transition(transition)];
         let value = encode_outbox(&outbox).unwrap();
