@@ -2,7 +2,8 @@
 # Installs what the test suite and the load harness need on a fresh Debian machine, and
 # nothing that is already there:
 #   - OS packages: redis-server, prometheus (promtool), fonts-dejavu-core (the benchmark
-#     charts), the C build deps of librdkafka, and a JDK and Maven if missing;
+#     charts), chromium (the report page is checked in a headless browser), the C build deps
+#     of librdkafka, and a JDK and Maven if missing;
 #   - Apache Kafka's broker (the version pinned in scripts/kafka/pom.xml), fetched by Maven
 #     from Maven Central into $SWITCHBOARD_TOOLS_DIR/kafka-<version>/libs
 #     (default ~/.cache/switchboard-tools), once: about 45 MB, 10 to 30 s.
@@ -28,6 +29,7 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
+command -v chromium >/dev/null || need_apt+=(chromium)
 
 if ((${#need_apt[@]})); then
   echo "setup: installing OS packages: ${need_apt[*]}"

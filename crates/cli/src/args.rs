@@ -135,6 +135,10 @@ pub enum Command {
         /// `<kind>:<value>`, e.g. `email:ann@example.com` (normalised like incoming events).
         identifier: String,
     },
+    /// Report per journey, version and variant what journeys.transitions and the commands
+    /// say: entries, funnel, sends, suppressions, deferrals, goals, conversion, and lift
+    /// against the control group.
+    Report(ReportArgs),
     /// Print the records of a topic as JSON lines, decoding any Switchboard record.
     Tail {
         #[arg(long)]
@@ -216,4 +220,29 @@ pub struct RunArgs {
     /// Stop after this many seconds (default: run until SIGINT or SIGTERM).
     #[arg(long)]
     pub duration: Option<u64>,
+}
+
+/// What `report` reads and writes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// Read JSON lines instead of Kafka: transitions and commands, bare or as `tail` prints
+    /// them (`{"value": ...}`). May be given more than once.
+    #[arg(long)]
+    pub file: Vec<PathBuf>,
+    /// Only what happened at or after this instant: RFC 3339 (`2026-12-01T00:00:00Z`) or
+    /// a time ago (`7d`, `12h`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only what happened before this instant (RFC 3339, or a time ago).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Print the report as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a self-contained HTML page here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Journey files, to draw each journey's graph in the HTML page.
+    #[arg(long, default_value = "journeys")]
+    pub journeys: PathBuf,
 }

@@ -22,7 +22,7 @@ pub fn policies(path: Option<&Path>) -> anyhow::Result<Policies> {
     }
 }
 
-fn load(dir: &Path, policies: &Policies) -> anyhow::Result<JourneySet> {
+pub fn load(dir: &Path, policies: &Policies) -> anyhow::Result<JourneySet> {
     match load_dir(dir, &policies.channels) {
         Ok(journeys) => Ok(JourneySet::new(journeys)),
         Err(errors) => {

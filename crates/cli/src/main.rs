@@ -4,6 +4,7 @@
 mod args;
 mod identity;
 mod journeys;
+mod report;
 mod run;
 mod tools;
 
@@ -71,6 +72,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: IdentityCommand::Show { identifier },
         } => identity::show_identifier(&config, &identifier).await,
         Command::Forget { identifier } => identity::forget_identifier(&config, &identifier).await,
+        Command::Report(args) => report::report(&config, args).await,
         Command::Tail {
             topic,
             from_beginning,
