@@ -37,8 +37,7 @@ impl Catalog {
     /// The metric handles its journeys and channels count with.
     pub fn counters(&self, metrics: &Metrics) -> &CatalogCounters {
         self.counters.get_or_init(|| {
-            let journeys = self.journeys.newest().into_iter().map(|j| j.id.as_str());
-            CatalogCounters::new(metrics, journeys, &self.policies.channels)
+            CatalogCounters::new(metrics, &self.journeys.newest(), &self.policies.channels)
         })
     }
 }

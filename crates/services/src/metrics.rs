@@ -25,6 +25,12 @@ pub struct Metrics {
     pub merges: IntCounter,
     pub conflicts: IntCounterVec,
     pub transitions: IntCounterVec,
+    /// `switchboard_journey_steps_total{journey, step, variant}`.
+    pub steps: IntCounterVec,
+    /// `switchboard_journey_arm_entries_total{journey, arm}`.
+    pub arm_entries: IntCounterVec,
+    /// `switchboard_journey_goals_total{journey, arm}`.
+    pub goals: IntCounterVec,
     pub suppressions: IntCounterVec,
     pub commands: IntCounterVec,
     pub timers_fired: IntCounter,
@@ -121,6 +127,21 @@ impl Metrics {
                 "Journey entries, steps, exits, goals, holdouts and suppressions.",
                 &["journey", "kind"],
             )?,
+            steps: r.counters(
+                "switchboard_journey_steps_total",
+                "Steps run, per journey, step and split variant (empty before a split or without one).",
+                &["journey", "step", "variant"],
+            )?,
+            arm_entries: r.counters(
+                "switchboard_journey_arm_entries_total",
+                "Entries per journey and arm: a split's variant (counted at the split), `all` for a journey without a split, `control` for the held out.",
+                &["journey", "arm"],
+            )?,
+            goals: r.counters(
+                "switchboard_journey_goals_total",
+                "Goals reached inside their window, once per entry, per journey and arm (variant, `all` or `control`).",
+                &["journey", "arm"],
+            )?,
             suppressions: r.counters(
                 "switchboard_suppressions_total",
                 "Sends suppressed, per reason.",
@@ -216,6 +237,7 @@ impl Metrics {
                 "journey transition"
             );
             counters.transition(self, &t.journey, kind).inc();
+            counters.count_arm(self, t);
             match kind {
                 TransitionKind::Suppressed => {
                     if reason == "var_error" {
@@ -271,13 +293,28 @@ pub struct CatalogCounters {
     transitions: HashMap<String, HashMap<TransitionKind, IntCounter>>,
     sends: HashMap<String, (IntCounter, Histogram)>,
     suppressions: HashMap<&'static str, IntCounter>,
+    /// Per journey: its steps by (step, variant), entries and goals by arm, and whether it
+    /// splits (then its entries join an arm at the split, not at entry).
+    journeys: HashMap<String, JourneyCounters>,
 }
 
+#[derive(Debug, Default)]
+struct JourneyCounters {
+    splits: bool,
+    steps: HashMap<(String, String), IntCounter>,
+    entries: HashMap<String, IntCounter>,
+    goals: HashMap<String, IntCounter>,
+}
+
+/// The arm of a journey without a split, and of the held-out entries.
+const ALL: &str = "all";
+const CONTROL: &str = "control";
+
 impl CatalogCounters {
-    /// Every series the catalog's `journeys` and `channels` can write.
-    pub fn new<'a>(
+    /// Every series the catalog's `journeys` (the newest versions) and `channels` can write.
+    pub fn new(
         m: &Metrics,
-        journeys: impl IntoIterator<Item = &'a str>,
+        journeys: &[&switchboard_journey::Journey],
         channels: &[String],
     ) -> Self {
         let kinds = [
@@ -289,8 +326,13 @@ impl CatalogCounters {
             TransitionKind::Suppressed,
             TransitionKind::Deferred,
         ];
+        let per_journey = journeys
+            .iter()
+            .map(|j| (j.id.clone(), JourneyCounters::new(m, j)))
+            .collect();
         let mut transitions: HashMap<String, HashMap<TransitionKind, IntCounter>> = journeys
-            .into_iter()
+            .iter()
+            .map(|j| j.id.as_str())
             .map(|j| {
                 let of = kinds
                     .iter()
@@ -317,6 +359,45 @@ impl CatalogCounters {
             suppressions: (SUPPRESSION_REASONS.iter())
                 .map(|r| (*r, m.suppressions.with_label_values(&[r])))
                 .collect(),
+            journeys: per_journey,
+        }
+    }
+
+    /// Counts `t`'s step, and the entry or goal of its arm.
+    fn count_arm(&self, m: &Metrics, t: &switchboard_codec::JourneyTransition) {
+        let j = self.journeys.get(&t.journey);
+        let variant = t.variant.as_deref().unwrap_or("");
+        let arm = match (t.holdout, t.variant.as_deref()) {
+            (true, _) => CONTROL,
+            (false, Some(v)) => v,
+            (false, None) => ALL,
+        };
+        let get = |map: Option<&HashMap<String, IntCounter>>, vec: &IntCounterVec, arm: &str| {
+            map.and_then(|m| m.get(arm))
+                .cloned()
+                .unwrap_or_else(|| vec.with_label_values(&[t.journey.as_str(), arm]))
+        };
+        match t.kind {
+            TransitionKind::Step => {
+                let step = t.step.as_deref().unwrap_or("");
+                let counter = j.and_then(|j| j.steps.get(&(step.to_owned(), variant.to_owned())));
+                match counter {
+                    Some(c) => c.inc(),
+                    None => m
+                        .steps
+                        .with_label_values(&[t.journey.as_str(), step, variant])
+                        .inc(),
+                }
+                if t.step_kind.as_deref() == Some("split") {
+                    get(j.map(|j| &j.entries), &m.arm_entries, arm).inc();
+                }
+            }
+            TransitionKind::Holdout => get(j.map(|j| &j.entries), &m.arm_entries, CONTROL).inc(),
+            TransitionKind::Entered if !j.is_some_and(|j| j.splits) => {
+                get(j.map(|j| &j.entries), &m.arm_entries, ALL).inc();
+            }
+            TransitionKind::Goal => get(j.map(|j| &j.goals), &m.goals, arm).inc(),
+            _ => {}
         }
     }
 
@@ -341,6 +422,47 @@ impl CatalogCounters {
         match self.suppressions.get(reason) {
             Some(c) => c.clone(),
             None => m.suppressions.with_label_values(&[reason]),
+        }
+    }
+}
+
+impl JourneyCounters {
+    fn new(m: &Metrics, j: &switchboard_journey::Journey) -> Self {
+        let variants: Vec<String> = (j.states.iter())
+            .flat_map(|s| match &s.kind {
+                switchboard_journey::StepKind::Split { arms } => {
+                    arms.iter().map(|(v, _, _)| v.clone()).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect();
+        let splits = !variants.is_empty();
+        let arms: Vec<String> = if splits {
+            variants
+                .iter()
+                .cloned()
+                .chain([CONTROL.to_owned()])
+                .collect()
+        } else {
+            vec![ALL.to_owned(), CONTROL.to_owned()]
+        };
+        let labels: Vec<String> = std::iter::once(String::new()).chain(variants).collect();
+        let id = j.id.as_str();
+        Self {
+            splits,
+            steps: (j.states.iter())
+                .flat_map(|s| labels.iter().map(move |v| (s.name.clone(), v.clone())))
+                .map(|(step, v)| {
+                    let c = m.steps.with_label_values(&[id, &step, &v]);
+                    ((step, v), c)
+                })
+                .collect(),
+            entries: (arms.iter())
+                .map(|a| (a.clone(), m.arm_entries.with_label_values(&[id, a])))
+                .collect(),
+            goals: (arms.iter())
+                .map(|a| (a.clone(), m.goals.with_label_values(&[id, a])))
+                .collect(),
         }
     }
 }

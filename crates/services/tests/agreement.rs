@@ -101,7 +101,7 @@ async fn the_engine_and_simulate_publish_the_same_records_for_a_generated_stream
     let codec = Arc::new(Codec::new(LocalSchemas::embedded().unwrap()).await.unwrap());
     let store = Arc::new(MemoryStateStore::new());
     let kept = Kept::default();
-    let (mut partition, _, _catalog) =
+    let (mut partition, metrics, _catalog) =
         common::partition(codec.clone(), store.clone(), kept.clone(), clock).await;
     let graph = MemoryIdentityStore::new();
     let mut offset = 0;
@@ -180,6 +180,53 @@ async fn the_engine_and_simulate_publish_the_same_records_for_a_generated_stream
     assert!(count(TransitionKind::Goal, None) > 0, "{kinds:?}");
     assert!(count(TransitionKind::Suppressed, None) > 0, "{kinds:?}");
 
+    // The per-arm metrics say what the records say: entries join an arm at a split (or at
+    // entry without one, or when held out), goals count per arm.
+    let mut arm_entries: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let mut goals: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let mut steps: BTreeMap<(String, String, String), f64> = BTreeMap::new();
+    let splits = |j: &str| j == "browse-ab-test";
+    for o in &simulated {
+        let Outgoing::Transition(t) = o else { continue };
+        let arm = match (t.holdout, &t.variant) {
+            (true, _) => "control".to_owned(),
+            (false, Some(v)) => v.clone(),
+            (false, None) => "all".to_owned(),
+        };
+        let journey = t.journey.clone();
+        match t.kind {
+            TransitionKind::Holdout => *arm_entries.entry((journey, arm)).or_default() += 1.0,
+            TransitionKind::Entered if !splits(&journey) => {
+                *arm_entries.entry((journey, arm)).or_default() += 1.0
+            }
+            TransitionKind::Step => {
+                if t.step_kind.as_deref() == Some("split") {
+                    *arm_entries.entry((journey.clone(), arm)).or_default() += 1.0;
+                }
+                let step = t.step.clone().unwrap_or_default();
+                let variant = t.variant.clone().unwrap_or_default();
+                *steps.entry((journey, step, variant)).or_default() += 1.0;
+            }
+            TransitionKind::Goal => *goals.entry((journey, arm)).or_default() += 1.0,
+            _ => {}
+        }
+    }
+    assert!(arm_entries.keys().any(|(_, a)| a == "a") && goals.values().sum::<f64>() > 0.0);
+    for ((journey, arm), n) in &arm_entries {
+        let got = metrics.arm_entries.with_label_values(&[journey, arm]).get() as f64;
+        assert_eq!(got, *n, "entries of {journey} {arm}");
+    }
+    for ((journey, arm), n) in &goals {
+        let got = metrics.goals.with_label_values(&[journey, arm]).get() as f64;
+        assert_eq!(got, *n, "goals of {journey} {arm}");
+    }
+    for ((journey, step, variant), n) in &steps {
+        let got = metrics
+            .steps
+            .with_label_values(&[journey, step, variant])
+            .get() as f64;
+        assert_eq!(got, *n, "steps {journey}/{step} {variant}");
+    }
     let (engine, simulated) = (by_id(engine_published), by_id(simulated));
     let only_engine: Vec<_> = engine.iter().filter(|r| !simulated.contains(r)).collect();
     let only_simulate: Vec<_> = simulated.iter().filter(|r| !engine.contains(r)).collect();

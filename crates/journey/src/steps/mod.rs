@@ -35,6 +35,18 @@ pub(crate) fn enter(
     event: Option<&ChannelEvent>,
     path: &[String],
 ) -> Flow {
+    // A split's own transition carries the variant it chose, so it says which arm the entry
+    // joined; every other step's is recorded before it runs.
+    if let StepKind::Split { arms } = &state.kind {
+        let flow = split::run(run, inst, state, arms);
+        run.transition(
+            inst,
+            TransitionKind::Step,
+            Some(&state.name),
+            Some("split".into()),
+        );
+        return flow;
+    }
     run.transition(
         inst,
         TransitionKind::Step,
@@ -60,7 +72,8 @@ pub(crate) fn enter(
         StepKind::Branch { arms, otherwise } => {
             branch::run(run, arms, *otherwise, event.unwrap_or(&inst.trigger))
         }
-        StepKind::Split { arms } => split::run(run, inst, state, arms),
+        // Run above, before its transition.
+        StepKind::Split { .. } => Flow::End("split_not_run".into()),
         StepKind::Update {
             set,
             increment,
