@@ -109,6 +109,22 @@ pub enum Command {
         /// The policies file (consent, caps, quiet hours); default: the built-in policies.
         #[arg(long)]
         policies: Option<PathBuf>,
+        /// After the timeline, explain this customer at the end of the run (as the timeline
+        /// names them, e.g. `email:ann@example.com`), as `switchboard explain` does.
+        #[arg(long)]
+        explain: Option<String>,
+    },
+    /// Explain a customer: identifiers and merged profiles, consent, cap usage, each
+    /// journey's state and next timer, then the recent decisions and sends with their reasons.
+    Explain {
+        /// `<kind>:<value>`, e.g. `email:ann@example.com` (normalised like incoming events).
+        identifier: String,
+        /// The journeys folder, for priorities.
+        #[arg(long, default_value = "journeys")]
+        journeys: PathBuf,
+        /// The policies file; default: the built-in policies.
+        #[arg(long)]
+        policies: Option<PathBuf>,
     },
     /// Encode JSON ChannelEvents (one per line) as Avro and produce them to a topic.
     Produce {

@@ -80,6 +80,44 @@ pub async fn forget_identifier(config: &Config, raw: &str) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Prints what Switchboard knows of the customer an identifier belongs to, and why it did
+/// what it did: the identity graph's view, then the engine's record.
+pub async fn explain(
+    config: &Config,
+    raw: &str,
+    journeys: &std::path::Path,
+    policies: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use switchboard_engine::Records;
+    let identifier = parse_identifier(config, raw)?;
+    let store = identity_store(config).await?;
+    let Some(view) = show(&store, &identifier).await? else {
+        anyhow::bail!("no profile holds {}:{}", identifier.kind, identifier.value);
+    };
+    let redis = connect(&config.redis).await?;
+    let state = switchboard_redis::RedisStateStore::new(redis, config.redis.key_prefix.clone());
+    let loaded = state.load(std::slice::from_ref(&view.profile)).await?;
+    let record = loaded
+        .into_iter()
+        .next()
+        .flatten()
+        .map(|(record, _)| record);
+    let policies = crate::journeys::policies(policies)?;
+    let set = crate::journeys::load(journeys, &policies)
+        .with_context(|| format!("loading journeys from {}", journeys.display()))?;
+    let who = switchboard_engine::explain::Who {
+        profile: &view.profile,
+        identifiers: &view.identifiers,
+        merged: &view.merged,
+    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    print!(
+        "{}",
+        switchboard_engine::explain::explain(who, record.as_ref(), &set, &policies, now)
+    );
+    Ok(())
+}
+
 fn format_ms(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
 }

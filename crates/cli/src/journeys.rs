@@ -82,6 +82,7 @@ pub fn simulate(
     events: &Path,
     policies_path: Option<&Path>,
     rules: &switchboard_identity::IdentityRules,
+    explain: Option<&str>,
 ) -> anyhow::Result<()> {
     let policies = policies(policies_path)?;
     let set = load(journeys, &policies)?;
@@ -114,7 +115,16 @@ pub fn simulate(
         policies: &policies,
         dedup_window_ms: rules.dedup_window_secs.saturating_mul(1000),
     };
-    let happenings = simulate::simulate_with(&planner, list, &mut stitch);
+    let Some(who) = explain else {
+        let happenings = simulate::simulate_with(&planner, list, &mut stitch);
+        print!("{}", simulate::render(&happenings));
+        return Ok(());
+    };
+    let (happenings, explained) = simulate::simulate_and_explain(&planner, list, &mut stitch, who);
     print!("{}", simulate::render(&happenings));
+    match explained {
+        Some(text) => print!("\n{text}"),
+        None => bail!("no customer named {who} in the run (the timeline names them)"),
+    }
     Ok(())
 }

@@ -61,7 +61,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             journeys: dir,
             events,
             policies,
-        } => journeys::simulate(&dir, &events, policies.as_deref(), &config.identity),
+            explain,
+        } => journeys::simulate(
+            &dir,
+            &events,
+            policies.as_deref(),
+            &config.identity,
+            explain.as_deref(),
+        ),
+        Command::Explain {
+            identifier,
+            journeys,
+            policies,
+        } => identity::explain(&config, &identifier, &journeys, policies.as_deref()).await,
         Command::Produce {
             topic,
             file,

@@ -4,6 +4,7 @@
 //! engine service loads, plans, persists and publishes around it, through the storage
 //! [`ports`]; [`simulate`] runs the same planner on a simulated clock.
 
+pub mod explain;
 pub mod forget;
 mod ids;
 mod memory;

@@ -86,6 +86,8 @@ pub enum Happened {
     Sent { channel: String, latency_ms: i64 },
     /// A timer fired, `lag_ms` after it was due.
     TimerFired { lag_ms: i64 },
+    /// A decision of `journey` about the customer (see `switchboard_journey::Decision`).
+    Decided { journey: String, reason: String },
 }
 
 /// Everything a batch changes, in the order the engine service carries it out.
@@ -295,7 +297,7 @@ impl Planner<'_> {
                         Effect::ScheduleTimer { journey, at } => p.timers.push((journey, at)),
                         // The loser's instances that end here: on the loser's funnel.
                         Effect::Transition(t) => p.outbox.push(transition(&loser_id, t)),
-                        Effect::Send(_) | Effect::CancelTimer { .. } => {}
+                        Effect::Send(_) | Effect::CancelTimer { .. } | Effect::Decided(_) => {}
                     }
                 }
                 p.record.offset = offset;
@@ -355,6 +357,10 @@ impl Planner<'_> {
                 Effect::Transition(t) => p.outbox.push(transition(profile, t)),
                 Effect::ScheduleTimer { journey, at } => p.timers.push((journey, at)),
                 Effect::CancelTimer { journey, at } => p.cancelled.push((journey, at)),
+                Effect::Decided(d) => plan.happened.push(Happened::Decided {
+                    journey: d.journey,
+                    reason: d.reason,
+                }),
             }
         }
     }

@@ -170,6 +170,58 @@ pub fn published(
     drive(planner, events, stitch).engine.published
 }
 
+/// The timeline of [`simulate_with`], and [`crate::explain::explain`] of the customer named
+/// `who` (as the timeline names customers, e.g. `email:ann@example.com`) at the end of the
+/// run; `None` for a name no customer has.
+pub fn simulate_and_explain(
+    planner: &Planner<'_>,
+    events: Vec<ChannelEvent>,
+    stitch: &mut dyn FnMut(&ChannelEvent) -> Result<Stitch, String>,
+    who: &str,
+) -> (Vec<Happening>, Option<String>) {
+    let run = drive(planner, events, stitch);
+    let mut out = run.engine.out.clone();
+    label(&mut out, &run.merged_into, &run.known);
+    let end = out.iter().map(|h| h.at).max().unwrap_or_default();
+    let found = (run.known.iter())
+        .filter(|(p, _)| !run.merged_into.contains_key(*p))
+        .find(|(_, ids)| strongest(ids).as_deref() == Some(who));
+    let explained = found.map(|(profile, ids)| {
+        let merged: Vec<ProfileId> = (run.merged_into.keys())
+            .filter(|loser| final_profile(&run.merged_into, loser) == *profile)
+            .map(|p| ProfileId::from(p.as_str()))
+            .collect();
+        let id = ProfileId::from(profile.as_str());
+        let identifiers: Vec<Identifier> = ids.iter().cloned().collect();
+        let who = crate::explain::Who {
+            profile: &id,
+            identifiers: &identifiers,
+            merged: &merged,
+        };
+        let record = run.engine.records.get(&id);
+        crate::explain::explain(who, record, planner.journeys, planner.policies, end)
+    });
+    (out, explained)
+}
+
+/// The profile `profile` ended up in, after every merge.
+fn final_profile(merged_into: &BTreeMap<String, String>, profile: &str) -> String {
+    let mut p = profile.to_owned();
+    while let Some(s) = merged_into.get(&p) {
+        p.clone_from(s);
+    }
+    p
+}
+
+/// A customer's name: their strongest identifier.
+fn strongest(ids: &BTreeSet<Identifier>) -> Option<String> {
+    STRONGEST_FIRST
+        .iter()
+        .find_map(|k| ids.iter().find(|i| i.kind == *k))
+        .or_else(|| ids.iter().next())
+        .map(|i| format!("{}:{}", i.kind, i.value))
+}
+
 /// A simulated run: the engine's state and output, and who ended up whom.
 struct Run {
     engine: Simulated,
@@ -419,24 +471,9 @@ fn label(
     merged_into: &BTreeMap<String, String>,
     known: &BTreeMap<String, BTreeSet<Identifier>>,
 ) {
-    let last = |profile: &str| {
-        let mut p = profile.to_owned();
-        while let Some(s) = merged_into.get(&p) {
-            p.clone_from(s);
-        }
-        p
-    };
-    let name = |profile: &str| {
-        let ids = known.get(profile)?;
-        STRONGEST_FIRST
-            .iter()
-            .find_map(|k| ids.iter().find(|i| i.kind == *k))
-            .or_else(|| ids.iter().next())
-            .map(|i| format!("{}:{}", i.kind, i.value))
-    };
     for h in out.iter_mut().filter(|h| h.customer != REJECTED) {
-        let profile = last(&h.customer);
-        h.customer = name(&profile).unwrap_or(profile);
+        let profile = final_profile(merged_into, &h.customer);
+        h.customer = known.get(&profile).and_then(strongest).unwrap_or(profile);
     }
 }
 

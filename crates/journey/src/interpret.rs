@@ -199,7 +199,9 @@ impl<'a> Run<'a> {
             .filter(|j| j.trigger_event == e.event_type)
             .collect();
         for j in entering {
-            if !self.customer.instances.contains_key(&j.id) {
+            if self.customer.instances.contains_key(&j.id) {
+                self.decide(&j.id, None, "already_in", None);
+            } else {
                 self.try_enter(j, e);
             }
         }
@@ -258,20 +260,38 @@ impl<'a> Run<'a> {
 
     fn try_enter(&mut self, j: &Journey, e: &ChannelEvent) {
         let history = self.customer.profile.history.get(&j.id).copied();
-        let allowed = match (j.reentry, history) {
-            (_, None) | (Reentry::Always, _) => true,
-            (Reentry::Never, Some(_)) => false,
-            (Reentry::AfterMs(ms), Some(h)) => self.now.saturating_sub(h.at) >= ms,
+        let refused = match (j.reentry, history) {
+            (_, None) | (Reentry::Always, _) => None,
+            (Reentry::Never, Some(_)) => Some(("reentry_never", None)),
+            (Reentry::AfterMs(ms), Some(h)) => (self.now.saturating_sub(h.at) < ms).then(|| {
+                let again = crate::time::iso(h.at.saturating_add(ms));
+                (
+                    "cooldown",
+                    Some(format!("entered before; again from {again}")),
+                )
+            }),
         };
-        if !allowed {
+        if let Some((reason, detail)) = refused {
+            self.decide(&j.id, None, reason, detail);
             return;
         }
-        for c in [&j.trigger_if, &j.audience].into_iter().flatten() {
-            if !c
-                .holds(self.scope.bind(e, &self.customer.profile))
-                .unwrap_or(false)
-            {
-                return;
+        let conditions = [
+            (&j.trigger_if, "trigger_condition_false"),
+            (&j.audience, "audience_false"),
+        ];
+        for (c, reason) in conditions {
+            let Some(c) = c else { continue };
+            match c.holds(self.scope.bind(e, &self.customer.profile)) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.decide(&j.id, None, reason, Some(c.source().to_owned()));
+                    return;
+                }
+                // A missing attribute, usually: the condition does not hold, and says why.
+                Err(error) => {
+                    self.decide(&j.id, None, "condition_error", Some(error));
+                    return;
+                }
             }
         }
         let profile_id = self.customer.profile.id.clone();
@@ -316,6 +336,8 @@ impl<'a> Run<'a> {
             });
         }
         if holdout {
+            let share = format!("control group {:.0}%", j.holdout * 100.0);
+            self.decide(&j.id, None, "holdout", Some(share));
             self.transition_of(
                 &inst,
                 TransitionKind::Holdout,

@@ -28,4 +28,7 @@ pub use journey::{Journey, Reentry, State, StateId, StepKind};
 pub use merge::fold;
 pub use policy::Policies;
 pub use set::JourneySet;
-pub use state::{Attribution, Customer, Effect, Input, Instance, Profile, Transition};
+pub use state::{
+    Attribution, Customer, DECISION_REASONS, Decision, Effect, Input, Instance, MAX_DECISIONS,
+    Profile, Transition,
+};

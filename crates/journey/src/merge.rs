@@ -49,6 +49,13 @@ pub fn fold(survivor: Customer, loser: Customer, now: i64) -> (Customer, Vec<Eff
         }
     }
     s.attributions.sort_by_key(|a| a.entered_at);
+    s.decisions.extend(l.decisions);
+    s.decisions.sort_by_key(|d| d.at);
+    let over = s
+        .decisions
+        .len()
+        .saturating_sub(crate::state::MAX_DECISIONS);
+    s.decisions.drain(..over);
     let mut effects = Vec::new();
     for (journey, inst) in l.instances {
         if s.instances.contains_key(&journey) {

@@ -7,7 +7,7 @@ use switchboard_codec::TransitionKind;
 use crate::context::Scope;
 use crate::policy::Policies;
 use crate::set::JourneySet;
-use crate::state::{Customer, Effect, Instance, Transition};
+use crate::state::{Customer, Decision, Effect, Instance, MAX_DECISIONS, Transition};
 
 /// One application in progress.
 pub(crate) struct Run<'a> {
@@ -22,6 +22,29 @@ pub(crate) struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
+    /// Records why `journey` did what it did (or did not) for this customer.
+    pub(crate) fn decide(
+        &mut self,
+        journey: &str,
+        step: Option<&str>,
+        reason: &str,
+        detail: Option<String>,
+    ) {
+        let decision = Decision {
+            at: self.now,
+            journey: journey.to_owned(),
+            step: step.map(str::to_owned),
+            reason: reason.to_owned(),
+            detail,
+            trigger: self.trigger.clone(),
+        };
+        let decisions = &mut self.customer.decisions;
+        decisions.push(decision.clone());
+        let over = decisions.len().saturating_sub(MAX_DECISIONS);
+        decisions.drain(..over);
+        self.effects.push(Effect::Decided(decision));
+    }
+
     /// Records a transition of `inst`'s entry.
     pub(crate) fn transition(
         &mut self,

@@ -17,7 +17,49 @@ pub struct Customer {
     /// merge, the merged profile's too).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributions: Vec<Attribution>,
+    /// Why recent triggers did not make an entry and recent sends did or did not go out,
+    /// oldest first: the last [`MAX_DECISIONS`], for `switchboard explain`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Decision>,
 }
+
+/// The most decisions a customer's record keeps.
+pub const MAX_DECISIONS: usize = 50;
+
+/// A decision about a customer: a trigger that made no entry, or a send made, suppressed or
+/// deferred, with why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub at: i64,
+    pub journey: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// One of [`DECISION_REASONS`].
+    pub reason: String,
+    /// What else there is to say: the condition's error, the channel and template sent, the
+    /// time a deferred send is retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// `event:<id>` or `timer:<journey>@<due>`.
+    pub trigger: String,
+}
+
+/// Why a customer did not enter a journey (the first six), or what became of a send.
+pub const DECISION_REASONS: [&str; 13] = [
+    "trigger_condition_false",
+    "audience_false",
+    "condition_error",
+    "cooldown",
+    "already_in",
+    "holdout",
+    "sent",
+    "consent",
+    "cap",
+    "no_channel",
+    "var_error",
+    "quiet_hours",
+    "reentry_never",
+];
 
 /// An entry into a journey with a goal, until its goal window closes: the first goal event in
 /// the window counts for it, once ([`crate::apply`] records a `goal` transition and drops it).
@@ -146,6 +188,8 @@ pub enum Effect {
         journey: String,
         at: i64,
     },
+    /// A decision recorded in the customer's record, for the metrics too.
+    Decided(Decision),
 }
 
 /// A journey change, for `journeys.transitions`.

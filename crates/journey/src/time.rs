@@ -86,3 +86,8 @@ mod tests {
         );
     }
 }
+
+/// `ms` (Unix milliseconds) as an RFC 3339 instant, for people.
+pub fn iso(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+}

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub arm_entries: IntCounterVec,
     /// `switchboard_journey_goals_total{journey, arm}`.
     pub goals: IntCounterVec,
+    /// `switchboard_decisions_total{journey, reason}`.
+    pub decisions: IntCounterVec,
     pub suppressions: IntCounterVec,
     pub commands: IntCounterVec,
     pub timers_fired: IntCounter,
@@ -141,6 +143,11 @@ impl Metrics {
                 "switchboard_journey_goals_total",
                 "Goals reached inside their window, once per entry, per journey and arm (variant, `all` or `control`).",
                 &["journey", "arm"],
+            )?,
+            decisions: r.counters(
+                "switchboard_decisions_total",
+                "Why customers did not enter a journey (trigger or audience condition false, condition error, cooldown, already in, holdout) and what became of sends (sent, consent, cap, no_channel, var_error, quiet_hours), per journey.",
+                &["journey", "reason"],
             )?,
             suppressions: r.counters(
                 "switchboard_suppressions_total",
@@ -266,6 +273,9 @@ impl Metrics {
                     sent.inc();
                     latency.observe(*latency_ms as f64 / 1000.0);
                 }
+                Happened::Decided { journey, reason } => {
+                    counters.decision(self, journey, reason).inc();
+                }
                 Happened::TimerFired { lag_ms } => {
                     self.timers_fired.inc();
                     self.timer_lag.observe(*lag_ms as f64 / 1000.0);
@@ -304,6 +314,7 @@ struct JourneyCounters {
     steps: HashMap<(String, String), IntCounter>,
     entries: HashMap<String, IntCounter>,
     goals: HashMap<String, IntCounter>,
+    decisions: HashMap<&'static str, IntCounter>,
 }
 
 /// The arm of a journey without a split, and of the held-out entries.
@@ -360,6 +371,17 @@ impl CatalogCounters {
                 .map(|r| (*r, m.suppressions.with_label_values(&[r])))
                 .collect(),
             journeys: per_journey,
+        }
+    }
+
+    fn decision(&self, m: &Metrics, journey: &str, reason: &str) -> IntCounter {
+        let known = self
+            .journeys
+            .get(journey)
+            .and_then(|j| j.decisions.get(reason));
+        match known {
+            Some(c) => c.clone(),
+            None => m.decisions.with_label_values(&[journey, reason]),
         }
     }
 
@@ -462,6 +484,9 @@ impl JourneyCounters {
                 .collect(),
             goals: (arms.iter())
                 .map(|a| (a.clone(), m.goals.with_label_values(&[id, a])))
+                .collect(),
+            decisions: (switchboard_journey::DECISION_REASONS.iter())
+                .map(|r| (*r, m.decisions.with_label_values(&[id, r])))
                 .collect(),
         }
     }

@@ -23,6 +23,16 @@ enum Skip {
     Cap,
 }
 
+impl Skip {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::NoAddress => "no address",
+            Self::Consent => "opted out",
+            Self::Cap => "capped",
+        }
+    }
+}
+
 pub(super) fn run(
     run: &mut Run<'_>,
     j: &Journey,
@@ -91,6 +101,11 @@ pub(super) fn run(
             Some(Skip::Consent) => "consent",
             _ => "no_channel",
         };
+        let tried = (skipped.iter())
+            .map(|(c, why)| format!("{c}: {}", why.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        run.decide(&inst.journey, Some(&state.name), reason, Some(tried));
         run.transition(
             inst,
             TransitionKind::Suppressed,
@@ -109,6 +124,8 @@ pub(super) fn run(
         && q.contains(local_minute(run.now, &tz))
     {
         let at = next_local_time(run.now, &tz, q.to);
+        let retry = format!("{channel} retried at {}", crate::time::iso(at));
+        run.decide(&inst.journey, Some(&state.name), "quiet_hours", Some(retry));
         inst.wake_at = Some(at);
         run.effects.push(Effect::ScheduleTimer {
             journey: inst.journey.clone(),
@@ -129,7 +146,9 @@ pub(super) fn run(
             Ok(v) => {
                 rendered.insert(name.clone(), crate::condition::render(&v));
             }
-            Err(_) => {
+            Err(error) => {
+                let detail = format!("var `{name}`: {error}");
+                run.decide(&inst.journey, Some(&state.name), "var_error", Some(detail));
                 run.transition(
                     inst,
                     TransitionKind::Suppressed,
@@ -175,6 +194,8 @@ pub(super) fn run(
         },
         created_at: run.now,
     };
+    let what = format!("{} {}", command.channel, command.template);
+    run.decide(&inst.journey, Some(&state.name), "sent", Some(what));
     run.customer.profile.sends.push(Sent {
         channel,
         at: run.now,
