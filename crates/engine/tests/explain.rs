@@ -62,7 +62,6 @@ fn explain_names_the_reason_for_each_decision() {
     let (_, explained) =
         simulate_and_explain(&planner, events, &mut strongest_identifier, "customer_id:k");
     let text = explained.expect("the customer is explained");
-    eprintln!("{text}");
     let decision = |journey: &str, reason: &str| {
         text.lines()
             .any(|l| l.contains(&format!(" {journey}")) && l.contains(&format!("  {reason}")))
