@@ -958,3 +958,94 @@ async fn a_journey_that_ends_during_a_wait_takes_its_timer_with_it() {
         .await;
     assert!(commands.is_empty(), "{commands:?}");
 }
+
+/// The A/B test sends once and exits; a purchase afterwards is still its goal, counted once
+/// per entry, for the customers who got a message and for the control group alike (issue
+/// 26: before, neither could be recorded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn goals_after_the_journey_ended_count_for_treated_and_held_out_customers() {
+    use switchboard_codec::{JourneyTransition, TransitionKind};
+    let r = Running::start(&journeys()).await;
+    let customers = 100;
+    let who = |n: u32| [("email", format!("g{n}@example.com"))];
+    let views: Vec<ChannelEvent> = (0..customers)
+        .map(|n| {
+            let ids = who(n);
+            let ids: Vec<(&str, &str)> = ids.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            event(
+                &format!("gv{n}"),
+                "product.viewed",
+                "web",
+                &ids,
+                &[("sku", AttrValue::String("SKU-1".into()))],
+            )
+        })
+        .collect();
+    r.produce(&views).await;
+    // Every entry has ended (exited after its send, or held out) before anyone buys.
+    let entered = |t: &[JourneyTransition]| {
+        let ended = t.iter().filter(|x| {
+            x.journey == "browse-ab-test"
+                && (x.kind == TransitionKind::Exited || x.kind == TransitionKind::Holdout)
+        });
+        ended.count() >= customers as usize
+    };
+    let before = r.transitions_until(Duration::from_secs(30), entered).await;
+    assert!(entered(&before), "every view entered and ended");
+    let orders: Vec<ChannelEvent> = (0..customers)
+        .map(|n| {
+            let ids = who(n);
+            let ids: Vec<(&str, &str)> = ids.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            event(
+                &format!("go{n}"),
+                "order.completed",
+                "web",
+                &ids,
+                &[("total", AttrValue::Double(30.0))],
+            )
+        })
+        .collect();
+    r.produce(&orders).await;
+    let goals_of = |t: &[JourneyTransition]| -> Vec<JourneyTransition> {
+        t.iter()
+            .filter(|x| x.journey == "browse-ab-test" && x.kind == TransitionKind::Goal)
+            .cloned()
+            .collect()
+    };
+    let all = r
+        .transitions_until(Duration::from_secs(30), |t| {
+            goals_of(t).len() >= customers as usize
+        })
+        .await;
+    let goals = goals_of(&all);
+    assert_eq!(goals.len(), customers as usize, "one goal per entry");
+    let entries: BTreeMap<String, bool> = all
+        .iter()
+        .filter(|x| {
+            x.journey == "browse-ab-test"
+                && matches!(x.kind, TransitionKind::Entered | TransitionKind::Holdout)
+        })
+        .map(|x| {
+            (
+                x.entry_id.clone().unwrap(),
+                x.kind == TransitionKind::Holdout,
+            )
+        })
+        .collect();
+    for g in &goals {
+        let entry = g.entry_id.clone().expect("a goal names its entry");
+        assert_eq!(entries.get(&entry), Some(&g.holdout), "goal of {entry}");
+        assert_eq!(
+            g.holdout,
+            g.variant.is_none(),
+            "the treated have a variant: {g:?}"
+        );
+    }
+    let held_out = goals.iter().filter(|g| g.holdout).count();
+    assert!(held_out > 0, "the control group's purchases count too");
+    assert_eq!(
+        r.metric("switchboard_journey_goals_total"),
+        customers as f64,
+        "and the metrics say the same"
+    );
+}

@@ -13,7 +13,8 @@ use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::FutureProducer;
 use switchboard_codec::{
-    AttrValue, ChannelEvent, Codec, Framing, Identifier, LocalSchemas, SendCommand,
+    AttrValue, ChannelEvent, Codec, Framing, Identifier, JourneyTransition, LocalSchemas,
+    SendCommand,
 };
 use switchboard_config::Config;
 use switchboard_kafka::{OutRecord, produce_all};
@@ -368,6 +369,35 @@ impl Running {
                         .unwrap(),
                 ),
                 Ok(Some(Err(e))) => panic!("consume commands: {e}"),
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// Reads `journeys.transitions` until `stop` says enough or `timeout` passes.
+    pub async fn transitions_until(
+        &self,
+        timeout: Duration,
+        mut stop: impl FnMut(&[JourneyTransition]) -> bool,
+    ) -> Vec<JourneyTransition> {
+        let consumer = self.consumer(std::slice::from_ref(&self.config.topics.transitions));
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        let mut stream = consumer.stream();
+        while !stop(&out) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(left, stream.next()).await {
+                Ok(Some(Ok(m))) => out.push(
+                    self.codec
+                        .decode::<JourneyTransition>(m.payload().unwrap())
+                        .await
+                        .unwrap(),
+                ),
+                Ok(Some(Err(e))) => panic!("consume transitions: {e}"),
                 _ => break,
             }
         }
