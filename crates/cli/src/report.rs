@@ -120,6 +120,20 @@ async fn from_kafka(config: &Config, since: Option<i64>) -> anyhow::Result<Vec<S
     Ok(out)
 }
 
+/// A consumer's context that logs client errors as librdkafka's default does, except the
+/// end of a partition, which is how the report knows it has read everything.
+struct EndIsNoError;
+
+impl rdkafka::ClientContext for EndIsNoError {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::error!(error = %error, reason, "kafka client error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EndIsNoError {}
+
 /// The values of `topic` (committed records only) from `since` to each partition's end as
 /// it was when this started.
 async fn read_topic(
@@ -127,7 +141,7 @@ async fn read_topic(
     topic: &str,
     since: Option<i64>,
 ) -> anyhow::Result<Vec<Vec<u8>>> {
-    let consumer: StreamConsumer = client_config(&config.kafka)
+    let consumer: StreamConsumer<EndIsNoError> = client_config(&config.kafka)
         .set(
             "group.id",
             format!("switchboard-report-{}", std::process::id()),
@@ -135,7 +149,7 @@ async fn read_topic(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
-        .create()?;
+        .create_with_context(EndIsNoError)?;
     let timeout = Duration::from_secs(10);
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)

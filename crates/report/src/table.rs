@@ -11,13 +11,14 @@ fn percent(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
 
-/// A duration in hours (or days past two days), for times to goal.
+/// A duration in seconds, minutes, hours or days, for times to goal.
 pub fn duration(ms: i64) -> String {
-    let hours = ms as f64 / 3_600_000.0;
-    if hours >= 48.0 {
-        format!("{:.1} d", hours / 24.0)
-    } else {
-        format!("{hours:.1} h")
+    let secs = ms as f64 / 1000.0;
+    match secs {
+        s if s < 60.0 => format!("{s:.0} s"),
+        s if s < 3_600.0 => format!("{:.0} min", s / 60.0),
+        s if s < 48.0 * 3_600.0 => format!("{:.1} h", s / 3_600.0),
+        s => format!("{:.1} d", s / 86_400.0),
     }
 }
 

@@ -1,9 +1,16 @@
 //! Synthetic omnichannel traffic for `switchboard run --generate`: a population of customers,
 //! each with a customer id, loyalty card, email, phone, device and web cookie, doing what
 //! shoppers do on the web, in the app, by email and SMS, and at the store till.
+//!
+//! They also convert, so that a journey's variants and its control group differ: a customer
+//! who views a product buys it online a little later with probability [`BASE_RATE`], message
+//! or not, and a customer who receives a message buys with the probability its template adds
+//! ([`UPLIFT`]), read from the `commands.<channel>` topics by [`respond`].
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -26,6 +33,63 @@ pub struct Traffic {
     pub seed: u64,
     /// Every Nth record is truncated (a malformed record for the dead-letter topic); 0: never.
     pub malformed_every: u64,
+}
+
+/// The chance that a customer who viewed a product buys it online soon after, message or not:
+/// the control group's conversion.
+pub const BASE_RATE: f64 = 0.05;
+
+/// The chance a message of each template adds: a customer who receives it buys soon after
+/// with this probability (on top of [`BASE_RATE`] and of the traffic's own purchases).
+pub const UPLIFT: [(&str, f64); 5] = [
+    ("browse-a", 0.20),
+    ("browse-b", 0.10),
+    ("cart-reminder", 0.15),
+    ("cart-10-off", 0.25),
+    ("store-app-offer", 0.10),
+];
+
+/// The generated customer a command is addressed to: `shopper<n>@example.com`,
+/// `+447911<n>`, `tok-<n>` or `dev-<n>`.
+pub fn customer_of(address: &str) -> Option<u32> {
+    let digits = address
+        .strip_prefix("shopper")
+        .and_then(|a| a.strip_suffix("@example.com"))
+        .or_else(|| address.strip_prefix("+447911"))
+        .or_else(|| address.strip_prefix("tok-"))
+        .or_else(|| address.strip_prefix("dev-"))?;
+    digits.parse().ok()
+}
+
+/// Whether the customer who receives a message of `template` buys because of it.
+pub fn buys_after(template: &str, rng: &mut impl Rng) -> bool {
+    let uplift = UPLIFT
+        .iter()
+        .find(|(t, _)| *t == template)
+        .map_or(0.0, |(_, u)| *u);
+    rng.random_bool(uplift)
+}
+
+/// An online purchase of customer `n`, with the identifiers of their web orders.
+pub fn purchase(n: u32, seq: u64, rng: &mut impl Rng) -> ChannelEvent {
+    ChannelEvent {
+        event_id: format!("buy-{seq}-{}", rng.random::<u32>()),
+        event_type: "order.completed".into(),
+        channel: "web".into(),
+        occurred_at: now_ms(),
+        identifiers: vec![
+            Identifier::new("customer_id", format!("C{n:07}")),
+            Identifier::new("email", format!("shopper{n}@example.com")),
+            Identifier::new("anonymous_id", format!("cookie-{n}")),
+        ],
+        attributes: [(
+            "total".to_owned(),
+            AttrValue::Double(f64::from(rng.random_range(5..400u32))),
+        )]
+        .into(),
+        locale: Some("en-GB".into()),
+        timezone: Some("Europe/London".into()),
+    }
 }
 
 /// One synthetic event for customer `n`.
@@ -55,10 +119,20 @@ pub fn event(rng: &mut impl Rng, customers: u32, seq: u64) -> ChannelEvent {
         Vec<Identifier>,
         Vec<(&str, AttrValue)>,
     ) = match roll {
-        0..=29 => (
+        // Half the views are by signed-in shoppers, whom a follow-up can reach.
+        0..=14 => (
             "product.viewed",
             "web",
             ids(&["anonymous_id"]),
+            vec![(
+                "sku",
+                AttrValue::String(format!("SKU-{}", rng.random_range(0..500))),
+            )],
+        ),
+        15..=29 => (
+            "product.viewed",
+            "web",
+            ids(&["anonymous_id", "email"]),
             vec![(
                 "sku",
                 AttrValue::String(format!("SKU-{}", rng.random_range(0..500))),
@@ -126,12 +200,15 @@ pub fn event(rng: &mut impl Rng, customers: u32, seq: u64) -> ChannelEvent {
     }
 }
 
-/// Produces `events_per_second` events (in 20 ms slices) until `shutdown`.
+/// Produces `events_per_second` events (in 20 ms slices) until `shutdown`, and the purchases
+/// of the customers who convert: a viewer at [`BASE_RATE`], and each customer `buys` names
+/// (those a message won over, from [`respond`]), a few seconds to a minute later.
 pub async fn generate<R: SchemaResolver>(
     traffic: Traffic,
     codec: Arc<Codec<R>>,
     producer: FutureProducer,
     produced: Arc<std::sync::atomic::AtomicU64>,
+    mut buys: tokio::sync::mpsc::UnboundedReceiver<u32>,
     shutdown: CancellationToken,
 ) {
     let mut rng = StdRng::seed_from_u64(traffic.seed);
@@ -140,17 +217,41 @@ pub async fn generate<R: SchemaResolver>(
     let mut owed = 0.0;
     let mut seq = 0u64;
     let mut ticker = tokio::time::interval(slice);
+    let mut later: BinaryHeap<Reverse<(Instant, u32)>> = BinaryHeap::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
+        let now = Instant::now();
+        let soon = |rng: &mut StdRng| now + Duration::from_millis(rng.random_range(5_000..60_000));
+        while let Ok(n) = buys.try_recv() {
+            later.push(Reverse((soon(&mut rng), n)));
+        }
         owed += per_slice;
-        let mut batch = Vec::new();
+        let mut events = Vec::new();
         while owed >= 1.0 {
             owed -= 1.0;
             seq += 1;
             let e = event(&mut rng, traffic.customers, seq);
+            if e.event_type == "product.viewed"
+                && let Some(n) = (e.identifiers.iter())
+                    .find_map(|i| i.value.strip_prefix("cookie-")?.parse().ok())
+                && rng.random_bool(BASE_RATE)
+            {
+                later.push(Reverse((soon(&mut rng), n)));
+            }
+            events.push(e);
+        }
+        while let Some(Reverse((at, n))) = later.peek().copied()
+            && at <= now
+        {
+            later.pop();
+            seq += 1;
+            events.push(purchase(n, seq, &mut rng));
+        }
+        let mut batch = Vec::with_capacity(events.len());
+        for e in events {
             match codec.encode(&e, traffic.framing) {
                 Ok(mut payload) => {
                     if traffic.malformed_every > 0 && seq.is_multiple_of(traffic.malformed_every) {
@@ -173,5 +274,76 @@ pub async fn generate<R: SchemaResolver>(
             }
             Err(err) => warn!(error = %err, "generator produce failed"),
         }
+    }
+}
+
+/// The generated customers' side of the messages: reads every command of `commands` (from
+/// now on) and names on `buys` each customer a message won over ([`buys_after`]), until
+/// `shutdown`.
+pub async fn respond<R: SchemaResolver>(
+    consumer: rdkafka::consumer::StreamConsumer,
+    codec: Arc<Codec<R>>,
+    buys: tokio::sync::mpsc::UnboundedSender<u32>,
+    seed: u64,
+    shutdown: CancellationToken,
+) {
+    use rdkafka::message::Message;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            m = consumer.recv() => m,
+        };
+        let Ok(message) = message else { continue };
+        let Some(bytes) = message.payload() else {
+            continue;
+        };
+        let Ok(command) = codec.decode::<switchboard_codec::SendCommand>(bytes).await else {
+            continue;
+        };
+        if let Some(n) = customer_of(&command.address)
+            && buys_after(&command.template, &mut rng)
+        {
+            let _ = buys.send(n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commands_address_names_its_generated_customer() {
+        assert_eq!(customer_of("shopper42@example.com"), Some(42));
+        assert_eq!(customer_of("+447911000042"), Some(42));
+        assert_eq!(customer_of("tok-7"), Some(7));
+        assert_eq!(customer_of("dev-9"), Some(9));
+        assert_eq!(customer_of("ann@example.com"), None);
+    }
+
+    /// The variants of the A/B test and the control group convert differently, by as much as
+    /// the model says.
+    #[test]
+    fn a_message_wins_over_its_templates_share_of_customers() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let share = |template: &str, rng: &mut StdRng| {
+            (0..20_000).filter(|_| buys_after(template, rng)).count() as f64 / 20_000.0
+        };
+        let (a, b) = (share("browse-a", &mut rng), share("browse-b", &mut rng));
+        assert!((a - 0.20).abs() < 0.01, "{a}");
+        assert!((b - 0.10).abs() < 0.01, "{b}");
+        assert_eq!(
+            share("daily-streak", &mut rng),
+            0.0,
+            "a template with no uplift"
+        );
+        // A purchase lands on the customer's profile: the cookie of their views is in it.
+        let p = purchase(42, 1, &mut rng);
+        assert!(
+            p.identifiers
+                .contains(&Identifier::new("anonymous_id", "cookie-42"))
+        );
+        assert_eq!(p.event_type, "order.completed");
     }
 }

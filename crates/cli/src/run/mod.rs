@@ -24,7 +24,7 @@ use switchboard_identity::MemoryIdentityStore;
 use switchboard_redis::{Keys, RedisIdentityStore, RedisStateStore, connect};
 use switchboard_services::Metrics;
 use switchboard_services::catalog::{Catalog, CatalogSource, watch_catalog};
-use switchboard_services::generate::{Traffic, generate};
+use switchboard_services::generate::{Traffic, generate, respond};
 use switchboard_services::services::{producer, run_engine, run_stitcher};
 use switchboard_telemetry::Health;
 use tokio::sync::watch;
@@ -107,6 +107,30 @@ pub async fn run(
             "switchboard: generating {rate} events/s over {} customers",
             args.customers
         );
+        // The customers respond to their messages: read every command from now on.
+        let commands: Vec<String> = (config.topics.channels.iter())
+            .map(|c| format!("{}{c}", config.topics.commands_prefix))
+            .collect();
+        let consumer: rdkafka::consumer::StreamConsumer =
+            switchboard_kafka::client_config(&config.kafka)
+                .set(
+                    "group.id",
+                    format!("switchboard-customers-{}", std::process::id()),
+                )
+                .set("enable.auto.commit", "false")
+                .set("auto.offset.reset", "latest")
+                .create()?;
+        let topics: Vec<&str> = commands.iter().map(String::as_str).collect();
+        rdkafka::consumer::Consumer::subscribe(&consumer, &topics)?;
+        let (buys, bought) = tokio::sync::mpsc::unbounded_channel();
+        let seed = traffic.seed;
+        helpers.spawn(respond(
+            consumer,
+            codec.clone(),
+            buys,
+            seed,
+            shutdown.clone(),
+        ));
         let producer = producer(&config)?;
         let (codec, produced) = (codec.clone(), produced.clone());
         helpers.spawn(generate(
@@ -114,6 +138,7 @@ pub async fn run(
             codec,
             producer,
             produced,
+            bought,
             shutdown.clone(),
         ));
     }
