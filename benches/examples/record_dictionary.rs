@@ -1,4 +1,4 @@
-//! Trains a zstd dictionary for the engine's stored records (`src/state/record-v<N>.dict`)
+//! Trains a zstd dictionary for the engine's stored records (`crates/redis/src/state/record-v<N>.dict`)
 //! from records as the engine leaves them: the traffic of `switchboard run --generate`
 //! applied through the example journeys and `deploy/policies.yaml`, one sample per event
 //! applied, with its offset and recent event ids. A trained dictionary carries entropy tables
@@ -28,7 +28,7 @@ fn main() -> Result<(), Error> {
         .ok_or("usage: record_dictionary <out> [customers] [bytes]")?;
     let customers: u32 = args.next().map_or(Ok(5_000), |a| a.parse())?;
     let bytes: usize = args.next().map_or(Ok(4_096), |a| a.parse())?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let policies = Policies::from_path(&root.join("deploy/policies.yaml"))?;
     let journeys = JourneySet::new(
         load_dir(&root.join("journeys"), &policies.channels)

@@ -4,8 +4,9 @@
 //! dictionary. The epoch leads in decimal so the save script reads it with a pattern anchored
 //! at the start, without decoding the rest. The format's number names the encoding and the
 //! dictionary together: formats 0 to 2 are JSON (0 without a dictionary, 1 and 2 with
-//! `record-v1.dict` and `record-v2.dict`), format 3, the one written, is MessagePack with
-//! named fields against `record-v3.dict`. Named fields keep what JSON gave: empty fields left
+//! `record-v1.dict` and `record-v2.dict`), formats 3 and 4 are MessagePack with named fields
+//! against `record-v3.dict` and `record-v4.dict` (4, the one written, trained once records
+//! carried goal attributions and decisions). Named fields keep what JSON gave: empty fields left
 //! out and read back as empty, fields added or removed by a release read by name; MessagePack
 //! reads in half the time, its strings carry their length instead of being scanned for
 //! escapes.
@@ -43,8 +44,13 @@ const V2: &[u8] = include_bytes!("record-v2.dict");
 /// Dictionary 3: trained on MessagePack records of generated traffic.
 const V3: &[u8] = include_bytes!("record-v3.dict");
 
-/// The format records are written in.
-const FORMAT: u8 = 3;
+/// Dictionary 4: trained on MessagePack records of generated traffic once records carried
+/// goal attributions and decisions.
+const V4: &[u8] = include_bytes!("record-v4.dict");
+
+/// The format records are written in, and its dictionary.
+const FORMAT: u8 = 4;
+const DICTIONARY: &[u8] = V4;
 
 /// Formats by number: the encoding and the dictionary (empty for none).
 fn format(id: u8) -> Option<(Encoding, &'static [u8])> {
@@ -53,6 +59,7 @@ fn format(id: u8) -> Option<(Encoding, &'static [u8])> {
         1 => Some((Encoding::Json, V1)),
         2 => Some((Encoding::Json, V2)),
         3 => Some((Encoding::MessagePack, V3)),
+        4 => Some((Encoding::MessagePack, V4)),
         _ => None,
     }
 }
@@ -106,7 +113,9 @@ pub fn encode(epoch: u64, record: &Record) -> Result<Vec<u8>, StateError> {
     COMPRESSOR.with_borrow_mut(|c| {
         let c = match c {
             Some(c) => c,
-            None => c.insert(zstd::bulk::Compressor::with_dictionary(LEVEL, V3).map_err(zstd_err)?),
+            None => c.insert(
+                zstd::bulk::Compressor::with_dictionary(LEVEL, DICTIONARY).map_err(zstd_err)?,
+            ),
         };
         out.extend(c.compress(&packed).map_err(zstd_err)?);
         Ok(out)
@@ -189,7 +198,7 @@ mod tests {
     fn a_record_survives_storage_in_a_fraction_of_its_json() {
         let record = typical(7);
         let value = encode(7, &record).unwrap();
-        assert!(value.starts_with(b"7:3:"));
+        assert!(value.starts_with(b"7:4:"));
         let json = serde_json::to_vec(&record).unwrap();
         println!("{} bytes of JSON stored in {}", json.len(), value.len());
         assert!(
@@ -224,8 +233,8 @@ mod tests {
     fn records_are_written_in_messagepack_against_the_newest_dictionary() {
         let record = typical(11);
         let value = encode(4, &record).unwrap();
-        let data = &value[b"4:3:".len()..];
-        let mut d = zstd::bulk::Decompressor::with_dictionary(V3).unwrap();
+        let data = &value[b"4:4:".len()..];
+        let mut d = zstd::bulk::Decompressor::with_dictionary(V4).unwrap();
         let bytes = d.decompress(data, MAX_RECORD).unwrap();
         assert_eq!(bytes, packed(&record).unwrap());
         assert_eq!(rmp_serde::from_slice::<Record>(&bytes).unwrap(), record);
@@ -308,6 +317,7 @@ mod tests {
             (1, 1886, "40f3a2fe-e32d-58b8-958f-811357b230f9"),
             (2, 2048, "23e48b7c-8eb0-5806-8fda-04a4adda9246"),
             (3, 4096, "5fa3b51d-23f4-52e2-a171-4d306ad05dc3"),
+            (4, 4096, "c6d1a71b-35f9-5ca2-870e-b49c1946c18f"),
         ] {
             let (_, dict) = format(id).unwrap();
             assert_eq!(dict.len(), len, "dictionary {id}");
