@@ -13,8 +13,8 @@ use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::FutureProducer;
 use switchboard_codec::{
-    AttrValue, ChannelEvent, Codec, Framing, Identifier, JourneyTransition, LocalSchemas,
-    SendCommand,
+    AttrValue, AvroRecord, ChannelEvent, Codec, Framing, Identifier, JourneyTransition,
+    LocalSchemas, SendCommand,
 };
 use switchboard_config::Config;
 use switchboard_kafka::{OutRecord, produce_all};
@@ -350,38 +350,29 @@ impl Running {
     pub async fn commands_until(
         &self,
         timeout: Duration,
-        mut stop: impl FnMut(&[SendCommand]) -> bool,
+        stop: impl FnMut(&[SendCommand]) -> bool,
     ) -> Vec<SendCommand> {
-        let consumer = self.consumer(&self.command_topics());
-        let deadline = Instant::now() + timeout;
-        let mut out = Vec::new();
-        let mut stream = consumer.stream();
-        while !stop(&out) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match tokio::time::timeout(left, stream.next()).await {
-                Ok(Some(Ok(m))) => out.push(
-                    self.codec
-                        .decode::<SendCommand>(m.payload().unwrap())
-                        .await
-                        .unwrap(),
-                ),
-                Ok(Some(Err(e))) => panic!("consume commands: {e}"),
-                _ => break,
-            }
-        }
-        out
+        self.read_until(&self.command_topics(), timeout, stop).await
     }
 
     /// Reads `journeys.transitions` until `stop` says enough or `timeout` passes.
     pub async fn transitions_until(
         &self,
         timeout: Duration,
-        mut stop: impl FnMut(&[JourneyTransition]) -> bool,
+        stop: impl FnMut(&[JourneyTransition]) -> bool,
     ) -> Vec<JourneyTransition> {
-        let consumer = self.consumer(std::slice::from_ref(&self.config.topics.transitions));
+        let topics = std::slice::from_ref(&self.config.topics.transitions);
+        self.read_until(topics, timeout, stop).await
+    }
+
+    /// Reads records of `topics` until `stop` says enough or `timeout` passes.
+    async fn read_until<T: AvroRecord>(
+        &self,
+        topics: &[String],
+        timeout: Duration,
+        mut stop: impl FnMut(&[T]) -> bool,
+    ) -> Vec<T> {
+        let consumer = self.consumer(topics);
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
         let mut stream = consumer.stream();
@@ -391,13 +382,10 @@ impl Running {
                 break;
             }
             match tokio::time::timeout(left, stream.next()).await {
-                Ok(Some(Ok(m))) => out.push(
-                    self.codec
-                        .decode::<JourneyTransition>(m.payload().unwrap())
-                        .await
-                        .unwrap(),
-                ),
-                Ok(Some(Err(e))) => panic!("consume transitions: {e}"),
+                Ok(Some(Ok(m))) => {
+                    out.push(self.codec.decode::<T>(m.payload().unwrap()).await.unwrap())
+                }
+                Ok(Some(Err(e))) => panic!("consume {topics:?}: {e}"),
                 _ => break,
             }
         }
