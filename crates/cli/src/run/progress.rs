@@ -29,12 +29,14 @@ fn total(registry: &Registry, name: &str, label: Option<LabelFilter<'_>>) -> f64
         .sum()
 }
 
+/// The counter `name`'s series that counted anything, by the value of `label`.
 fn by_label(registry: &Registry, name: &str, label: &str) -> Vec<(String, f64)> {
     let mut out: Vec<(String, f64)> = registry
         .gather()
         .iter()
         .filter(|f| f.name() == name)
         .flat_map(|f| f.get_metric().iter())
+        .filter(|m| m.get_counter().value() > 0.0)
         .filter_map(|m| {
             let l = m.get_label().iter().find(|p| p.name() == label)?;
             Some((l.value().to_owned(), m.get_counter().value()))
