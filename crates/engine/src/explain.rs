@@ -98,6 +98,9 @@ pub fn explain(
             iso(inst.entered_at)
         );
     }
+    if !r.customer.attributions.is_empty() {
+        s.push_str("goals still open:\n");
+    }
     for a in &r.customer.attributions {
         let arm = match (a.holdout, &a.variant) {
             (true, _) => "control group".to_owned(),
@@ -106,7 +109,7 @@ pub fn explain(
         };
         let _ = writeln!(
             s,
-            "  goal {} of {} ({arm}): counts if it comes by {}",
+            "  {} of {} ({arm}): counts if it comes by {}",
             a.goal,
             a.journey,
             iso(a.until)
