@@ -101,7 +101,9 @@ pub fn explain(
     if !r.customer.attributions.is_empty() {
         s.push_str("goals still open:\n");
     }
-    for a in &r.customer.attributions {
+    for (a, (goal, until)) in
+        (r.customer.attributions.iter()).filter_map(|a| Some((a, a.goal(journeys)?)))
+    {
         let arm = match (a.holdout, &a.variant) {
             (true, _) => "control group".to_owned(),
             (false, Some(v)) => format!("variant {v}"),
@@ -110,9 +112,9 @@ pub fn explain(
         let _ = writeln!(
             s,
             "  {} of {} ({arm}): counts if it comes by {}",
-            a.goal,
+            goal,
             a.journey,
-            iso(a.until)
+            iso(until)
         );
     }
     s.push_str("recent decisions, newest first:\n");

@@ -52,7 +52,9 @@ impl<'a> Run<'a> {
         let horizon = self.now.saturating_sub(self.policies.longest_window());
         self.customer.profile.sends.retain(|s| s.at > horizon);
         let now = self.now;
-        self.customer.attributions.retain(|a| a.until >= now);
+        let journeys = self.journeys;
+        (self.customer.attributions)
+            .retain(|a| a.goal(journeys).is_some_and(|(_, until)| until >= now));
     }
 
     /// Records a `goal` for every entry whose goal `e` is, inside its window: each entry
@@ -60,10 +62,16 @@ impl<'a> Run<'a> {
     /// journeys whose entries converted.
     fn attribute_goals(&mut self, e: &ChannelEvent) -> Vec<String> {
         let now = self.now;
+        let journeys = self.journeys;
+        let reaches = |a: &Attribution| {
+            a.goal(journeys).is_some_and(|(goal, until)| {
+                goal == e.event_type && a.entered_at <= now && now <= until
+            })
+        };
         let (reached, open): (Vec<Attribution>, Vec<Attribution>) =
             std::mem::take(&mut self.customer.attributions)
                 .into_iter()
-                .partition(|a| a.goal == e.event_type && a.entered_at <= now && now <= a.until);
+                .partition(reaches);
         self.customer.attributions = open;
         let mut journeys = Vec::with_capacity(reached.len());
         for a in reached {
@@ -72,7 +80,7 @@ impl<'a> Run<'a> {
                 version: a.version,
                 kind: TransitionKind::Goal,
                 step: None,
-                reason: Some(a.goal),
+                reason: Some(e.event_type.clone()),
                 trigger: self.trigger.clone(),
                 at: now,
                 variant: a.variant,
@@ -323,16 +331,14 @@ impl<'a> Run<'a> {
         );
         // A new entry takes the journey's attribution over: a goal from now on is its.
         self.customer.attributions.retain(|a| a.journey != j.id);
-        if let Some((goal, window)) = &j.goal {
+        if j.goal.is_some() {
             self.customer.attributions.push(Attribution {
                 journey: j.id.clone(),
                 version: j.version,
                 entry: inst.id.clone(),
-                goal: goal.clone(),
                 variant: None,
                 holdout,
                 entered_at: self.now,
-                until: self.now.saturating_add(*window),
             });
         }
         if holdout {

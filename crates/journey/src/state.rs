@@ -69,8 +69,6 @@ pub struct Attribution {
     pub version: u32,
     /// The entry's id (its instance's, for a treated customer).
     pub entry: String,
-    /// The goal's event type.
-    pub goal: String,
     /// The split variant, once the entry reached a split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
@@ -78,8 +76,15 @@ pub struct Attribution {
     #[serde(default, skip_serializing_if = "is_false")]
     pub holdout: bool,
     pub entered_at: i64,
-    /// The window closes here (inclusive).
-    pub until: i64,
+}
+
+impl Attribution {
+    /// The goal's event type and the instant its window closes (inclusive), from the journey
+    /// version entered; `None` once that version is gone from the catalog.
+    pub fn goal<'j>(&self, journeys: &'j crate::JourneySet) -> Option<(&'j str, i64)> {
+        let (goal, window) = journeys.get(&self.journey, self.version)?.goal.as_ref()?;
+        Some((goal.as_str(), self.entered_at.saturating_add(*window)))
+    }
 }
 
 /// What Switchboard knows of a customer.
