@@ -2,7 +2,8 @@
 //! of `customer.events`, or due timers) and the records of the profiles they touch, and says
 //! what changes: writes, output, timers set and done, merges, erasures, forwards. No I/O: the
 //! engine service loads, plans, persists and publishes around it, through the storage
-//! [`ports`]; [`simulate`] runs the same planner on a simulated clock.
+//! [`ports`]; [`simulate`] runs the same planner on a simulated clock; [`explain`] says what
+//! a customer's record holds and why.
 
 pub mod explain;
 pub mod forget;
