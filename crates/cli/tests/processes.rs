@@ -89,6 +89,46 @@ async fn stitcher_and_engine_processes_turn_json_and_avro_events_into_commands()
         (commands[0].template.as_str(), commands[0].address.as_str()),
         ("store-app-offer", "j1@example.com")
     );
+
+    // What an operator then asks: why this customer got it, from the deployment's Redis ...
+    let operator = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(args)
+            .args(["-c", file.to_str().unwrap()])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let journeys = journeys();
+    let explained = operator(&[
+        "explain",
+        "customer_id:J1",
+        "--journeys",
+        journeys.to_str().unwrap(),
+    ]);
+    assert!(explained.contains("customer_id:J1"), "{explained}");
+    assert!(explained.contains("email:j1@example.com"), "{explained}");
+    assert!(
+        explained.contains("store-to-app/invite  sent (email store-app-offer)"),
+        "{explained}"
+    );
+    // ... and what its journeys did, from the deployment's Kafka.
+    let report: serde_json::Value = serde_json::from_str(&operator(&["report", "--json"])).unwrap();
+    let store_to_app = (report["journeys"].as_array().unwrap().iter())
+        .find(|j| j["journey"] == "store-to-app")
+        .expect("store-to-app is reported");
+    assert_eq!(store_to_app["arms"][0]["entries"], 1, "{report}");
+    assert_eq!(
+        store_to_app["arms"][0]["sends"][0]["template"],
+        "store-app-offer"
+    );
 }
 
 async fn readiness(port: u16) -> (u16, String) {
