@@ -87,7 +87,10 @@ pub enum Happened {
     /// A timer fired, `lag_ms` after it was due.
     TimerFired { lag_ms: i64 },
     /// A decision of `journey` about the customer (see `switchboard_journey::Decision`).
-    Decided { journey: String, reason: String },
+    Decided {
+        journey: String,
+        reason: &'static str,
+    },
 }
 
 /// Everything a batch changes, in the order the engine service carries it out.
@@ -297,7 +300,7 @@ impl Planner<'_> {
                         Effect::ScheduleTimer { journey, at } => p.timers.push((journey, at)),
                         // The loser's instances that end here: on the loser's funnel.
                         Effect::Transition(t) => p.outbox.push(transition(&loser_id, t)),
-                        Effect::Send(_) | Effect::CancelTimer { .. } | Effect::Decided(_) => {}
+                        Effect::Send(_) | Effect::CancelTimer { .. } | Effect::Decided { .. } => {}
                     }
                 }
                 p.record.offset = offset;
@@ -357,10 +360,9 @@ impl Planner<'_> {
                 Effect::Transition(t) => p.outbox.push(transition(profile, t)),
                 Effect::ScheduleTimer { journey, at } => p.timers.push((journey, at)),
                 Effect::CancelTimer { journey, at } => p.cancelled.push((journey, at)),
-                Effect::Decided(d) => plan.happened.push(Happened::Decided {
-                    journey: d.journey,
-                    reason: d.reason,
-                }),
+                Effect::Decided { journey, reason } => {
+                    plan.happened.push(Happened::Decided { journey, reason })
+                }
             }
         }
     }

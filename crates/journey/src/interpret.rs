@@ -255,7 +255,7 @@ impl<'a> Run<'a> {
             let reason = format!("migrated from v{} state {}", inst.version, inst.state);
             inst.version = newest.version;
             inst.state = to.name.clone();
-            self.transition(inst, TransitionKind::Step, Some(&to.name), Some(reason));
+            self.transition(inst, TransitionKind::Step, Some(to), Some(reason));
         }
         match journeys.get(&inst.journey, inst.version) {
             Some(j) => Some(j),

@@ -4,6 +4,7 @@
 
 use switchboard_codec::TransitionKind;
 
+use crate::State;
 use crate::context::Scope;
 use crate::policy::Policies;
 use crate::set::JourneySet;
@@ -27,7 +28,7 @@ impl<'a> Run<'a> {
         &mut self,
         journey: &str,
         step: Option<&str>,
-        reason: &str,
+        reason: &'static str,
         detail: Option<String>,
     ) {
         let decision = Decision {
@@ -39,10 +40,13 @@ impl<'a> Run<'a> {
             trigger: self.trigger.clone(),
         };
         let decisions = &mut self.customer.decisions;
-        decisions.push(decision.clone());
+        decisions.push(decision);
         let over = decisions.len().saturating_sub(MAX_DECISIONS);
         decisions.drain(..over);
-        self.effects.push(Effect::Decided(decision));
+        self.effects.push(Effect::Decided {
+            journey: journey.to_owned(),
+            reason,
+        });
     }
 
     /// Records a transition of `inst`'s entry.
@@ -50,7 +54,7 @@ impl<'a> Run<'a> {
         &mut self,
         inst: &Instance,
         kind: TransitionKind,
-        step: Option<&str>,
+        step: Option<&State>,
         reason: Option<String>,
     ) {
         self.transition_of(inst, kind, step, reason, false);
@@ -61,26 +65,22 @@ impl<'a> Run<'a> {
         &mut self,
         inst: &Instance,
         kind: TransitionKind,
-        step: Option<&str>,
+        step: Option<&State>,
         reason: Option<String>,
         holdout: bool,
     ) {
-        let step_kind = step.and_then(|name| {
-            let j = self.journeys.get(&inst.journey, inst.version)?;
-            Some(j.state(j.state_id(name)?)?.kind.kind_name())
-        });
         self.effects.push(Effect::Transition(Transition {
             journey: inst.journey.clone(),
             version: inst.version,
             kind,
-            step: step.map(str::to_owned),
+            step: step.map(|s| s.name.clone()),
             reason,
             trigger: self.trigger.clone(),
             at: self.now,
             variant: inst.variant.clone(),
             holdout,
             entry: inst.id.clone(),
-            step_kind,
+            step_kind: step.map(|s| s.kind.kind_name()),
         }));
     }
 

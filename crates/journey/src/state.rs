@@ -193,8 +193,11 @@ pub enum Effect {
         journey: String,
         at: i64,
     },
-    /// A decision recorded in the customer's record, for the metrics too.
-    Decided(Decision),
+    /// A decision of `journey` (recorded in the customer's record), for the metrics.
+    Decided {
+        journey: String,
+        reason: &'static str,
+    },
 }
 
 /// A journey change, for `journeys.transitions`.

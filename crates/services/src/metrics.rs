@@ -311,7 +311,8 @@ pub struct CatalogCounters {
 #[derive(Debug, Default)]
 struct JourneyCounters {
     splits: bool,
-    steps: HashMap<(String, String), IntCounter>,
+    /// By step, then variant.
+    steps: HashMap<String, HashMap<String, IntCounter>>,
     entries: HashMap<String, IntCounter>,
     goals: HashMap<String, IntCounter>,
     decisions: HashMap<&'static str, IntCounter>,
@@ -402,7 +403,7 @@ impl CatalogCounters {
         match t.kind {
             TransitionKind::Step => {
                 let step = t.step.as_deref().unwrap_or("");
-                let counter = j.and_then(|j| j.steps.get(&(step.to_owned(), variant.to_owned())));
+                let counter = j.and_then(|j| j.steps.get(step)?.get(variant));
                 match counter {
                     Some(c) => c.inc(),
                     None => m
@@ -473,10 +474,11 @@ impl JourneyCounters {
         Self {
             splits,
             steps: (j.states.iter())
-                .flat_map(|s| labels.iter().map(move |v| (s.name.clone(), v.clone())))
-                .map(|(step, v)| {
-                    let c = m.steps.with_label_values(&[id, &step, &v]);
-                    ((step, v), c)
+                .map(|s| {
+                    let by_variant = (labels.iter())
+                        .map(|v| (v.clone(), m.steps.with_label_values(&[id, &s.name, v])))
+                        .collect();
+                    (s.name.clone(), by_variant)
                 })
                 .collect(),
             entries: (arms.iter())

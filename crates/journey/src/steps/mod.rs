@@ -42,7 +42,7 @@ pub(crate) fn enter(
         run.transition(
             inst,
             TransitionKind::Step,
-            Some(&state.name),
+            Some(state),
             Some("split".into()),
         );
         return flow;
@@ -50,7 +50,7 @@ pub(crate) fn enter(
     run.transition(
         inst,
         TransitionKind::Step,
-        Some(&state.name),
+        Some(state),
         Some(state.kind.kind_name().to_owned()),
     );
     match &state.kind {

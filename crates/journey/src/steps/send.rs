@@ -109,7 +109,7 @@ pub(super) fn run(
         run.transition(
             inst,
             TransitionKind::Suppressed,
-            Some(&state.name),
+            Some(state),
             Some(reason.into()),
         );
         return Flow::Next(*next);
@@ -134,7 +134,7 @@ pub(super) fn run(
         run.transition(
             inst,
             TransitionKind::Deferred,
-            Some(&state.name),
+            Some(state),
             Some("quiet_hours".into()),
         );
         return Flow::Suspend;
@@ -152,7 +152,7 @@ pub(super) fn run(
                 run.transition(
                     inst,
                     TransitionKind::Suppressed,
-                    Some(&state.name),
+                    Some(state),
                     Some("var_error".into()),
                 );
                 return Flow::Next(*next);
