@@ -110,11 +110,11 @@ pub fn simulate(
                 .collect(),
         })
     };
-    let planner = Planner {
-        journeys: &set,
-        policies: &policies,
-        dedup_window_ms: rules.dedup_window_secs.saturating_mul(1000),
-    };
+    let planner = Planner::new(
+        &set,
+        &policies,
+        rules.dedup_window_secs.saturating_mul(1000),
+    );
     let Some(who) = explain else {
         let happenings = simulate::simulate_with(&planner, list, &mut stitch);
         print!("{}", simulate::render(&happenings));

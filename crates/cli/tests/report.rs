@@ -22,11 +22,7 @@ const BUYS: [(&str, u64); 3] = [("a", 30), ("b", 20), ("control", 10)];
 /// (or not) by the rate of the arm the journey put them in.
 fn simulated_test() -> Vec<Outgoing> {
     let (journeys, policies) = (journeys(), policies());
-    let planner = Planner {
-        journeys: &journeys,
-        policies: &policies,
-        dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
-    };
+    let planner = Planner::new(&journeys, &policies, DEFAULT_DEDUP_WINDOW_MS);
     let views: Vec<_> = (0..2_000u64)
         .map(|n| {
             ev(

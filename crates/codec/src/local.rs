@@ -51,6 +51,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         "journey_transition.v2.avsc",
         include_str!("../../../schemas/journey_transition.v2.avsc"),
     ),
+    (
+        "journey_transition.v3.avsc",
+        include_str!("../../../schemas/journey_transition.v3.avsc"),
+    ),
 ];
 
 /// Every schema version of the manifest, by id and by fingerprint; the newest version of

@@ -624,13 +624,15 @@ pub enum TransitionKind {
     Forgotten,
     /// A send waits for the end of the customer's quiet hours (a timer retries it).
     Deferred,
+    /// An optimized split picked its winning variant: new entries go there (v3).
+    Winner,
     /// A symbol written by a newer producer that this reader does not know.
     Unknown,
 }
 
 impl TransitionKind {
-    /// In the order of the schema's enum (v2).
-    const SYMBOLS: [(Self, &'static str); 9] = [
+    /// In the order of the schema's enum (v3).
+    const SYMBOLS: [(Self, &'static str); 10] = [
         (Self::Entered, "entered"),
         (Self::Step, "step"),
         (Self::Exited, "exited"),
@@ -639,6 +641,7 @@ impl TransitionKind {
         (Self::Suppressed, "suppressed"),
         (Self::Forgotten, "forgotten"),
         (Self::Deferred, "deferred"),
+        (Self::Winner, "winner"),
         (Self::Unknown, "unknown"),
     ];
 

@@ -110,8 +110,8 @@ fn a_changed_field_type_is_rejected() {
     assert!(matches!(err, CodecError::Incompatible { .. }), "{err}");
 }
 
-/// Transitions written by the previous release (schema v1, id 4) read with v2: the new fields
-/// take their defaults. The new writer is v2 (id 5).
+/// Transitions written by an earlier release (schema v1, id 4) read with the newest: the new
+/// fields take their defaults. The new writer is v3 (id 6).
 #[test]
 fn a_transition_of_the_previous_release_reads_with_the_new_fields_defaulted() {
     use apache_avro::types::Value;
@@ -132,7 +132,7 @@ fn a_transition_of_the_previous_release_reads_with_the_new_fields_defaulted() {
         step_kind: None,
     };
     let ours = codec.encode(&transition, Framing::Confluent).unwrap();
-    assert_eq!(&ours[..5], &[0, 0, 0, 0, 5], "written with v2");
+    assert_eq!(&ours[..5], &[0, 0, 0, 0, 6], "written with v3");
     let v1 = block_on(codec.resolver().resolve(SchemaRef::Id(4))).unwrap();
     let Value::Record(fields) = transition.to_value() else {
         panic!("a record")
@@ -147,4 +147,45 @@ fn a_transition_of_the_previous_release_reads_with_the_new_fields_defaulted() {
     bytes.extend(apache_avro::to_avro_datum(&v1.schema, Value::Record(old)).unwrap());
     let back: JourneyTransition = block_on(codec.decode(&bytes)).unwrap();
     assert_eq!(back, transition);
+}
+
+/// v3 adds the kind `winner`. A reader still on v2 (the previous release) reads it as
+/// `unknown`, the enum's default, and skips it; a v2 record reads with v3 unchanged.
+#[test]
+fn a_winner_reads_as_unknown_with_the_previous_schema_and_v2_records_read_with_v3() {
+    use apache_avro::types::Value;
+    let codec = block_on(Codec::new(LocalSchemas::embedded().unwrap())).unwrap();
+    let v2 = block_on(codec.resolver().resolve(SchemaRef::Id(5))).unwrap();
+    let v3 = block_on(codec.resolver().resolve(SchemaRef::Id(6))).unwrap();
+    let winner = JourneyTransition {
+        transition_id: "w-1".into(),
+        profile_id: String::new(),
+        journey: "browse-ab-test".into(),
+        version: 1,
+        kind: TransitionKind::Winner,
+        step: Some("choose".into()),
+        reason: Some("b converted best".into()),
+        trigger: "optimize:browse-ab-test".into(),
+        at: 1_790_000_000_000,
+        variant: Some("b".into()),
+        holdout: false,
+        entry_id: None,
+        step_kind: Some("split".into()),
+    };
+    let ours = codec.encode(&winner, Framing::Confluent).unwrap();
+    let old = apache_avro::from_avro_datum(&v3.schema, &mut &ours[5..], Some(&v2.schema)).unwrap();
+    let Value::Record(fields) = old else {
+        panic!("a record")
+    };
+    let kind = fields.iter().find(|(name, _)| name == "kind").unwrap();
+    assert_eq!(kind.1, Value::Enum(8, "unknown".into()));
+
+    let goal = JourneyTransition {
+        kind: TransitionKind::Goal,
+        ..winner
+    };
+    let mut bytes = vec![0, 0, 0, 0, 5];
+    bytes.extend(apache_avro::to_avro_datum(&v2.schema, goal.to_value()).unwrap());
+    let back: JourneyTransition = block_on(codec.decode(&bytes)).unwrap();
+    assert_eq!(back, goal);
 }

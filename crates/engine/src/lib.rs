@@ -9,6 +9,7 @@ pub mod explain;
 pub mod forget;
 mod ids;
 mod memory;
+pub mod optimize;
 pub mod plan;
 pub mod ports;
 mod recent;
@@ -18,7 +19,7 @@ pub mod simulate;
 pub use memory::MemoryStateStore;
 pub use plan::{Forget, Happened, Inputs, Plan, Planner, Write};
 pub use ports::{
-    DueTimer, Epochs, Loaded, Outboxes, Records, Saved, StateError, StateStore, Timers,
+    DueTimer, Epochs, Loaded, Outboxes, Records, Saved, Splits, StateError, StateStore, Timers,
     parse_timer_member, timer_member,
 };
 pub use recent::{MAX_RECENT, RecentEvents};

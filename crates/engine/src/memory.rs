@@ -5,10 +5,11 @@ use std::sync::Mutex;
 
 use switchboard_identity::ProfileId;
 
+use crate::optimize::{Counted, Tally};
 use crate::plan::Write;
 use crate::ports::{
-    DueTimer, Epochs, Loaded, Outboxes, Records, Saved, StateError, Timers, parse_timer_member,
-    timer_member,
+    DueTimer, Epochs, Loaded, Outboxes, Records, Saved, Splits, StateError, Timers,
+    parse_timer_member, timer_member,
 };
 use crate::record::{Outgoing, Record};
 
@@ -18,6 +19,7 @@ struct Inner {
     epochs: HashMap<i32, u64>,
     outboxes: HashMap<i32, BTreeSet<ProfileId>>,
     timers: HashMap<i32, BTreeSet<(i64, String)>>,
+    splits: HashMap<String, Tally>,
 }
 
 impl Inner {
@@ -203,5 +205,32 @@ impl Timers for MemoryStateStore {
 
     async fn pending_timers(&self, partition: i32) -> Result<u64, StateError> {
         self.with(|i| i.timers.get(&partition).map_or(0, |s| s.len() as u64))
+    }
+}
+
+impl Splits for MemoryStateStore {
+    async fn count(&self, counted: &[Counted]) -> Result<(), StateError> {
+        self.with(|i| {
+            for c in counted {
+                i.splits.entry(c.journey.clone()).or_default().add(c);
+            }
+        })
+    }
+
+    async fn tally(&self, journey: &str) -> Result<Tally, StateError> {
+        self.with(|i| i.splits.get(journey).cloned().unwrap_or_default())
+    }
+
+    async fn settle(&self, journey: &str, arm: &str) -> Result<(String, bool), StateError> {
+        self.with(|i| {
+            let tally = i.splits.entry(journey.to_owned()).or_default();
+            match &tally.winner {
+                Some(w) => (w.clone(), false),
+                None => {
+                    tally.winner = Some(arm.to_owned());
+                    (arm.to_owned(), true)
+                }
+            }
+        })
     }
 }

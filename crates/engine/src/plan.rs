@@ -9,20 +9,44 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use switchboard_codec::{CustomerEvent, CustomerPayload, JourneyTransition, TransitionKind};
 use switchboard_identity::ProfileId;
-use switchboard_journey::{Effect, Input, JourneySet, Policies, Transition, apply, fold};
+use switchboard_journey::{
+    Effect, Input, JourneySet, Policies, Transition, Winners, apply_with, fold,
+};
 
 use crate::forget::{FORGET_EVENT, profiles_to_forget};
 use crate::ids::{forgotten_id, transition_id};
 use crate::ports::DueTimer;
 use crate::record::{Absorbed, MAX_ABSORBED, Outgoing, Record};
 
-/// What the planner needs besides the records: the catalog and the dedup window.
+/// What the planner needs besides the records: the catalog, the dedup window and the
+/// winners of optimized splits.
 #[derive(Debug, Clone, Copy)]
 pub struct Planner<'a> {
     pub journeys: &'a JourneySet,
     pub policies: &'a Policies,
     /// How long a profile remembers an event id: the same id again within it is a duplicate.
     pub dedup_window_ms: u64,
+    /// Each optimized journey's winning variant, once settled ([`crate::optimize`]).
+    pub winners: &'a Winners,
+}
+
+impl<'a> Planner<'a> {
+    /// A planner before any optimized split has a winner.
+    pub fn new(journeys: &'a JourneySet, policies: &'a Policies, dedup_window_ms: u64) -> Self {
+        static NONE: Winners = Winners::new();
+        Self {
+            journeys,
+            policies,
+            dedup_window_ms,
+            winners: &NONE,
+        }
+    }
+
+    /// This planner, sending new entries of optimized splits to `winners`.
+    #[must_use]
+    pub fn with_winners(self, winners: &'a Winners) -> Self {
+        Self { winners, ..self }
+    }
 }
 
 /// One batch of a partition's inputs.
@@ -109,6 +133,20 @@ pub struct Plan {
     /// cancelled and not set again.
     pub done_timers: Vec<DueTimer>,
     pub happened: Vec<Happened>,
+}
+
+impl Plan {
+    /// Every transition the plan publishes: the writes' and the erasures'.
+    pub fn transitions(&self) -> impl Iterator<Item = &JourneyTransition> {
+        let outbox = self.writes.iter().flat_map(|w| &w.outbox);
+        let forgotten = self.forgets.iter().map(|f| &f.transition);
+        outbox
+            .filter_map(|o| match o {
+                Outgoing::Transition(t) => Some(t),
+                Outgoing::Command(_) => None,
+            })
+            .chain(forgotten)
+    }
 }
 
 /// A profile being changed by the batch.
@@ -345,7 +383,14 @@ impl Planner<'_> {
         latency_from: i64,
     ) {
         let customer = std::mem::take(&mut p.record.customer);
-        let (customer, effects) = apply(self.journeys, self.policies, customer, input, now);
+        let (customer, effects) = apply_with(
+            self.journeys,
+            self.policies,
+            self.winners,
+            customer,
+            input,
+            now,
+        );
         p.record.customer = customer;
         p.changed = true;
         for effect in effects {

@@ -1,6 +1,6 @@
 //! The engine's storage, split by concern: profile records, durable timers, outboxes and
-//! partition epochs. Redis (`switchboard-redis`) and process memory ([`crate::MemoryStateStore`])
-//! implement all four; the engine service needs a [`StateStore`], which is all four together.
+//! partition epochs, and the counts of optimized splits. Redis (`switchboard-redis`) and process memory ([`crate::MemoryStateStore`])
+//! implement them all; the engine service needs a [`StateStore`], which is all of them together.
 //!
 //! A profile's record is written in one atomic step (one script on one key in Redis), so the
 //! state change, the position and the outbox land together or not at all.
@@ -9,6 +9,7 @@ use std::future::Future;
 
 use switchboard_identity::ProfileId;
 
+use crate::optimize::{Counted, Tally};
 use crate::plan::Write;
 use crate::record::{Outgoing, Record};
 
@@ -122,10 +123,27 @@ pub trait Epochs: Send + Sync + 'static {
     ) -> impl Future<Output = Result<u64, StateError>> + Send;
 }
 
-/// Everything the engine service stores.
-pub trait StateStore: Records + Timers + Outboxes + Epochs {}
+/// The counts of optimized splits, shared by every engine process ([`crate::optimize`]).
+pub trait Splits: Send + Sync + 'static {
+    /// Adds a batch's counts, once the batch is saved.
+    fn count(&self, counted: &[Counted]) -> impl Future<Output = Result<(), StateError>> + Send;
 
-impl<T: Records + Timers + Outboxes + Epochs> StateStore for T {}
+    /// `journey`'s counts and settled winner (empty when nothing was counted).
+    fn tally(&self, journey: &str) -> impl Future<Output = Result<Tally, StateError>> + Send;
+
+    /// Settles `arm` as `journey`'s winner unless one is settled already. Returns the winner
+    /// that stands, and whether this call settled it.
+    fn settle(
+        &self,
+        journey: &str,
+        arm: &str,
+    ) -> impl Future<Output = Result<(String, bool), StateError>> + Send;
+}
+
+/// Everything the engine service stores.
+pub trait StateStore: Records + Timers + Outboxes + Epochs + Splits {}
+
+impl<T: Records + Timers + Outboxes + Epochs + Splits> StateStore for T {}
 
 /// The member of a timer in a shard: `profile`, `journey` and `due`, so a rescheduled timer is
 /// a new member and a stale one is ignored by the interpreter.

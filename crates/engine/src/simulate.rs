@@ -13,8 +13,9 @@ use switchboard_codec::{
     TransitionKind,
 };
 use switchboard_identity::ProfileId;
-use switchboard_journey::{JourneySet, Policies};
+use switchboard_journey::{JourneySet, Policies, Winners};
 
+use crate::optimize::{self, Tally};
 use crate::plan::{Inputs, Planner};
 use crate::ports::DueTimer;
 use crate::record::{Outgoing, Record};
@@ -86,6 +87,13 @@ pub enum What {
     Forgotten {
         reason: String,
     },
+    /// An optimized split picked its winner: new entries go to `variant`. Shown under
+    /// [`WINNERS`], not a customer.
+    Winner {
+        journey: String,
+        variant: String,
+        reason: String,
+    },
     /// The event reached no journey: it has no usable identifier (the stitcher would send it
     /// to the dead-letter topic).
     Rejected {
@@ -134,11 +142,7 @@ pub fn simulate(
     policies: &Policies,
     events: Vec<ChannelEvent>,
 ) -> Vec<Happening> {
-    let planner = Planner {
-        journeys,
-        policies,
-        dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
-    };
+    let planner = Planner::new(journeys, policies, DEFAULT_DEDUP_WINDOW_MS);
     simulate_with(&planner, events, &mut strongest_identifier)
 }
 
@@ -329,6 +333,9 @@ struct Simulated {
     offset: i64,
     published: Vec<Outgoing>,
     out: Vec<Happening>,
+    /// Optimized journeys' counts, and the winners settled from them.
+    tallies: BTreeMap<String, Tally>,
+    winners: Winners,
 }
 
 impl Simulated {
@@ -362,12 +369,18 @@ impl Simulated {
 
     /// Plans `inputs` and carries the plan out as the engine does; returns its forwards.
     fn run(&mut self, planner: &Planner<'_>, inputs: Inputs, now: i64) -> Vec<CustomerEvent> {
+        self.pick_winners(planner.journeys, now);
         let stored = inputs
             .profiles()
             .into_iter()
             .filter_map(|p| self.records.get(&p).cloned().map(|r| (p, r)))
             .collect();
-        let plan = planner.plan(stored, inputs, now);
+        let plan = planner
+            .with_winners(&self.winners)
+            .plan(stored, inputs, now);
+        for c in optimize::counted(&plan, planner.journeys) {
+            self.tallies.entry(c.journey.clone()).or_default().add(&c);
+        }
         for (loser, survivor) in plan.merges {
             self.records
                 .entry(loser)
@@ -397,6 +410,23 @@ impl Simulated {
             self.timers.remove(&(t.due, t.profile, t.journey));
         }
         plan.forwards
+    }
+
+    /// Settles the winner of each optimized split whose test is over, as the engine's
+    /// check does, before the next input.
+    fn pick_winners(&mut self, journeys: &JourneySet, now: i64) {
+        for j in journeys.newest() {
+            let Some(tally) = self.tallies.get_mut(&j.id) else {
+                continue;
+            };
+            if let Some(v) = optimize::verdict(j, tally, now) {
+                tally.winner = Some(v.arm.clone());
+                self.winners.insert(j.id.clone(), v.arm.clone());
+                self.show(&Outgoing::Transition(optimize::winner_transition(
+                    j, &v, now,
+                )));
+            }
+        }
     }
 
     fn show(&mut self, o: &Outgoing) {
@@ -444,14 +474,24 @@ impl Simulated {
                     TransitionKind::Forgotten => What::Forgotten {
                         reason: t.reason.clone().unwrap_or_default(),
                     },
+                    TransitionKind::Winner => What::Winner {
+                        journey,
+                        variant: t.variant.clone().unwrap_or_default(),
+                        reason: t.reason.clone().unwrap_or_default(),
+                    },
                     TransitionKind::Exited | TransitionKind::Unknown => What::Exited {
                         journey,
                         reason: t.reason.clone().unwrap_or_default(),
                     },
                 };
+                let customer = if t.kind == TransitionKind::Winner {
+                    WINNERS.to_owned()
+                } else {
+                    t.profile_id.clone()
+                };
                 Happening {
                     at: t.at,
-                    customer: t.profile_id.clone(),
+                    customer,
                     what,
                 }
             }
@@ -463,6 +503,8 @@ impl Simulated {
 
 /// The customer of events without a usable identifier.
 const REJECTED: &str = "(events without a usable identifier)";
+/// Where the winners of optimized splits are shown.
+pub const WINNERS: &str = "(optimized splits)";
 
 /// Names each happening's customer by the strongest identifier of the profile it ended in
 /// (the survivor of any merges): what a designer recognises, not a profile id.
@@ -471,7 +513,7 @@ fn label(
     merged_into: &BTreeMap<String, String>,
     known: &BTreeMap<String, BTreeSet<Identifier>>,
 ) {
-    for h in out.iter_mut().filter(|h| h.customer != REJECTED) {
+    for h in (out.iter_mut()).filter(|h| h.customer != REJECTED && h.customer != WINNERS) {
         let profile = final_profile(merged_into, &h.customer);
         h.customer = known.get(&profile).and_then(strongest).unwrap_or(profile);
     }
@@ -538,6 +580,11 @@ pub fn render(happenings: &[Happening]) -> String {
                 },
                 What::Exited { journey, reason } => format!("exited      {journey} ({reason})"),
                 What::Forgotten { reason } => format!("forgotten   ({reason})"),
+                What::Winner {
+                    journey,
+                    variant,
+                    reason,
+                } => format!("winner      {journey}: {variant} ({reason})"),
                 What::Rejected { event_id, reason } => {
                     format!("rejected    event {event_id}: {reason}")
                 }

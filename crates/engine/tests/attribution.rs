@@ -128,11 +128,7 @@ fn a_reentry_starts_a_new_attribution() {
     .unwrap();
     let set = switchboard_journey::JourneySet::new([nudge]);
     let policies = policies();
-    let planner = Planner {
-        journeys: &set,
-        policies: &policies,
-        dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
-    };
+    let planner = Planner::new(&set, &policies, DEFAULT_DEDUP_WINDOW_MS);
     let events = vec![
         ev("c1", "cart.updated", "web", T0, "k").0,
         ev("c2", "cart.updated", "web", T0 + 2 * HOUR, "k").0,
@@ -166,11 +162,7 @@ fn a_merge_keeps_both_entries_attributions() {
     use switchboard_engine::simulate::{DEFAULT_DEDUP_WINDOW_MS, Stitch, published};
     use switchboard_engine::{Outgoing, Planner};
     let (journeys, policies) = (journeys(), policies());
-    let planner = Planner {
-        journeys: &journeys,
-        policies: &policies,
-        dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
-    };
+    let planner = Planner::new(&journeys, &policies, DEFAULT_DEDUP_WINDOW_MS);
     let events = vec![
         view(1, T0).0,
         ev("v2", "product.viewed", "app", T0 + HOUR, "other")

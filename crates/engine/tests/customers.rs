@@ -350,11 +350,7 @@ fn a_merge_ends_the_losers_journey_with_an_exit_so_entries_and_exits_add_up() {
         })
     };
     let (journeys, policies) = (journeys(), policies());
-    let planner = Planner {
-        journeys: &journeys,
-        policies: &policies,
-        dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
-    };
+    let planner = Planner::new(&journeys, &policies, DEFAULT_DEDUP_WINDOW_MS);
     let h = simulate_with(&planner, events, &mut stitch);
     let entered = h
         .iter()
@@ -448,11 +444,7 @@ fn a_send_on_a_quiet_hours_channel_must_not_be_delivered_once_they_begin() {
     .unwrap();
     let set = switchboard_journey::JourneySet::new([waiting_sms_journey("s", 1), email]);
     let policies = policies();
-    let planner = Planner {
-        journeys: &set,
-        policies: &policies,
-        dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
-    };
+    let planner = Planner::new(&set, &policies, DEFAULT_DEDUP_WINDOW_MS);
     let go = ev("g", "go", "web", T0, "q")
         .id("phone", "+447911123456")
         .id("email", "q@example.com")

@@ -38,11 +38,7 @@ fn explain_names_the_reason_for_each_decision() {
     ]);
     // The deployed policies: SMS capped at 2 a week, quiet from 21:00 to 08:00 London time.
     let policies = policies();
-    let planner = Planner {
-        journeys: &set,
-        policies: &policies,
-        dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
-    };
+    let planner = Planner::new(&set, &policies, DEFAULT_DEDUP_WINDOW_MS);
     let me = |id: &str, kind: &str, at: i64| {
         ev(id, kind, "app", at, "k")
             .id("phone", "+447911123456")

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use crate::condition::Condition;
-use crate::journey::{Journey, Reentry, State, StateId, StepKind};
+use crate::journey::{Journey, Optimize, Reentry, State, StateId, StepKind};
 use crate::model::{JourneyFile, Located, ReentryDef, StepDef};
 use crate::time::{parse_duration, parse_time_of_day};
 
@@ -213,6 +213,7 @@ fn build(
             });
         }
     }
+    check_optimize(&f, goal.as_ref(), errors);
     let migrate_from_previous: BTreeMap<String, StateId> = f
         .migrate_from_previous
         .iter()
@@ -288,6 +289,9 @@ fn step(
             );
             return None;
         }
+    }
+    if s.optimize.is_some() && s.split.is_none() {
+        errors.push(line, Some(name), "`optimize` belongs to a `split`");
     }
     let duration = |errors: &mut Errors<'_>, what: &str, d: &str| {
         parse_duration(d)
@@ -421,7 +425,19 @@ fn step(
                 compiled.push((a.variant.clone(), a.weight, next));
             }
         }
-        return Some(StepKind::Split { arms: compiled });
+        let optimize = s.optimize.as_ref().and_then(|o| {
+            if o.min_entries == 0 {
+                errors.push(line, Some(name), "optimize.min_entries must be at least 1");
+            }
+            duration(errors, "optimize.after", &o.after).map(|after_ms| Optimize {
+                after_ms,
+                min_entries: o.min_entries.max(1),
+            })
+        });
+        return Some(StepKind::Split {
+            arms: compiled,
+            optimize,
+        });
     }
     if let Some(u) = &s.update {
         let set = u
@@ -446,6 +462,39 @@ fn step(
 }
 
 /// Unreachable states, and cycles a customer could run round without ever waiting.
+/// A split that picks a winner counts conversions to the journey's goal, so the journey
+/// needs one; and one such split per journey (an entry has one variant).
+fn check_optimize(f: &JourneyFile, goal: Option<&(String, i64)>, errors: &mut Errors<'_>) {
+    let optimized: Vec<_> = (f.steps.iter())
+        .filter_map(|(name, s)| {
+            let o = s.value.optimize.as_ref()?;
+            Some((name, u32::try_from(s.referenced.line()).unwrap_or(0), o))
+        })
+        .collect();
+    for (i, (name, line, o)) in optimized.iter().enumerate() {
+        match (goal, &o.goal) {
+            (None, _) => errors.push(
+                *line,
+                Some(name.as_str()),
+                "`optimize` needs the journey's `goal`: conversions are counted against it",
+            ),
+            (Some((event, _)), Some(wanted)) if wanted != event => errors.push(
+                *line,
+                Some(name.as_str()),
+                format!("optimize.goal `{wanted}` differs from the journey's goal `{event}`"),
+            ),
+            _ => {}
+        }
+        if i > 0 {
+            errors.push(
+                *line,
+                Some(name.as_str()),
+                "only one split per journey may `optimize` (an entry has one variant)",
+            );
+        }
+    }
+}
+
 fn check_graph(j: &Journey, errors: &mut Errors<'_>) {
     let mut reached = vec![false; j.states.len()];
     let mut stack = vec![j.start];

@@ -8,6 +8,7 @@
 
 use switchboard_codec::{ChannelEvent, TransitionKind};
 
+use crate::Winners;
 use crate::context::Scope;
 use crate::ids;
 use crate::policy::Policies;
@@ -21,7 +22,7 @@ use crate::{Journey, Reentry};
 /// cycles without a wait, so this only guards against a bug.
 const STEP_BUDGET: usize = 1_000;
 
-/// Applies one input to one customer.
+/// Applies one input to one customer, before any split picked a winner.
 pub fn apply(
     journeys: &JourneySet,
     policies: &Policies,
@@ -29,9 +30,24 @@ pub fn apply(
     input: &Input,
     now: i64,
 ) -> (Customer, Vec<Effect>) {
+    static NONE: Winners = Winners::new();
+    apply_with(journeys, policies, &NONE, customer, input, now)
+}
+
+/// Applies one input to one customer; an optimized split with a winner in `winners` sends
+/// new entries there.
+pub fn apply_with(
+    journeys: &JourneySet,
+    policies: &Policies,
+    winners: &Winners,
+    customer: Customer,
+    input: &Input,
+    now: i64,
+) -> (Customer, Vec<Effect>) {
     let mut run = Run {
         journeys,
         policies,
+        winners,
         customer,
         effects: Vec::new(),
         now,

@@ -32,6 +32,19 @@ pub struct Journey {
     pub source: String,
 }
 
+/// A split's winner selection: after `after_ms` from its first entry, once every variant
+/// has `min_entries`, the variant converting best wins if it beats every other
+/// significantly (see `switchboard_engine::optimize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Optimize {
+    pub after_ms: i64,
+    pub min_entries: u64,
+}
+
+/// Each optimized journey's winning variant, once one was picked: new entries of its split
+/// go there.
+pub type Winners = BTreeMap<String, String>;
+
 /// Re-entry rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reentry {
@@ -78,6 +91,7 @@ pub enum StepKind {
     },
     Split {
         arms: Vec<(String, u32, StateId)>,
+        optimize: Option<Optimize>,
     },
     Update {
         set: Vec<(String, Condition)>,
@@ -111,7 +125,7 @@ impl StepKind {
                 s.push((*otherwise, "else".into()));
                 s
             }
-            Self::Split { arms } => arms
+            Self::Split { arms, .. } => arms
                 .iter()
                 .map(|(v, w, n)| (*n, format!("{v} ({w})")))
                 .collect(),
@@ -144,6 +158,16 @@ impl StepKind {
 impl Journey {
     pub fn state(&self, id: StateId) -> Option<&State> {
         self.states.get(id.0)
+    }
+
+    /// The split that picks a winner (at most one per journey), with its settings.
+    pub fn optimized_split(&self) -> Option<(&State, &Optimize)> {
+        self.states.iter().find_map(|s| match &s.kind {
+            StepKind::Split {
+                optimize: Some(o), ..
+            } => Some((s, o)),
+            _ => None,
+        })
     }
 
     pub fn state_id(&self, name: &str) -> Option<StateId> {

@@ -23,8 +23,8 @@ mod steps;
 pub mod time;
 
 pub use compile::{JourneyError, compile, load_dir};
-pub use interpret::apply;
-pub use journey::{Journey, Reentry, State, StateId, StepKind};
+pub use interpret::{apply, apply_with};
+pub use journey::{Journey, Optimize, Reentry, State, StateId, StepKind, Winners};
 pub use merge::fold;
 pub use policy::Policies;
 pub use set::JourneySet;

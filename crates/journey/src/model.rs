@@ -106,6 +106,9 @@ pub struct StepDef {
     pub branch: Option<Vec<BranchArmDef>>,
     #[serde(default)]
     pub split: Option<Vec<SplitArmDef>>,
+    /// With `split`: pick a winner after a test period (see [`OptimizeDef`]).
+    #[serde(default)]
+    pub optimize: Option<OptimizeDef>,
     #[serde(default)]
     pub update: Option<UpdateDef>,
     /// Ends the journey; the value names the outcome.
@@ -176,6 +179,26 @@ pub struct SplitArmDef {
     pub weight: u32,
     #[schemars(with = "String")]
     pub next: Located,
+}
+
+/// How a split picks its winner: once `after` has passed since its first entry and every
+/// variant has `min_entries`, new entries go to the variant that converts best to the
+/// journey's goal, if it beats every other variant significantly.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizeDef {
+    /// The goal event; the journey's own (`goal.event`), which this may only repeat.
+    #[serde(default)]
+    pub goal: Option<String>,
+    /// The test period, e.g. `14d`, from the split's first entry.
+    pub after: String,
+    /// Entries every variant needs before a winner is picked.
+    #[serde(default = "default_min_entries")]
+    pub min_entries: u64,
+}
+
+fn default_min_entries() -> u64 {
+    100
 }
 
 /// Changes to the profile.

@@ -4,16 +4,17 @@
 
 use switchboard_codec::TransitionKind;
 
-use crate::State;
 use crate::context::Scope;
 use crate::policy::Policies;
 use crate::set::JourneySet;
 use crate::state::{Customer, Decision, Effect, Instance, MAX_DECISIONS, Transition};
+use crate::{State, Winners};
 
 /// One application in progress.
 pub(crate) struct Run<'a> {
     pub journeys: &'a JourneySet,
     pub policies: &'a Policies,
+    pub winners: &'a Winners,
     pub customer: Customer,
     pub effects: Vec<Effect>,
     pub now: i64,

@@ -44,6 +44,17 @@ pub struct JourneyReport {
     pub control: Arm,
     /// Each treated arm against the control group.
     pub lifts: Vec<Lift>,
+    /// The winner its optimized split picked, if one was read.
+    pub winner: Option<Winner>,
+}
+
+/// A `winner` transition: the variant new entries go to since `at`, and the figures it was
+/// picked on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Winner {
+    pub variant: String,
+    pub at: i64,
+    pub reason: String,
 }
 
 /// The entries of one arm and what became of them.
@@ -101,6 +112,7 @@ pub fn report(records: impl IntoIterator<Item = Seen>) -> Report {
     let mut seen_ids: HashSet<String> = HashSet::new();
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     let mut commands: Vec<SendCommand> = Vec::new();
+    let mut winners: BTreeMap<String, Winner> = BTreeMap::new();
     let mut out = Report::default();
     for record in records {
         match record {
@@ -109,6 +121,17 @@ pub fn report(records: impl IntoIterator<Item = Seen>) -> Report {
                     continue;
                 }
                 out.transitions += 1;
+                if t.kind == TransitionKind::Winner {
+                    winners.insert(
+                        t.journey,
+                        Winner {
+                            variant: t.variant.unwrap_or_default(),
+                            at: t.at,
+                            reason: t.reason.unwrap_or_default(),
+                        },
+                    );
+                    continue;
+                }
                 let Some(id) = t.entry_id.clone() else {
                     if t.kind != TransitionKind::Forgotten {
                         out.unattributed += 1;
@@ -171,6 +194,7 @@ pub fn report(records: impl IntoIterator<Item = Seen>) -> Report {
             .filter_map(|t| lift(&t.name, t.entries, t.goals, control.entries, control.goals))
             .collect();
         out.journeys.push(JourneyReport {
+            winner: winners.get(&journey).cloned(),
             journey,
             version,
             arms: treated,
@@ -204,7 +228,10 @@ fn note(e: &mut Entry, t: JourneyTransition) {
         }
         TransitionKind::Suppressed => e.suppressed.push(t.reason.unwrap_or_default()),
         TransitionKind::Deferred => e.deferred.push(t.reason.unwrap_or_default()),
-        TransitionKind::Exited | TransitionKind::Forgotten | TransitionKind::Unknown => {}
+        TransitionKind::Exited
+        | TransitionKind::Forgotten
+        | TransitionKind::Winner
+        | TransitionKind::Unknown => {}
     }
 }
 

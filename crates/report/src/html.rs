@@ -37,6 +37,15 @@ pub fn render(report: &Report, journeys: Option<&JourneySet>) -> String {
             j.version
         );
         arms_table(&mut s, j);
+        if let Some(w) = &j.winner {
+            let _ = writeln!(
+                s,
+                "<p class=\"winner\">Winner: <b>{}</b> since {} ({})</p>",
+                esc(&w.variant),
+                crate::table::time(w.at),
+                esc(&w.reason)
+            );
+        }
         s.push_str(&chart(j));
         let definition = journeys
             .and_then(|set| set.get(&j.journey, u32::try_from(j.version).unwrap_or_default()));

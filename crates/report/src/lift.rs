@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, Normal};
+use switchboard_engine::optimize::{ArmTally, two_proportion_p};
 
 /// A treated arm against the control group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,13 +36,13 @@ pub fn lift(arm: &str, entries: u64, goals: u64, control: u64, control_goals: u6
     let standard = Normal::standard();
     let z95 = standard.inverse_cdf(0.975);
     let unpooled = (p1 * (1.0 - p1) / n1 + p2 * (1.0 - p2) / n2).sqrt();
-    let pooled_rate = (goals + control_goals) as f64 / (n1 + n2);
-    let pooled = (pooled_rate * (1.0 - pooled_rate) * (1.0 / n1 + 1.0 / n2)).sqrt();
-    let p_value = if pooled > 0.0 {
-        2.0 * (1.0 - standard.cdf((difference / pooled).abs()))
-    } else {
-        1.0
-    };
+    let p_value = two_proportion_p(
+        ArmTally { entries, goals },
+        ArmTally {
+            entries: control,
+            goals: control_goals,
+        },
+    );
     Some(Lift {
         arm: arm.to_owned(),
         points: 100.0 * difference,

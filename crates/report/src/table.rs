@@ -22,6 +22,11 @@ pub fn duration(ms: i64) -> String {
     }
 }
 
+/// A time as RFC 3339, UTC.
+pub fn time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+}
+
 /// Every journey: its arms side by side, their lift, then each arm's funnel.
 pub fn render(report: &Report) -> String {
     let mut s = format!(
@@ -68,6 +73,15 @@ pub fn render(report: &Report) -> String {
             ]);
         }
         let _ = writeln!(s, "{t}");
+        if let Some(w) = &j.winner {
+            let _ = writeln!(
+                s,
+                "  winner {} since {}: {}",
+                w.variant,
+                time(w.at),
+                w.reason
+            );
+        }
         for a in j.arms.iter().filter(|a| !a.funnel.is_empty()) {
             let steps: Vec<String> = a
                 .funnel

@@ -18,11 +18,7 @@ const TRUE_RATE: [(&str, f64); 3] = [("a", 0.30), ("b", 0.22), (CONTROL, 0.15)];
 #[test]
 fn a_simulated_test_reports_each_arms_conversion_and_a_lift_that_holds_the_true_one() {
     let (journeys, policies) = (journeys(), policies());
-    let planner = Planner {
-        journeys: &journeys,
-        policies: &policies,
-        dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
-    };
+    let planner = Planner::new(&journeys, &policies, DEFAULT_DEDUP_WINDOW_MS);
     let customers = 4_000;
     let view = |n: u32| {
         ev(

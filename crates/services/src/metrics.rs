@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Registry};
 use switchboard_codec::TransitionKind;
-use switchboard_engine::{Happened, Outgoing, Plan};
+use switchboard_engine::{Happened, Plan};
 use switchboard_kafka::KafkaMetrics;
 use switchboard_telemetry::Registering;
 use tracing::{debug, warn};
@@ -79,6 +79,8 @@ store_operations! {
     RemoveTimers => "remove_timers",
     MarkMerged => "mark_merged",
     Forget => "forget",
+    CountSplits => "count_splits",
+    CheckSplits => "check_splits",
 }
 
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -225,15 +227,7 @@ impl Metrics {
     /// catalog: its transitions (suppressions and holdouts among them), sends and their
     /// latency, duplicates, timers fired and their lag.
     pub fn planned(&self, plan: &Plan, counters: &CatalogCounters) {
-        let outbox = plan.writes.iter().flat_map(|w| &w.outbox);
-        let forgotten = plan.forgets.iter().map(|f| &f.transition);
-        let transitions = outbox
-            .filter_map(|o| match o {
-                Outgoing::Transition(t) => Some(t),
-                Outgoing::Command(_) => None,
-            })
-            .chain(forgotten);
-        for t in transitions {
+        for t in plan.transitions() {
             let (kind, reason) = (t.kind, t.reason.as_deref().unwrap_or(""));
             let step = t.step.as_deref().unwrap_or("");
             debug!(
@@ -453,7 +447,7 @@ impl JourneyCounters {
     fn new(m: &Metrics, j: &switchboard_journey::Journey) -> Self {
         let variants: Vec<String> = (j.states.iter())
             .flat_map(|s| match &s.kind {
-                switchboard_journey::StepKind::Split { arms } => {
+                switchboard_journey::StepKind::Split { arms, .. } => {
                     arms.iter().map(|(v, _, _)| v.clone()).collect()
                 }
                 _ => Vec::new(),

@@ -16,7 +16,7 @@ use switchboard_kafka::{ConsumerSettings, OutputMode, run_partitioned};
 
 use crate::Metrics;
 use crate::catalog::Catalog;
-use crate::engine::{Engine, EngineWorkers};
+use crate::engine::{Engine, EngineWorkers, Winning};
 use crate::stitcher::{Stitcher, StitcherWorkers};
 use switchboard_engine::StateStore;
 
@@ -109,6 +109,7 @@ pub async fn run_engine<R: SchemaResolver + 'static, S: StateStore>(
         config: config.clone(),
         metrics: metrics.clone(),
         clock: crate::now_ms,
+        winning: Winning::default(),
     };
     run_partitioned(
         switchboard_kafka::client_config(&config.kafka),

@@ -76,11 +76,11 @@ async fn the_engine_and_simulate_publish_the_same_records_for_a_generated_stream
     let events = stream(1_500, 80);
     let config = Arc::new(Config::default());
     let catalog = catalog();
-    let planner = Planner {
-        journeys: &catalog.journeys,
-        policies: &catalog.policies,
-        dedup_window_ms: config.identity.dedup_window_secs * 1000,
-    };
+    let planner = Planner::new(
+        &catalog.journeys,
+        &catalog.policies,
+        config.identity.dedup_window_secs * 1000,
+    );
 
     // simulate, as `switchboard simulate` runs it.
     let graph = MemoryIdentityStore::new();

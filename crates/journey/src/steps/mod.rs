@@ -37,14 +37,9 @@ pub(crate) fn enter(
 ) -> Flow {
     // A split's own transition carries the variant it chose, so it says which arm the entry
     // joined; every other step's is recorded before it runs.
-    if let StepKind::Split { arms } = &state.kind {
-        let flow = split::run(run, inst, state, arms);
-        run.transition(
-            inst,
-            TransitionKind::Step,
-            Some(state),
-            Some("split".into()),
-        );
+    if let StepKind::Split { arms, optimize } = &state.kind {
+        let (flow, how) = split::run(run, inst, state, arms, optimize.is_some());
+        run.transition(inst, TransitionKind::Step, Some(state), Some(how.into()));
         return flow;
     }
     run.transition(

@@ -7,7 +7,10 @@
 //! - `<prefix>:m:{<profile>}`: the profile it was merged into, if it was;
 //! - `<prefix>:outbox:{p<N>}`: the set of profiles of partition N with an outbox;
 //! - `<prefix>:timers:{p<N>}`: partition N's timers, a sorted set scored by due time;
-//! - `<prefix>:epoch:{p<N>}`: partition N's fencing epoch.
+//! - `<prefix>:epoch:{p<N>}`: partition N's fencing epoch;
+//! - `<prefix>:split:{<journey>}`: an optimized journey's counts, a hash: `started` (the
+//!   first counted entry, ms), `entries:<variant>`, `goals:<variant>`, and `winner` once
+//!   settled (`HSETNX`: the first engine to settle it wins, every other adopts it).
 //!
 //! A profile's keys share its hash tag, so on Redis Cluster each profile write is one script
 //! and each read one `MGET`; on a single Redis a batch's writes are one script call and its
@@ -22,8 +25,9 @@ use std::sync::LazyLock;
 
 use futures::future::try_join_all;
 use redis::Script;
+use switchboard_engine::optimize::{Counted, Tally};
 use switchboard_engine::{
-    DueTimer, Epochs, Loaded, Outboxes, Record, Records, Saved, StateError, Timers, Write,
+    DueTimer, Epochs, Loaded, Outboxes, Record, Records, Saved, Splits, StateError, Timers, Write,
     parse_timer_member, timer_member,
 };
 
@@ -82,6 +86,11 @@ impl RedisStateStore {
     /// The sorted set of partition `partition`'s timers (members from [`timer_member`]).
     pub fn timers_key(&self, partition: i32) -> String {
         self.partition_key("timers", partition)
+    }
+
+    /// The hash of an optimized journey's counts.
+    pub fn split_key(&self, journey: &str) -> String {
+        format!("{}:split:{{{journey}}}", self.prefix)
     }
 
     fn partition_key(&self, what: &str, partition: i32) -> String {
@@ -382,5 +391,61 @@ impl Timers for RedisStateStore {
             .query_async(&mut self.redis.clone())
             .await
             .map_err(err)
+    }
+}
+
+impl Splits for RedisStateStore {
+    async fn count(&self, counted: &[Counted]) -> Result<(), StateError> {
+        let mut cmds = Vec::new();
+        for c in counted {
+            let key = self.split_key(&c.journey);
+            cmds.push(redis::Cmd::hset_nx(&key, "started", c.first_at));
+            for (what, n) in [("entries", c.entries), ("goals", c.goals)] {
+                if n > 0 {
+                    cmds.push(redis::Cmd::hincr(&key, format!("{what}:{}", c.arm), n));
+                }
+            }
+        }
+        let _: Vec<redis::Value> = self.redis.query_each(cmds).await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn tally(&self, journey: &str) -> Result<Tally, StateError> {
+        let fields: Vec<(String, String)> = redis::Cmd::hgetall(self.split_key(journey))
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(err)?;
+        let mut tally = Tally::default();
+        for (field, value) in fields {
+            let count = || value.parse::<u64>().unwrap_or(0);
+            match field.split_once(':') {
+                Some(("entries", arm)) => {
+                    tally.arms.entry(arm.to_owned()).or_default().entries = count()
+                }
+                Some(("goals", arm)) => {
+                    tally.arms.entry(arm.to_owned()).or_default().goals = count()
+                }
+                _ if field == "started" => tally.started = value.parse().ok(),
+                _ if field == "winner" => tally.winner = Some(value),
+                _ => {}
+            }
+        }
+        Ok(tally)
+    }
+
+    async fn settle(&self, journey: &str, arm: &str) -> Result<(String, bool), StateError> {
+        let key = self.split_key(journey);
+        let settled: bool = redis::Cmd::hset_nx(&key, "winner", arm)
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(err)?;
+        if settled {
+            return Ok((arm.to_owned(), true));
+        }
+        let standing: Option<String> = redis::Cmd::hget(&key, "winner")
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(err)?;
+        Ok((standing.unwrap_or_else(|| arm.to_owned()), false))
     }
 }

@@ -31,7 +31,10 @@ use crate::Metrics;
 use crate::catalog::Catalog;
 use crate::metrics::StoreOperation;
 
+mod optimize;
 mod outbox;
+
+pub use optimize::{CHECK_EVERY_MS, Winning};
 
 /// Timers fired per tick and partition, at most.
 const TIMERS_PER_TICK: usize = 500;
@@ -45,6 +48,8 @@ pub struct Engine<R, S> {
     pub metrics: Metrics,
     /// Milliseconds since the Unix epoch: [`now_ms`], or a test's clock.
     pub clock: fn() -> i64,
+    /// The winners of optimized splits this process knows.
+    pub winning: Winning,
 }
 
 /// Starts engine partitions.
@@ -134,6 +139,7 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> Worker for EnginePa
                 e.metrics.dead_letters.with_label_values(&[reason]).inc();
             }
         }
+        self.check_winners(now).await?;
         if let Ok(n) = e.store.pending_timers(self.partition).await {
             e.metrics
                 .timers_pending
@@ -185,6 +191,36 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
         Ok(p)
     }
 
+    /// When a check of the optimized splits is due (one partition of the process makes it),
+    /// adopts the winners settled and publishes the `winner` transitions of those it settles.
+    /// A store away skips this check; the next period tries again.
+    async fn check_winners(&mut self, now: i64) -> Result<(), Stopped> {
+        let e = self.shared.clone();
+        if !e.winning.due(now) {
+            return Ok(());
+        }
+        let catalog = e.catalog.borrow().clone();
+        let announced = match e.winning.check(&*e.store, &catalog.journeys, now).await {
+            Ok(announced) => announced,
+            Err(err) => {
+                warn!(error = %err, "cannot check the optimized splits; next period tries again");
+                e.metrics.store_error(StoreOperation::CheckSplits).inc();
+                return Ok(());
+            }
+        };
+        let mut dead = Vec::new();
+        let records: Vec<OutRecord> = (announced.iter())
+            .map(|t| self.encode(&e.config.topics.transitions, &t.journey, t, &mut dead))
+            .collect();
+        (self.delivery)
+            .deliver(&self.publisher, &records, None, &self.stop)
+            .await?;
+        for reason in dead {
+            e.metrics.dead_letters.with_label_values(&[reason]).inc();
+        }
+        Ok(())
+    }
+
     /// A record of `customer.events`, or why it cannot be read. While the schema registry is
     /// away, this waits for it (backing off) rather than give up the batch.
     async fn decode(&self, bytes: &[u8]) -> Result<Result<CustomerEvent, CodecError>, Stopped> {
@@ -226,11 +262,13 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
             .filter_map(|(id, loaded)| loaded.map(|(record, _)| (id, record)))
             .collect();
         let catalog = e.catalog.borrow().clone();
-        let planner = Planner {
-            journeys: &catalog.journeys,
-            policies: &catalog.policies,
-            dedup_window_ms: e.config.identity.dedup_window_secs.saturating_mul(1000),
-        };
+        let planner = Planner::new(
+            &catalog.journeys,
+            &catalog.policies,
+            e.config.identity.dedup_window_secs.saturating_mul(1000),
+        );
+        let winners = e.winning.current();
+        let planner = planner.with_winners(&winners);
         let now = (e.clock)();
         let plan = planner.plan(stored, inputs, now);
         let Plan {
@@ -276,6 +314,16 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
         }
         self.commit(writes, extra, consumed, done_timers, dead)
             .await?;
+        let counted = switchboard_engine::optimize::counted(&plan, &catalog.journeys);
+        if !counted.is_empty() {
+            until_ok(
+                "count optimized splits",
+                &self.stop,
+                e.metrics.store_error(StoreOperation::CountSplits),
+                || e.store.count(&counted),
+            )
+            .await?;
+        }
         e.metrics.planned(&plan, catalog.counters(&e.metrics));
         Ok(())
     }

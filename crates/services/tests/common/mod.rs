@@ -14,7 +14,7 @@ use switchboard_engine::MemoryStateStore;
 use switchboard_kafka::{OutRecord, Publish, Undelivered};
 use switchboard_services::Metrics;
 use switchboard_services::catalog::{Catalog, CatalogSource};
-use switchboard_services::engine::{Engine, EnginePartition};
+use switchboard_services::engine::{Engine, EnginePartition, Winning};
 use tokio_util::sync::CancellationToken;
 
 /// A publisher that keeps every record it is given, and delivers them all.
@@ -68,6 +68,7 @@ pub async fn partition<R: SchemaResolver + 'static>(
         config: Arc::new(Config::default()),
         metrics: metrics.clone(),
         clock,
+        winning: Winning::default(),
     });
     let p = EnginePartition::start(engine, 0, kept, CancellationToken::new())
         .await
