@@ -215,3 +215,138 @@ pub fn winner_transition(journey: &Journey, verdict: &Verdict, at: i64) -> Journ
         step_kind: Some("split".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_journey::compile;
+
+    const DAY: i64 = 86_400_000;
+
+    fn journey(arms: &str) -> Journey {
+        let yaml = format!(
+            "journey: subject\nversion: 1\ntrigger: {{ event: product.viewed }}\n\
+             goal: {{ event: order.completed, within: 3d }}\nstart: choose\nsteps:\n  \
+             choose:\n    split:\n{arms}    optimize: {{ after: 7d, min_entries: 100 }}\n  \
+             done: {{ exit: sent }}\n"
+        );
+        compile("subject.yaml", &yaml, &["email".to_owned()]).unwrap()
+    }
+
+    fn two() -> Journey {
+        journey(
+            "      - { variant: a, weight: 50, next: done }\n      \
+             - { variant: b, weight: 50, next: done }\n",
+        )
+    }
+
+    fn tally(started: i64, arms: &[(&str, u64, u64)]) -> Tally {
+        Tally {
+            started: Some(started),
+            arms: (arms.iter())
+                .map(|(a, entries, goals)| {
+                    let t = ArmTally {
+                        entries: *entries,
+                        goals: *goals,
+                    };
+                    ((*a).to_owned(), t)
+                })
+                .collect(),
+            winner: None,
+        }
+    }
+
+    #[test]
+    fn a_clearly_better_variant_wins_once_the_period_is_over_and_every_variant_has_its_entries() {
+        let j = two();
+        let t = tally(0, &[("a", 1000, 40), ("b", 1000, 90)]);
+        assert_eq!(
+            verdict(&j, &t, 7 * DAY - 1),
+            None,
+            "the test period runs 7 days"
+        );
+        let v = verdict(&j, &t, 7 * DAY).unwrap();
+        assert_eq!(v.arm, "b");
+        // 4.0 % vs 9.0 % of 1000: pooled 6.5 %, se 0.01102, z 4.54.
+        assert!(v.p_value < 1e-4, "{v:?}");
+
+        let few = tally(0, &[("a", 99, 0), ("b", 1000, 90)]);
+        assert_eq!(
+            verdict(&j, &few, 8 * DAY),
+            None,
+            "a has fewer than min_entries"
+        );
+        let settled = Tally {
+            winner: Some("a".into()),
+            ..t.clone()
+        };
+        assert_eq!(verdict(&j, &settled, 8 * DAY), None, "a winner stands");
+        assert_eq!(
+            verdict(&j, &Tally::default(), 8 * DAY),
+            None,
+            "nothing counted"
+        );
+    }
+
+    #[test]
+    fn without_a_significant_difference_the_split_goes_on() {
+        let j = two();
+        // 5.0 % vs 6.0 % of 1000: p about 0.33.
+        let close = tally(0, &[("a", 1000, 50), ("b", 1000, 60)]);
+        assert_eq!(verdict(&j, &close, 30 * DAY), None);
+        let same = tally(0, &[("a", 1000, 0), ("b", 1000, 0)]);
+        assert_eq!(verdict(&j, &same, 30 * DAY), None);
+    }
+
+    /// With three variants the best must beat both others at 0.05 / 2 (Bonferroni).
+    #[test]
+    fn the_best_of_three_must_beat_each_other_at_the_corrected_level() {
+        let j = journey(
+            "      - { variant: a, weight: 1, next: done }\n      \
+             - { variant: b, weight: 1, next: done }\n      \
+             - { variant: c, weight: 1, next: done }\n",
+        );
+        // c beats a clearly, but b only at p about 0.04: above 0.025.
+        let t = tally(0, &[("a", 1000, 40), ("b", 1000, 70), ("c", 1000, 95)]);
+        let p_cb = two_proportion_p(t.arms["c"], t.arms["b"]);
+        assert!(p_cb > 0.025 && p_cb < 0.05, "{p_cb}");
+        assert_eq!(verdict(&j, &t, 8 * DAY), None);
+        let clear = tally(0, &[("a", 1000, 40), ("b", 1000, 50), ("c", 1000, 95)]);
+        assert_eq!(verdict(&j, &clear, 8 * DAY).unwrap().arm, "c");
+    }
+
+    #[test]
+    fn the_pooled_z_test_gives_the_textbook_p_value() {
+        // 200 of 1000 against 150 of 1000: pooled .175, se .016993, z 2.9424, p .00326.
+        let p = two_proportion_p(
+            ArmTally {
+                entries: 1000,
+                goals: 200,
+            },
+            ArmTally {
+                entries: 1000,
+                goals: 150,
+            },
+        );
+        assert!((p - 0.00326).abs() < 1e-4, "{p}");
+    }
+
+    #[test]
+    fn the_winner_transition_names_the_variant_and_the_figures_and_is_the_same_record_twice() {
+        let j = two();
+        let t = tally(0, &[("a", 1000, 40), ("b", 1000, 90)]);
+        let v = verdict(&j, &t, 7 * DAY).unwrap();
+        let w = winner_transition(&j, &v, 7 * DAY);
+        assert_eq!(w.kind, TransitionKind::Winner);
+        assert_eq!(w.variant.as_deref(), Some("b"));
+        assert_eq!(w.step.as_deref(), Some("choose"));
+        assert_eq!(
+            w.reason.as_deref(),
+            Some("a 4.00% of 1000, b 9.00% of 1000; p = 0.0000")
+        );
+        assert_eq!(
+            w.transition_id,
+            winner_transition(&j, &v, 8 * DAY).transition_id
+        );
+    }
+}

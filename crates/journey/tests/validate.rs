@@ -124,3 +124,67 @@ fn names_bound_by_macros_and_the_declared_variables_are_accepted() {
     assert!(trigger[0].starts_with("j.yaml:5: "), "{trigger:?}");
     assert!(trigger[0].contains("`cart_value`"), "{trigger:?}");
 }
+
+const OPTIMIZED: &str = r#"journey: subject
+version: 1
+trigger: { event: product.viewed }
+goal: { event: order.completed, within: 3d }
+start: choose
+steps:
+  choose:
+    split:
+      - { variant: a, weight: 50, next: done }
+      - { variant: b, weight: 50, next: done }
+    optimize: { goal: order.completed, after: 14d, min_entries: 1000 }
+  done:
+    exit: sent
+"#;
+
+#[test]
+fn an_optimized_split_compiles_with_its_period_and_minimum() {
+    let j = compile("j.yaml", OPTIMIZED, &channels()).unwrap();
+    let (state, optimize) = j.optimized_split().unwrap();
+    assert_eq!(state.name, "choose");
+    assert_eq!(
+        *optimize,
+        Optimize {
+            after_ms: 14 * 86_400_000,
+            min_entries: 1000
+        }
+    );
+}
+
+#[test]
+fn optimize_mistakes_are_named_with_line_and_state() {
+    // The line of the state body: 8, or 7 without the goal's line.
+    let no_goal = errors(&OPTIMIZED.replace("goal: { event: order.completed, within: 3d }\n", ""));
+    assert_eq!(
+        no_goal,
+        vec![
+            "j.yaml:7: state `choose`: `optimize` needs the journey's `goal`: conversions are counted against it"
+                .to_owned()
+        ]
+    );
+    let other_goal = errors(&OPTIMIZED.replace("goal: order.completed,", "goal: app.installed,"));
+    assert_eq!(
+        other_goal,
+        vec![
+            "j.yaml:8: state `choose`: optimize.goal `app.installed` differs from the journey's goal `order.completed`"
+                .to_owned()
+        ]
+    );
+    let bad_period = errors(&OPTIMIZED.replace("after: 14d", "after: soon"));
+    assert_eq!(bad_period.len(), 1, "{bad_period:?}");
+    assert!(
+        bad_period[0].starts_with("j.yaml:8: state `choose`: optimize.after: "),
+        "{bad_period:?}"
+    );
+    let on_exit = errors(&OPTIMIZED.replace(
+        "    exit: sent\n",
+        "    exit: sent\n    optimize: { after: 1d }\n",
+    ));
+    assert!(
+        on_exit.contains(&"j.yaml:13: state `done`: `optimize` belongs to a `split`".to_owned()),
+        "{on_exit:?}"
+    );
+}

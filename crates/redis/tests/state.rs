@@ -3,8 +3,9 @@
 
 use switchboard_codec::{SendCommand, SendReason};
 use switchboard_config::RedisConfig;
+use switchboard_engine::optimize::{ArmTally, Counted, Tally};
 use switchboard_engine::{
-    DueTimer, Epochs, MemoryStateStore, Outgoing, Record, Records, Saved, StateStore, Write,
+    DueTimer, Epochs, MemoryStateStore, Outgoing, Record, Records, Saved, Splits, StateStore, Write,
 };
 use switchboard_identity::ProfileId;
 use switchboard_redis::{RedisStateStore, connect};
@@ -41,7 +42,55 @@ fn write(profile: &str, offset: i64, outbox: Vec<Outgoing>, timers: Vec<(String,
     }
 }
 
+/// An optimized journey's counts add up across batches, start at the first counted entry,
+/// and its winner, once settled, stands.
+async fn splits<S: StateStore>(store: &S) {
+    let counted = |arm: &str, entries, goals, first_at| Counted {
+        journey: "subject-line".into(),
+        arm: arm.into(),
+        entries,
+        goals,
+        first_at,
+    };
+    assert_eq!(store.tally("subject-line").await.unwrap(), Tally::default());
+    store
+        .count(&[counted("a", 3, 0, 1_000), counted("b", 2, 1, 1_500)])
+        .await
+        .unwrap();
+    store.count(&[counted("a", 1, 2, 9_000)]).await.unwrap();
+    let tally = store.tally("subject-line").await.unwrap();
+    assert_eq!(tally.started, Some(1_000));
+    assert_eq!(
+        (tally.arms["a"], tally.arms["b"]),
+        (
+            ArmTally {
+                entries: 4,
+                goals: 2
+            },
+            ArmTally {
+                entries: 2,
+                goals: 1
+            }
+        )
+    );
+    assert_eq!(tally.winner, None);
+    assert_eq!(
+        store.settle("subject-line", "b").await.unwrap(),
+        ("b".to_owned(), true)
+    );
+    assert_eq!(
+        store.settle("subject-line", "a").await.unwrap(),
+        ("b".to_owned(), false),
+        "a settled winner stands"
+    );
+    let tally = store.tally("subject-line").await.unwrap();
+    assert_eq!(tally.winner.as_deref(), Some("b"));
+    assert_eq!(tally.arms.len(), 2, "the winner is no variant's count");
+    assert_eq!(store.tally("other").await.unwrap(), Tally::default());
+}
+
 async fn conformance<S: StateStore>(store: &S) {
+    splits(store).await;
     // A tick whose timers all belong to unknown profiles saves nothing: answered at once.
     let nothing = tokio::time::timeout(
         std::time::Duration::from_secs(5),
@@ -349,8 +398,15 @@ async fn redis_state_store() {
         ..RedisConfig::default()
     };
     let redis = connect(&config).await.unwrap();
-    let store = RedisStateStore::new(redis.clone(), unique("s"));
+    let prefix = unique("s");
+    let store = RedisStateStore::new(redis.clone(), prefix.clone());
     conformance(&store).await;
+    // Another engine process sees the winner the first settled.
+    let other = RedisStateStore::new(connect(&config).await.unwrap(), prefix);
+    assert_eq!(
+        other.settle("subject-line", "a").await.unwrap(),
+        ("b".to_owned(), false)
+    );
     // A restarted server has no scripts: the save's one round trip loads it and saves.
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")

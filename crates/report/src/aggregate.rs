@@ -91,6 +91,9 @@ pub struct Sends {
     pub commands: u64,
 }
 
+/// Commands by (journey, version, arm), then by (channel, template).
+type SendsByArm = BTreeMap<(String, i32, String), BTreeMap<(String, String), u64>>;
+
 /// What is known of one entry.
 #[derive(Debug, Default)]
 struct Entry {
@@ -166,8 +169,7 @@ pub fn report(records: impl IntoIterator<Item = Seen>) -> Report {
         .or_default()
         .push(e);
     }
-    let mut sends: BTreeMap<(String, i32, String), BTreeMap<(String, String), u64>> =
-        BTreeMap::new();
+    let mut sends: SendsByArm = BTreeMap::new();
     for c in commands {
         let arm = c.variant.unwrap_or_else(|| ALL.to_owned());
         *(sends.entry((c.journey, c.version, arm)).or_default())

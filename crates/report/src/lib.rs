@@ -10,5 +10,5 @@ pub mod html;
 pub mod lift;
 pub mod table;
 
-pub use aggregate::{ALL, Arm, CONTROL, JourneyReport, Report, Seen, Sends, Step, report};
+pub use aggregate::{ALL, Arm, CONTROL, JourneyReport, Report, Seen, Sends, Step, Winner, report};
 pub use lift::Lift;

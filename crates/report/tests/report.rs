@@ -133,3 +133,69 @@ fn a_simulated_test_reports_each_arms_conversion_and_a_lift_that_holds_the_true_
     }
     assert!(page.contains("data-state=\"email-first\""));
 }
+
+/// An optimized split's `winner` transition is no entry's: the report shows it with its
+/// journey (table, JSON, page), beside the arms' figures.
+#[test]
+fn the_winner_of_an_optimized_split_is_shown_with_its_journey() {
+    use switchboard_codec::JourneyTransition;
+    let t = |kind, entry: Option<&str>, variant: Option<&str>, reason: &str, at| {
+        Seen::Transition(JourneyTransition {
+            transition_id: format!("{kind:?}-{entry:?}-{at}"),
+            profile_id: entry.map_or_else(String::new, |e| format!("p-{e}")),
+            journey: "subject-line".into(),
+            version: 1,
+            kind,
+            step: Some("choose".into()),
+            reason: Some(reason.into()),
+            trigger: "event:v".into(),
+            at,
+            variant: variant.map(str::to_owned),
+            holdout: false,
+            entry_id: entry.map(str::to_owned),
+            step_kind: Some("split".into()),
+        })
+    };
+    let records = vec![
+        t(TransitionKind::Entered, Some("e1"), None, "", T0),
+        t(TransitionKind::Step, Some("e1"), Some("a"), "split", T0),
+        t(TransitionKind::Entered, Some("e2"), None, "", T0 + DAY),
+        t(
+            TransitionKind::Step,
+            Some("e2"),
+            Some("b"),
+            "winner",
+            T0 + DAY,
+        ),
+        t(
+            TransitionKind::Winner,
+            None,
+            Some("b"),
+            "a 4.00% of 1000, b 9.00% of 1000; p = 0.0000",
+            T0 + DAY - HOUR,
+        ),
+    ];
+    let r = report(records);
+    assert_eq!(
+        r.unattributed, 0,
+        "the winner is no entry's, and not unattributed"
+    );
+    let j = &r.journeys[0];
+    let w = j.winner.as_ref().expect("the winner is reported");
+    assert_eq!((w.variant.as_str(), w.at), ("b", T0 + DAY - HOUR));
+    assert_eq!(j.arms.iter().map(|a| a.entries).sum::<u64>(), 2);
+    let table = switchboard_report::table::render(&r);
+    assert!(
+        table.contains(
+            "winner b since 2026-01-16T09:00:00Z: a 4.00% of 1000, b 9.00% of 1000; p = 0.0000"
+        ),
+        "{table}"
+    );
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["journeys"][0]["winner"]["variant"], "b");
+    let page = switchboard_report::html::render(&r, None);
+    assert!(
+        page.contains("Winner: <b>b</b> since 2026-01-16T09:00:00Z"),
+        "{page}"
+    );
+}

@@ -37,7 +37,12 @@ impl Winning {
         let next = self.next_check.load(Ordering::Acquire);
         now >= next
             && (self.next_check)
-                .compare_exchange(next, now + CHECK_EVERY_MS, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(
+                    next,
+                    now + CHECK_EVERY_MS,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
                 .is_ok()
     }
 

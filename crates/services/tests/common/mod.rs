@@ -48,7 +48,8 @@ pub fn catalog() -> Catalog {
     .unwrap()
 }
 
-/// Partition 0 of an engine on `store`, publishing into `kept`, with `clock`.
+/// Partition 0 of an engine on `store` running the example journeys, publishing into
+/// `kept`, with `clock`.
 pub async fn partition<R: SchemaResolver + 'static>(
     codec: Arc<Codec<R>>,
     store: Arc<MemoryStateStore>,
@@ -59,7 +60,23 @@ pub async fn partition<R: SchemaResolver + 'static>(
     Metrics,
     tokio::sync::watch::Sender<Arc<Catalog>>,
 ) {
-    let (keep, catalog) = tokio::sync::watch::channel(Arc::new(catalog()));
+    partition_running(catalog(), codec, store, kept, clock).await
+}
+
+/// Partition 0 of an engine on `store` running `catalog`, publishing into `kept`, with
+/// `clock`.
+pub async fn partition_running<R: SchemaResolver + 'static>(
+    catalog: Catalog,
+    codec: Arc<Codec<R>>,
+    store: Arc<MemoryStateStore>,
+    kept: Kept,
+    clock: fn() -> i64,
+) -> (
+    EnginePartition<R, MemoryStateStore, Kept>,
+    Metrics,
+    tokio::sync::watch::Sender<Arc<Catalog>>,
+) {
+    let (keep, catalog) = tokio::sync::watch::channel(Arc::new(catalog));
     let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
     let engine = Arc::new(Engine {
         codec,
