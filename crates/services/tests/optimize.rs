@@ -66,7 +66,7 @@ async fn after_its_period_an_optimized_split_settles_the_better_variant_and_send
     let codec = Arc::new(Codec::new(LocalSchemas::embedded().unwrap()).await.unwrap());
     let store = Arc::new(MemoryStateStore::new());
     let kept = Kept::default();
-    let (mut partition, _metrics, _catalog) =
+    let (mut partition, metrics, _catalog) =
         common::partition_running(catalog, codec.clone(), store.clone(), kept.clone(), clock).await;
     let topics = Config::default().topics;
     let mut rng = StdRng::seed_from_u64(26);

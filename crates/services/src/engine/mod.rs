@@ -208,6 +208,11 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
                 return Ok(());
             }
         };
+        for t in &announced {
+            (e.metrics.transitions)
+                .with_label_values(&[&t.journey, t.kind.as_str()])
+                .inc();
+        }
         let mut dead = Vec::new();
         let records: Vec<OutRecord> = (announced.iter())
             .map(|t| self.encode(&e.config.topics.transitions, &t.journey, t, &mut dead))
