@@ -33,6 +33,54 @@ pub struct Traffic {
     pub seed: u64,
     /// Every Nth record is truncated (a malformed record for the dead-letter topic); 0: never.
     pub malformed_every: u64,
+    pub mix: Mix,
+    /// New events stop after this many (the purchases they cause still come); `None`: never.
+    pub limit: Option<u64>,
+    /// A purchase comes this many milliseconds after its cause, at random in the range.
+    pub purchase_delay_ms: std::ops::Range<u64>,
+}
+
+impl Traffic {
+    /// Shoppers at `events_per_second` until stopped, buying 5 s to a minute after a view or
+    /// a message.
+    pub fn shoppers(events_per_second: u32, customers: u32, events_prefix: String) -> Self {
+        Self {
+            events_per_second,
+            customers,
+            events_prefix,
+            framing: Framing::Confluent,
+            seed: 7,
+            malformed_every: 0,
+            mix: Mix::Shoppers,
+            limit: None,
+            purchase_delay_ms: 5_000..60_000,
+        }
+    }
+}
+
+/// What the generated customers do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// Everything shoppers do ([`event`]), purchases and opt-outs included.
+    Shoppers,
+    /// Only product views by signed-in shoppers ([`signed_in_view`]), and the purchases they
+    /// lead to: an A/B test whose true conversion per arm is known (see [`true_conversion`]).
+    SignedInViews,
+}
+
+/// The conversion of a signed-in viewer who receives `template` (if any), in the
+/// [`Mix::SignedInViews`] traffic: they buy on their own at [`BASE_RATE`], and, independently,
+/// because of the message at its [`UPLIFT`]; a goal counts their first purchase.
+pub fn true_conversion(template: Option<&str>) -> f64 {
+    let uplift = template.map_or(0.0, uplift_of);
+    1.0 - (1.0 - BASE_RATE) * (1.0 - uplift)
+}
+
+fn uplift_of(template: &str) -> f64 {
+    UPLIFT
+        .iter()
+        .find(|(t, _)| *t == template)
+        .map_or(0.0, |(_, u)| *u)
 }
 
 /// The chance that a customer who viewed a product buys it online soon after, message or not:
@@ -63,11 +111,7 @@ pub fn customer_of(address: &str) -> Option<u32> {
 
 /// Whether the customer who receives a message of `template` buys because of it.
 pub fn buys_after(template: &str, rng: &mut impl Rng) -> bool {
-    let uplift = UPLIFT
-        .iter()
-        .find(|(t, _)| *t == template)
-        .map_or(0.0, |(_, u)| *u);
-    rng.random_bool(uplift)
+    rng.random_bool(uplift_of(template))
 }
 
 /// An online purchase of customer `n`, with the identifiers of their web orders.
@@ -92,9 +136,25 @@ pub fn purchase(n: u32, seq: u64, rng: &mut impl Rng) -> ChannelEvent {
     }
 }
 
-/// One synthetic event for customer `n`.
+/// One synthetic event of a customer drawn from `customers`.
 pub fn event(rng: &mut impl Rng, customers: u32, seq: u64) -> ChannelEvent {
     let n = rng.random_range(0..customers.max(1));
+    let roll = rng.random_range(0..100u32);
+    shaped(rng, customers, n, roll, seq)
+}
+
+/// A product view by a signed-in customer drawn from `customers` (a follow-up can reach them
+/// by email).
+pub fn signed_in_view(rng: &mut impl Rng, customers: u32, seq: u64) -> ChannelEvent {
+    let n = rng.random_range(0..customers.max(1));
+    shaped(rng, customers, n, SIGNED_IN_VIEW, seq)
+}
+
+/// The roll of [`shaped`] that makes a signed-in product view.
+const SIGNED_IN_VIEW: u32 = 15;
+
+/// Customer `n`'s event of the kind `roll` (0..100) picks.
+fn shaped(rng: &mut impl Rng, customers: u32, n: u32, roll: u32, seq: u64) -> ChannelEvent {
     let ids = |kinds: &[&str]| -> Vec<Identifier> {
         kinds
             .iter()
@@ -112,7 +172,6 @@ pub fn event(rng: &mut impl Rng, customers: u32, seq: u64) -> ChannelEvent {
             })
             .collect()
     };
-    let roll = rng.random_range(0..100u32);
     let (event_type, channel, identifiers, attrs): (
         &str,
         &str,
@@ -120,7 +179,7 @@ pub fn event(rng: &mut impl Rng, customers: u32, seq: u64) -> ChannelEvent {
         Vec<(&str, AttrValue)>,
     ) = match roll {
         // Half the views are by signed-in shoppers, whom a follow-up can reach.
-        0..=14 => (
+        0..SIGNED_IN_VIEW => (
             "product.viewed",
             "web",
             ids(&["anonymous_id"]),
@@ -129,7 +188,7 @@ pub fn event(rng: &mut impl Rng, customers: u32, seq: u64) -> ChannelEvent {
                 AttrValue::String(format!("SKU-{}", rng.random_range(0..500))),
             )],
         ),
-        15..=29 => (
+        SIGNED_IN_VIEW..=29 => (
             "product.viewed",
             "web",
             ids(&["anonymous_id", "email"]),
@@ -216,6 +275,7 @@ pub async fn generate<R: SchemaResolver>(
     let per_slice = f64::from(traffic.events_per_second) / 50.0;
     let mut owed = 0.0;
     let mut seq = 0u64;
+    let mut made = 0u64;
     let mut ticker = tokio::time::interval(slice);
     let mut later: BinaryHeap<Reverse<(Instant, u32)>> = BinaryHeap::new();
     loop {
@@ -224,16 +284,21 @@ pub async fn generate<R: SchemaResolver>(
             _ = ticker.tick() => {}
         }
         let now = Instant::now();
-        let soon = |rng: &mut StdRng| now + Duration::from_millis(rng.random_range(5_000..60_000));
+        let delay = traffic.purchase_delay_ms.clone();
+        let soon = |rng: &mut StdRng| now + Duration::from_millis(rng.random_range(delay.clone()));
         while let Ok(n) = buys.try_recv() {
             later.push(Reverse((soon(&mut rng), n)));
         }
         owed += per_slice;
         let mut events = Vec::new();
-        while owed >= 1.0 {
+        while owed >= 1.0 && traffic.limit.is_none_or(|limit| made < limit) {
             owed -= 1.0;
             seq += 1;
-            let e = event(&mut rng, traffic.customers, seq);
+            made += 1;
+            let e = match traffic.mix {
+                Mix::Shoppers => event(&mut rng, traffic.customers, seq),
+                Mix::SignedInViews => signed_in_view(&mut rng, traffic.customers, seq),
+            };
             if e.event_type == "product.viewed"
                 && let Some(n) = (e.identifiers.iter())
                     .find_map(|i| i.value.strip_prefix("cookie-")?.parse().ok())

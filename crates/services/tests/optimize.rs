@@ -160,6 +160,8 @@ async fn after_its_period_an_optimized_split_settles_the_better_variant_and_send
         store.tally("subject-line").await.unwrap().winner.as_deref(),
         Some("b")
     );
+    let counted = (metrics.transitions).with_label_values(&["subject-line", "winner"]);
+    assert_eq!(counted.get(), 1);
 
     // Every new entry goes to b, its split transition saying why.
     let before = transitions().await.len();

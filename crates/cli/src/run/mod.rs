@@ -96,12 +96,9 @@ pub async fn run(
     let produced = Arc::new(AtomicU64::new(0));
     if let Some(rate) = args.generate {
         let traffic = Traffic {
-            events_per_second: rate,
-            customers: args.customers,
-            events_prefix: config.topics.events_prefix.clone(),
             framing: config.schemas.framing,
-            seed: 7,
             malformed_every: args.malformed_every,
+            ..Traffic::shoppers(rate, args.customers, config.topics.events_prefix.clone())
         };
         eprintln!(
             "switchboard: generating {rate} events/s over {} customers",
