@@ -233,7 +233,8 @@ pub struct RunArgs {
     /// would, so the dead-letter path shows on the dashboard; 0 for never.
     #[arg(long, default_value_t = 1_000)]
     pub malformed_every: u64,
-    /// Stop after this many seconds (default: run until SIGINT or SIGTERM).
+    /// Stop this many seconds after the services started (default: run until SIGINT or
+    /// SIGTERM).
     #[arg(long)]
     pub duration: Option<u64>,
 }

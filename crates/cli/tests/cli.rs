@@ -66,7 +66,7 @@ fn schemas_lists_every_record_with_id_and_fingerprint() {
         (1, "ChannelEvent"),
         (2, "CustomerEvent"),
         (3, "SendCommand"),
-        (5, "JourneyTransition"),
+        (6, "JourneyTransition"),
     ] {
         let line = stdout
             .lines()

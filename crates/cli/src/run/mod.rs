@@ -63,7 +63,12 @@ pub async fn run(
     let shutdown = CancellationToken::new();
     // Everything but the services; joined once the services have stopped.
     let mut helpers = JoinSet::new();
-    helpers.spawn(signals::stop_on_signal(shutdown.clone(), args.duration));
+    let started = CancellationToken::new();
+    helpers.spawn(signals::stop_on_signal(
+        shutdown.clone(),
+        started.clone(),
+        args.duration,
+    ));
     let registry = switchboard_telemetry::new_registry(
         env!("CARGO_PKG_VERSION"),
         option_env!("SWITCHBOARD_COMMIT").unwrap_or("unknown"),
@@ -173,6 +178,7 @@ pub async fn run(
         shutdown.clone(),
     ));
     health.set_ready("services");
+    started.cancel();
 
     let mut failure = None;
     while let Some(done) = running.join_next().await {

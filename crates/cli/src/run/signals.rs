@@ -5,9 +5,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-/// Cancels `shutdown` on SIGINT, SIGTERM or after `duration`; ends with `shutdown` whoever
-/// cancels it.
-pub async fn stop_on_signal(shutdown: CancellationToken, duration: Option<u64>) {
+/// Cancels `shutdown` on SIGINT, SIGTERM or `duration` seconds after `started` is
+/// cancelled (the services run: an embedded broker slow to start does not eat into the
+/// run); ends with `shutdown` whoever cancels it.
+pub async fn stop_on_signal(
+    shutdown: CancellationToken,
+    started: CancellationToken,
+    duration: Option<u64>,
+) {
     let term = async {
         #[cfg(unix)]
         {
@@ -22,7 +27,10 @@ pub async fn stop_on_signal(shutdown: CancellationToken, duration: Option<u64>) 
     };
     let timer = async {
         match duration {
-            Some(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
+            Some(secs) => {
+                started.cancelled().await;
+                tokio::time::sleep(Duration::from_secs(secs)).await;
+            }
             None => std::future::pending().await,
         }
     };
