@@ -305,7 +305,8 @@ impl<'a> Run<'a> {
         ];
         for (c, reason) in conditions {
             let Some(c) = c else { continue };
-            match c.holds(self.scope.bind(e, &self.customer.profile)) {
+            let held = self.scope.holds(c, e, &self.customer.profile);
+            match held {
                 Ok(true) => {}
                 Ok(false) => {
                     self.decide(&j.id, None, reason, Some(c.source().to_owned()));

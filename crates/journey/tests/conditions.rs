@@ -180,3 +180,37 @@ steps:
     let (after, _) = apply(&set, &policies(), c, &Input::Event(e), T0);
     assert!(!after.profile.history.contains_key("all"), "entered");
 }
+
+/// `event` and `profile` are read in place, field by field; what needs the whole map (`in`,
+/// comprehensions over its keys, equality) still sees the whole map, and a field that is
+/// neither a field nor an attribute is absent.
+#[test]
+fn the_event_and_profile_are_whole_maps_to_what_needs_one() {
+    let set = journeys(&[r#"journey: whole
+version: 1
+trigger:
+  event: x.y
+  if: >-
+    "n" in event && !("absent" in event) && has(event.n) && !has(event.absent)
+    && event.exists(k, k == "channel") && event.filter(k, k == "n" || k == "s").size() == 2
+    && event["type"] == "x.y" && event == event && [event][0].n == 3
+    && profile.consent == {"email": true} && "score" in profile
+start: done
+steps:
+  done:
+    exit: ok
+"#]);
+    let mut e = ev("e-1", "x.y", "web", T0, "c").text("s", "t").0;
+    e.attributes.insert("n".into(), AttrValue::Long(3));
+    let mut c = customer();
+    c.profile.consent = [("email".into(), true)].into();
+    c.profile
+        .attributes
+        .insert("score".into(), AttrValue::Long(2));
+    let (after, _) = apply(&set, &policies(), c, &Input::Event(e), T0);
+    assert!(
+        after.profile.history.contains_key("whole"),
+        "not entered: {:?}",
+        after.decisions
+    );
+}

@@ -14,10 +14,10 @@ pub(super) fn run(
     otherwise: StateId,
     event: &ChannelEvent,
 ) -> Flow {
-    let context = run.scope.bind(event, &run.customer.profile);
+    let profile = &run.customer.profile;
     let taken = arms
         .iter()
-        .find(|(c, _)| c.holds(context).unwrap_or(false))
+        .find(|(c, _)| run.scope.holds(c, event, profile).unwrap_or(false))
         .map(|(_, next)| *next);
     Flow::Next(taken.unwrap_or(otherwise))
 }

@@ -142,7 +142,7 @@ pub(super) fn run(
 
     let mut rendered = std::collections::BTreeMap::new();
     for (name, expr) in vars {
-        match expr.evaluate(run.scope.bind(&inst.trigger, &run.customer.profile)) {
+        match (run.scope).evaluate(expr, &inst.trigger, &run.customer.profile) {
             Ok(v) => {
                 rendered.insert(name.clone(), crate::condition::render(&v));
             }

@@ -15,9 +15,19 @@ pub(super) fn run(
     add_tags: &[String],
     remove_tags: &[String],
 ) {
+    // Every expression sees the profile from before the update.
+    let values: Vec<(&String, cel::Value)> = (set.iter())
+        .filter_map(|(name, expr)| {
+            let v = run
+                .scope
+                .evaluate(expr, event, &run.customer.profile)
+                .ok()?;
+            Some((name, v))
+        })
+        .collect();
     let p = &mut run.customer.profile;
-    for (name, expr) in set {
-        if let Ok(v) = expr.evaluate(run.scope.bind(event, p)) {
+    for (name, v) in values {
+        {
             let value = match v {
                 cel::Value::Bool(b) => AttrValue::Bool(b),
                 cel::Value::Int(i) => AttrValue::Long(i),
@@ -43,5 +53,4 @@ pub(super) fn run(
     for t in remove_tags {
         p.tags.remove(t);
     }
-    run.scope.profile_changed();
 }
