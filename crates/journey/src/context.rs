@@ -11,7 +11,7 @@ use cel::common::traits::{Container, Indexer, Iterable, Iterator, Sizer};
 use cel::common::types::{
     CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, MAP_TYPE, Type,
 };
-use cel::common::value::{BuiltinRef, CowVal, Val};
+use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
 use cel::{Context, ExecutionError};
 use switchboard_codec::{AttrValue, ChannelEvent};
@@ -227,17 +227,18 @@ impl Val for View<'_> {
         Some(self)
     }
 
+    /// Map equality, key by key, with any map (the other may be read in place too). Not
+    /// `as_builtin`: the interpreter asks every value it selects on whether it is an
+    /// optional, which would build the whole map each time.
     fn equals(&self, other: &dyn Val) -> bool {
-        self.whole().equals(other)
-    }
-
-    /// To everything that asks what it is (equality with another map, the conversion of a
-    /// result), the whole map.
-    fn as_builtin<'b, 'w>(&'b self) -> BuiltinRef<'b, 'w>
-    where
-        Self: 'w,
-    {
-        BuiltinRef::Map(self.whole())
+        let whole = self.whole();
+        let (Some(indexer), Some(sizer)) = (other.as_indexer(), other.as_sizer()) else {
+            return false;
+        };
+        sizer.size() == whole.size()
+            && whole.inner().iter().all(|(k, v)| {
+                (indexer.get(k.inner())).is_ok_and(|theirs| v.equals(theirs.as_ref()))
+            })
     }
 
     fn clone_as_boxed<'w>(&self) -> Box<dyn Val + 'w>
