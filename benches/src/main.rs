@@ -114,6 +114,10 @@ struct Args {
     /// been running; 0: every customer is new.
     #[arg(long, default_value_t = 0)]
     returning: u64,
+    /// Switchboard's `identity.cache_entries` (0: every event's identifiers are read from
+    /// Redis), for a before/after of the stitcher's cache in one build.
+    #[arg(long)]
+    identity_cache_entries: Option<u64>,
     /// Where the report and its charts go (default `benches/results/`, or
     /// `benches/results/mock/` with `--mock-broker`).
     #[arg(long)]
@@ -136,6 +140,7 @@ async fn main() -> Result<(), Error> {
         channel_partitions: args.channel_partitions,
         warmup: Duration::from_secs(args.warmup_secs),
         returning: args.returning,
+        identity_cache_entries: args.identity_cache_entries,
     };
     if args.scale {
         return scale_report(&parts, &args).await;

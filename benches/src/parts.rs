@@ -83,6 +83,8 @@ pub(crate) struct Parts {
     pub(crate) warmup: Duration,
     /// Backlogs of the same customers drained before each measured one (`--returning`).
     pub(crate) returning: u64,
+    /// Switchboard's `identity.cache_entries`, when not its default.
+    pub(crate) identity_cache_entries: Option<u64>,
 }
 
 impl Parts {
@@ -97,6 +99,9 @@ impl Parts {
         let mut c = isolated_config(self.broker.bootstrap(), self.redis.url(), PARTITIONS);
         if let Some(run) = run {
             name_topics(&mut c.topics, run);
+        }
+        if let Some(entries) = self.identity_cache_entries {
+            c.identity.cache_entries = entries;
         }
         let props = &mut c.kafka.properties;
         props.insert("fetch.wait.max.ms".into(), self.fetch_wait_ms.to_string());

@@ -38,6 +38,12 @@ pub struct IdentityRules {
     pub max_merges_per_profile: u32,
     /// An `event_id` seen again within this many seconds is a duplicate, dropped by the engine.
     pub dedup_window_secs: u64,
+    /// Identifiers each stitcher remembers the profile of, so a returning customer is stitched
+    /// without reading Redis; 0 turns the cache off.
+    pub cache_entries: u64,
+    /// How long a remembered identifier is trusted: an erasure (`switchboard forget`) by
+    /// another process is seen by a stitcher at most this late.
+    pub cache_ttl_secs: u64,
 }
 
 impl Default for IdentityRules {
@@ -63,6 +69,8 @@ impl Default for IdentityRules {
             max_identifiers_per_profile: 100,
             max_merges_per_profile: 20,
             dedup_window_secs: 24 * 3600,
+            cache_entries: 200_000,
+            cache_ttl_secs: 60,
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub identities_resolved: IntCounterVec,
     pub identifiers_refused: IntCounterVec,
     pub profiles_created: IntCounter,
+    /// `switchboard_identity_cache_total{result}`: `hit` (stitched without Redis) or `miss`.
+    pub identity_cache: [IntCounter; 2],
     pub merges: IntCounter,
     pub conflicts: IntCounterVec,
     pub transitions: IntCounterVec,
@@ -117,6 +119,14 @@ impl Metrics {
                 "switchboard_profiles_created_total",
                 "Profiles created by the stitcher.",
             )?,
+            identity_cache: {
+                let by_result = r.counters(
+                    "switchboard_identity_cache_total",
+                    "Events whose identifiers the stitcher knew, all resolved to one profile lately (hit: no Redis read), or not (miss).",
+                    &["result"],
+                )?;
+                ["hit", "miss"].map(|result| by_result.with_label_values(&[result]))
+            },
             merges: r.counter(
                 "switchboard_identity_merges_total",
                 "Profiles merged into another.",
@@ -206,6 +216,13 @@ impl Metrics {
             metrics.store_errors.with_label_values(&[op.as_str()]);
         }
         Ok(metrics)
+    }
+
+    /// Counts the events of a wave the stitcher knew (`hits`) and looked up (`misses`).
+    pub fn identity_cache(&self, hits: usize, misses: usize) {
+        let [hit, miss] = &self.identity_cache;
+        hit.inc_by(hits as u64);
+        miss.inc_by(misses as u64);
     }
 
     /// The errors of a store operation.

@@ -18,8 +18,10 @@ use switchboard_identity::{
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+mod known;
 mod lane;
 
+use known::Known;
 use lane::{Lane, Pending};
 
 use switchboard_kafka::{
@@ -49,12 +51,18 @@ pub struct Stitcher<R, S> {
     pub metrics: Metrics,
     /// "identifier left unlinked", logged once and then summarised every 10 s.
     pub unlinked: Repeated,
+    /// Identifiers resolved lately, so a returning customer needs no lookup.
+    known: Known,
 }
 
 impl<R, S> Stitcher<R, S> {
     pub fn new(codec: Arc<Codec<R>>, store: Arc<S>, config: Arc<Config>, metrics: Metrics) -> Self {
         let rules = config.identity.clone();
         let limits = rules.limits();
+        let known = Known::new(
+            rules.cache_entries,
+            std::time::Duration::from_secs(rules.cache_ttl_secs),
+        );
         Self {
             codec,
             store,
@@ -63,6 +71,7 @@ impl<R, S> Stitcher<R, S> {
             config,
             metrics,
             unlinked: Repeated::new(std::time::Duration::from_secs(10)),
+            known,
         }
     }
 
@@ -342,6 +351,11 @@ async fn resolve<R: SchemaResolver, S: IdentityStore>(
     };
     if stitched.created {
         s.metrics.profiles_created.inc();
+    }
+    // Every identifier now points at the profile (directly, or through what was merged into
+    // it), unless one was refused.
+    if stitched.conflicts.is_empty() {
+        s.known.learn(identifiers, &stitched.profile);
     }
     for id in identifiers {
         s.metrics

@@ -125,6 +125,35 @@ async fn stitch_group<R: SchemaResolver, S: IdentityStore>(
     let errors = s.metrics.store_error(StoreOperation::Stitch);
     let mut outcomes: Vec<Option<Outcome>> = (0..events.len()).map(|_| None).collect();
     for wave in waves(events) {
+        // A returning customer whose identifiers all resolved to one profile lately: found
+        // as it would be in the store (the profile a root), with no lookup.
+        let (known, wave): (Vec<_>, Vec<_>) = (wave.into_iter())
+            .map(|(i, e)| (i, e, s.known.profile_of(&e.identifiers)))
+            .partition(|(_, _, p)| p.is_some());
+        s.metrics.identity_cache(known.len(), wave.len());
+        let stitched = futures::future::join_all(known.into_iter().map(|(i, e, p)| {
+            let pointers = vec![p.clone(); e.identifiers.len()];
+            let mut found = p.map(|p| Found {
+                pointers,
+                roots: vec![p],
+            });
+            let errors = errors.clone();
+            async move {
+                let outcome =
+                    until_ok("stitch", stop, errors, move || resolve(s, e, found.take())).await;
+                (i, outcome)
+            }
+        }))
+        .await;
+        for (i, outcome) in stitched {
+            if let Some(slot) = outcomes.get_mut(i) {
+                *slot = Some(outcome?);
+            }
+        }
+        let wave: Vec<(usize, &Pending)> = wave.into_iter().map(|(i, e, _)| (i, e)).collect();
+        if wave.is_empty() {
+            continue;
+        }
         let all: Vec<Identifier> = wave
             .iter()
             .flat_map(|(_, e)| e.identifiers.iter().cloned())
@@ -274,6 +303,45 @@ mod tests {
             lane.stitch(batch(), &never).await,
             Err(Stopped::Shutdown)
         ));
+    }
+
+    /// A returning customer whose identifiers the lane resolved lately is stitched to the same
+    /// profile without a lookup; one with an identifier it does not know is looked up.
+    #[tokio::test]
+    async fn a_returning_customer_is_stitched_from_what_the_stitcher_knows() {
+        let codec = Arc::new(Codec::new(LocalSchemas::embedded().unwrap()).await.unwrap());
+        let run = async |config: Config| {
+            let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
+            let store = Arc::new(MemoryIdentityStore::new());
+            let stitcher = Stitcher::new(codec.clone(), store, Arc::new(config), metrics.clone());
+            let (lane, run) = Lane::new(Arc::new(stitcher), CancellationToken::new());
+            let running = tokio::spawn(run);
+            let stop = CancellationToken::new();
+            let ann = [("email", "ann@example.com"), ("cookie", "c-1")];
+            let mut profiles = Vec::new();
+            for batch in [
+                vec![pending(1, "a1", &ann)],
+                vec![pending(2, "a2", &ann[1..])],
+                vec![pending(3, "a3", &[("cookie", "c-1"), ("phone", "+447700900000")])],
+                vec![pending(4, "a4", &[("phone", "+447700900000")])],
+            ] {
+                let outcomes = lane.stitch(batch, &stop).await.unwrap();
+                profiles.extend(stitched(&codec, outcomes).await.into_iter().map(|(p, _)| p));
+            }
+            drop(lane);
+            running.await.unwrap();
+            let [hits, misses] = metrics.identity_cache.map(|c| c.get());
+            (profiles, hits, misses)
+        };
+        let (profiles, hits, misses) = run(Config::default()).await;
+        assert!(profiles.iter().all(|p| *p == profiles[0]), "{profiles:?}");
+        // a2 (the cookie) and a4 (the phone a3 attached) are known; a1 and a3 are not.
+        assert_eq!((hits, misses), (2, 2));
+        let mut off = Config::default();
+        off.identity.cache_entries = 0;
+        let (uncached, hits, misses) = run(off).await;
+        assert_eq!((hits, misses), (0, 4));
+        assert!(uncached.iter().all(|p| *p == uncached[0]), "{uncached:?}");
     }
 
     /// The profile and source offset of each stitched event, in order.
