@@ -15,6 +15,7 @@ use crate::{IdentityRules, ProfileId, Stitched};
 struct Graph {
     pointers: HashMap<Identifier, ProfileId>,
     nodes: HashMap<ProfileId, Node>,
+    erasures: u64,
 }
 
 /// The identity graph in process memory.
@@ -227,6 +228,11 @@ impl IdentityStore for MemoryIdentityStore {
             for id in ids {
                 g.pointers.remove(id);
             }
+            g.erasures += 1;
         })
+    }
+
+    async fn erasures(&self) -> Result<u64, StoreError> {
+        self.with(|g| g.erasures)
     }
 }

@@ -41,8 +41,8 @@ pub struct IdentityRules {
     /// Identifiers each stitcher remembers the profile of, so a returning customer is stitched
     /// without reading Redis; 0 turns the cache off.
     pub cache_entries: u64,
-    /// How long a remembered identifier is trusted: an erasure (`switchboard forget`) by
-    /// another process is seen by a stitcher at most this late.
+    /// How long a remembered identifier is trusted (an erasure by `switchboard forget`
+    /// clears every stitcher's cache before its next batch).
     pub cache_ttl_secs: u64,
 }
 

@@ -211,8 +211,12 @@ pub trait IdentityStore: Send + Sync {
         loser: &ProfileId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// How many erasures ([`IdentityStore::erase`]) the graph has seen: a stitcher that
+    /// remembers resolved identifiers forgets them all when this changes.
+    fn erasures(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Data protection: deletes `profile`'s node, identifier set and merge history, and the
-    /// pointers of `identifiers`, whatever they point at.
+    /// pointers of `identifiers`, whatever they point at, and counts an erasure.
     fn erase(
         &self,
         profile: &ProfileId,

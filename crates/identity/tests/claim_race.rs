@@ -93,6 +93,9 @@ impl IdentityStore for Racing {
     async fn erase(&self, profile: &ProfileId, ids: &[Identifier]) -> Result<(), StoreError> {
         self.inner.erase(profile, ids).await
     }
+    async fn erasures(&self) -> Result<u64, StoreError> {
+        self.inner.erasures().await
+    }
 }
 
 fn limits() -> Limits {

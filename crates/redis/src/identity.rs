@@ -339,7 +339,17 @@ impl IdentityStore for RedisIdentityStore {
             ids.iter()
                 .map(|id| redis::Cmd::del(self.keys.identifier(id))),
         );
+        // Counted after the pointers are gone: a stitcher that sees the new count looks up.
+        cmds.push(redis::Cmd::incr(self.keys.erasures(), 1));
         let _: Vec<i64> = self.redis.query_each(cmds).await.map_err(store_err)?;
         Ok(())
+    }
+
+    async fn erasures(&self) -> Result<u64, StoreError> {
+        let n: Option<u64> = redis::Cmd::get(self.keys.erasures())
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(store_err)?;
+        Ok(n.unwrap_or(0))
     }
 }

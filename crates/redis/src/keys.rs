@@ -43,6 +43,11 @@ impl Keys {
     pub const IDENTIFIER_FIELD: &'static str = "i:";
 
     /// Profiles merged into this one (a list).
+    /// The count of erasures (`switchboard forget`), read by stitchers that cache.
+    pub fn erasures(&self) -> String {
+        format!("{}:erasures", self.prefix)
+    }
+
     pub fn merged(&self, p: &ProfileId) -> String {
         format!("{}:p:{{{p}}}:merged", self.prefix)
     }

@@ -231,10 +231,15 @@ pub async fn forget_erases_the_group<S: IdentityStore>(store: &S) {
     )
     .await;
 
+    let before = store.erasures().await.expect("erasures");
     let erased = forget(store, &Identifier::new("device_id", "phone-9"))
         .await
         .expect("forget")
         .expect("a known identifier");
+    assert!(
+        store.erasures().await.expect("erasures") > before,
+        "the erasure is counted, so stitchers that cache forget what they knew"
+    );
     assert_eq!(
         erased,
         vec![web.profile.clone(), app.profile.clone()],

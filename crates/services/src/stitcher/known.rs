@@ -5,10 +5,12 @@
 //! Safe because the graph only grows: a pointer, once written, is repointed only to the root
 //! of the profile it pointed at (path compression) and a profile, once merged, forwards to its
 //! survivor, which the engine follows (a customer event of a merged profile is forwarded to
-//! the survivor). What the cache can miss is an erasure (`switchboard forget`) done since:
-//! until the entry expires (`identity.cache_ttl_secs`), that customer's events go to the
-//! erased profile's id, which starts again empty, rather than to a new one.
+//! the survivor). What removes pointers is an erasure (`switchboard forget`): the graph
+//! counts them, and the lane reads the count before each group it stitches and forgets
+//! everything when it changed ([`Known::after_erasures`]). Entries also expire after
+//! `identity.cache_ttl_secs`, so nothing outlives a change made to Redis by hand for long.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
@@ -19,6 +21,8 @@ use switchboard_identity::ProfileId;
 pub(super) struct Known {
     cache: Option<Cache<Identifier, (ProfileId, Instant)>>,
     ttl: Duration,
+    /// The graph's count of erasures when the cache was last cleared for them.
+    erasures: AtomicU64,
 }
 
 impl Known {
@@ -26,7 +30,26 @@ impl Known {
     pub(super) fn new(entries: u64, ttl: Duration) -> Self {
         let cache = (entries > 0 && !ttl.is_zero())
             .then(|| Cache::new(usize::try_from(entries).unwrap_or(usize::MAX)));
-        Self { cache, ttl }
+        Self {
+            cache,
+            ttl,
+            erasures: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether it remembers anything at all.
+    pub(super) fn enabled(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    /// The graph has seen `erasures` erasures: if that is news, forget everything (an erased
+    /// customer's identifiers must be looked up again, to start a new profile).
+    pub(super) fn after_erasures(&self, erasures: u64) {
+        if self.erasures.swap(erasures, Ordering::AcqRel) != erasures
+            && let Some(cache) = &self.cache
+        {
+            cache.clear();
+        }
     }
 
     /// The profile every one of `identifiers` resolved to, if they all resolved to the same
@@ -68,18 +91,44 @@ mod tests {
         let (ann, bob) = (ProfileId::from("p-ann"), ProfileId::from("p-bob"));
         known.learn(&ids(&[("email", "ann@x.io"), ("cookie", "c1")]), &ann);
         known.learn(&ids(&[("email", "bob@x.io")]), &bob);
-        assert_eq!(known.profile_of(&ids(&[("cookie", "c1")])), Some(ann.clone()));
+        assert_eq!(
+            known.profile_of(&ids(&[("cookie", "c1")])),
+            Some(ann.clone())
+        );
         assert_eq!(
             known.profile_of(&ids(&[("email", "ann@x.io"), ("cookie", "c1")])),
             Some(ann.clone())
         );
         // One identifier not known: the store must say.
-        assert_eq!(known.profile_of(&ids(&[("cookie", "c1"), ("phone", "+44")])), None);
+        assert_eq!(
+            known.profile_of(&ids(&[("cookie", "c1"), ("phone", "+44")])),
+            None
+        );
         // Two profiles: a merge, which the store must do.
-        assert_eq!(known.profile_of(&ids(&[("cookie", "c1"), ("email", "bob@x.io")])), None);
+        assert_eq!(
+            known.profile_of(&ids(&[("cookie", "c1"), ("email", "bob@x.io")])),
+            None
+        );
         // After a merge the identifiers are the survivor's.
         known.learn(&ids(&[("cookie", "c1"), ("email", "bob@x.io")]), &bob);
         assert_eq!(known.profile_of(&ids(&[("cookie", "c1")])), Some(bob));
+    }
+
+    #[test]
+    fn an_erasure_anywhere_clears_what_is_known() {
+        let known = Known::new(100, Duration::from_secs(60));
+        let p = ProfileId::from("p");
+        known.learn(&ids(&[("email", "a@x.io")]), &p);
+        known.after_erasures(0);
+        assert_eq!(
+            known.profile_of(&ids(&[("email", "a@x.io")])),
+            Some(p.clone())
+        );
+        known.after_erasures(1);
+        assert_eq!(known.profile_of(&ids(&[("email", "a@x.io")])), None);
+        known.learn(&ids(&[("email", "a@x.io")]), &p);
+        known.after_erasures(1);
+        assert_eq!(known.profile_of(&ids(&[("email", "a@x.io")])), Some(p));
     }
 
     #[test]
@@ -87,7 +136,10 @@ mod tests {
         let known = Known::new(100, Duration::from_millis(20));
         let p = ProfileId::from("p");
         known.learn(&ids(&[("email", "a@x.io")]), &p);
-        assert_eq!(known.profile_of(&ids(&[("email", "a@x.io")])), Some(p.clone()));
+        assert_eq!(
+            known.profile_of(&ids(&[("email", "a@x.io")])),
+            Some(p.clone())
+        );
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(known.profile_of(&ids(&[("email", "a@x.io")])), None);
         let off = Known::new(0, Duration::from_secs(60));

@@ -124,6 +124,10 @@ async fn stitch_group<R: SchemaResolver, S: IdentityStore>(
 ) -> Result<Vec<Outcome>, Stopped> {
     let errors = s.metrics.store_error(StoreOperation::Stitch);
     let mut outcomes: Vec<Option<Outcome>> = (0..events.len()).map(|_| None).collect();
+    if s.known.enabled() {
+        let erasures = until_ok("stitch", stop, errors.clone(), || s.store.erasures()).await?;
+        s.known.after_erasures(erasures);
+    }
     for wave in waves(events) {
         // A returning customer whose identifiers all resolved to one profile lately: found
         // as it would be in the store (the profile a root), with no lookup.
@@ -322,7 +326,11 @@ mod tests {
             for batch in [
                 vec![pending(1, "a1", &ann)],
                 vec![pending(2, "a2", &ann[1..])],
-                vec![pending(3, "a3", &[("cookie", "c-1"), ("phone", "+447700900000")])],
+                vec![pending(
+                    3,
+                    "a3",
+                    &[("cookie", "c-1"), ("phone", "+447700900000")],
+                )],
                 vec![pending(4, "a4", &[("phone", "+447700900000")])],
             ] {
                 let outcomes = lane.stitch(batch, &stop).await.unwrap();
