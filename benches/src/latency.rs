@@ -1,21 +1,11 @@
-//! Latency: events offered at fractions of the sustained rate, timed from produce to output read.
+//! Latency: events offered at fractions of the sustained rate by a separate process, timed
+//! there from produce to output read.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use futures::StreamExt;
-use rdkafka::Message;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use switchboard_codec::{ChannelEvent, SendCommand};
-use switchboard_kafka::{OutRecord, produce_all};
-use switchboard_services::services::producer;
-use switchboard_test_support::unique;
-use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::batches::Batches;
-use crate::drain::{events, record};
+use crate::offer::{Offer, in_child};
 use crate::parts::{Parts, System};
 use crate::systems::{output, start};
 
@@ -65,10 +55,11 @@ pub(crate) async fn latency(
     Ok(rows)
 }
 
-/// Produces at `rate` for `secs` seconds and measures produce → output consumed, on topics of
-/// its own: the mock cluster finds a fetch's offset by scanning every message set of the
-/// partition (`rd_kafka_mock_msgset_find`, "FIXME: Maintain an index"), which on a log
-/// written in small batches for a minute took 39 % of the process's CPU.
+/// Offers `rate` for `secs` seconds from a process of its own ([`crate::offer`]) and measures
+/// produce → output read there, on topics of its own: the mock cluster finds a fetch's offset
+/// by scanning every message set of the partition (`rd_kafka_mock_msgset_find`, "FIXME:
+/// Maintain an index"), which on a log written in small batches for a minute took 39 % of the
+/// process's CPU.
 async fn latency_at(
     system: System,
     parts: &Parts,
@@ -79,8 +70,6 @@ async fn latency_at(
 ) -> Result<LatencyRow, Error> {
     let config = parts.config().await?;
     let running = start(system, parts, &config, floor_produced).await?;
-    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let seen: Arc<Mutex<Vec<f64>>> = Arc::default();
     let outputs: Vec<String> = match system {
         System::Baseline | System::Floor => vec![output(&config, system)],
         System::Switchboard => config
@@ -90,115 +79,39 @@ async fn latency_at(
             .map(|c| format!("{}{c}", config.topics.commands_prefix))
             .collect(),
     };
-    let reader: StreamConsumer = switchboard_kafka::client_config(&config.kafka)
-        .set("group.id", unique("reader"))
-        .set("auto.offset.reset", "latest")
-        .set("fetch.wait.max.ms", parts.fetch_wait_ms.to_string())
-        .create()?;
-    let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
-    reader.subscribe(&outputs)?;
-    let reader_stop = CancellationToken::new();
-    let reader_task = tokio::spawn({
-        let (sent, seen, codec, stop) = (
-            sent.clone(),
-            seen.clone(),
-            parts.codec.clone(),
-            reader_stop.clone(),
-        );
-        async move {
-            let mut stream = reader.stream();
-            loop {
-                let m = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    m = stream.next() => m,
-                };
-                let Some(Ok(m)) = m else { continue };
-                let at = Instant::now();
-                let payload = m.payload().unwrap_or_default();
-                let id = match system {
-                    System::Baseline | System::Floor => codec
-                        .decode::<ChannelEvent>(payload)
-                        .await
-                        .map(|e| e.event_id),
-                    // A command names its trigger `event:<event_id>`.
-                    System::Switchboard => codec.decode::<SendCommand>(payload).await.map(|c| {
-                        c.reason
-                            .trigger
-                            .strip_prefix("event:")
-                            .unwrap_or_default()
-                            .to_owned()
-                    }),
-                };
-                let Ok(id) = id else { continue };
-                let start = sent.lock().ok().and_then(|s| s.get(&id).copied());
-                if let (Some(start), Ok(mut seen)) = (start, seen.lock()) {
-                    seen.push(at.duration_since(start).as_secs_f64() * 1000.0);
-                }
-            }
-        }
-    });
-    // Let the group settle before measuring.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let p = producer(&config)?;
-    let warmup = parts.warmup.as_secs_f64();
-    let pool = events((rate * (warmup + secs as f64)) as u64 + 1, seed);
-    // What the measured seconds start from: events taken, batches, CPU, time.
-    let mut measured: Option<(usize, Vec<Batches>, [f64; 3], Instant)> = None;
-    let t0 = Instant::now();
-    let mut next = 0usize;
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    while t0.elapsed() < parts.warmup + Duration::from_secs(secs) && next < pool.len() {
-        tick.tick().await;
-        if measured.is_none() && t0.elapsed() >= parts.warmup {
-            measured = Some((next, (running.batches)(), parts.cpu(), Instant::now()));
-        }
-        let due = ((t0.elapsed().as_secs_f64() * rate) as usize).min(pool.len());
-        let fresh = pool.get(next..due).unwrap_or_default();
-        let batch: Vec<OutRecord> = fresh
-            .iter()
-            .map(|e| record(&parts.codec, &config, e))
-            .collect::<Result<_, _>>()?;
-        // Only events offered in the measured seconds are timed.
-        if measured.is_some()
-            && let Ok(mut s) = sent.lock()
-        {
-            let now = Instant::now();
-            for e in fresh {
-                s.insert(e.event_id.clone(), now);
-            }
-        }
-        next = due;
-        let p = p.clone();
-        tokio::spawn(async move { produce_all(&p, &batch).await });
-    }
-    let Some((first, batches0, cpu0, t1)) = measured else {
-        return Err("the offered rate ended before its measured seconds".into());
+    let offer = Offer {
+        config: (*config).clone(),
+        outputs,
+        commands: system == System::Switchboard,
+        rate,
+        warmup_secs: parts.warmup.as_secs_f64(),
+        secs,
+        seed,
+        fetch_wait_ms: parts.fetch_wait_ms,
     };
-    let secs_offered = t1.elapsed().as_secs_f64();
-    let achieved = (next - first) as f64 / secs_offered;
+    let offering = tokio::spawn(async move { in_child(&offer).await });
+    // The offering process settles its reader (3 s) and warms up; then its measured
+    // seconds run: batches and CPU are taken over them.
+    tokio::time::sleep(Duration::from_secs(3) + parts.warmup).await;
+    let (batches0, cpu0, t1) = ((running.batches)(), parts.cpu(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let elapsed = t1.elapsed().as_secs_f64();
     let mut busy = [0.0; 3];
     for ((b, after), before) in busy.iter_mut().zip(parts.cpu()).zip(cpu0) {
-        *b = (after - before) / secs_offered;
+        *b = (after - before) / elapsed;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
     let batches = Batches::describe(&batches0, &(running.batches)());
-    let samples = seen
-        .lock()
-        .map(|mut s| std::mem::take(&mut *s))
-        .unwrap_or_default();
-    let (p50, p99, p999) = percentiles(samples.clone());
-    let row = LatencyRow {
+    let offered = offering.await??;
+    let (p50, p99, p999) = percentiles(offered.latencies_ms.clone());
+    running.stop().await;
+    Ok(LatencyRow {
         offered: rate,
-        achieved,
-        samples: samples.len(),
+        achieved: offered.achieved,
+        samples: offered.latencies_ms.len(),
         p50,
         p99,
         p999,
         batches,
         busy,
-    };
-    reader_stop.cancel();
-    let _ = reader_task.await;
-    running.stop().await;
-    Ok(row)
+    })
 }

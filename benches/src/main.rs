@@ -15,6 +15,7 @@ mod batches;
 mod cpu;
 mod drain;
 mod latency;
+mod offer;
 mod parts;
 mod plot;
 mod report;
@@ -122,11 +123,17 @@ struct Args {
     /// `benches/results/mock/` with `--mock-broker`).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// Internal: be the latency runs' offering process, with this spec (JSON).
+    #[arg(long, hide = true)]
+    offer: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let args = Args::parse();
+    if let Some(spec) = &args.offer {
+        return offer::run(spec).await;
+    }
     let parts = Parts {
         broker: if args.mock_broker {
             Broker::Mock(mock_cluster(1))
