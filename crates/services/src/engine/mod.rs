@@ -200,6 +200,10 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
             return Ok(());
         }
         let catalog = e.catalog.borrow().clone();
+        if let Err(err) = e.winning.flush(&*e.store).await {
+            warn!(error = %err, "cannot add the optimized splits' counts; next period tries again");
+            e.metrics.store_error(StoreOperation::CountSplits).inc();
+        }
         let announced = match e.winning.check(&*e.store, &catalog.journeys, now).await {
             Ok(announced) => announced,
             Err(err) => {
@@ -319,16 +323,10 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
         }
         self.commit(writes, extra, consumed, done_timers, dead)
             .await?;
-        let counted = switchboard_engine::optimize::counted(&plan, &catalog.journeys);
-        if !counted.is_empty() {
-            until_ok(
-                "count optimized splits",
-                &self.stop,
-                e.metrics.store_error(StoreOperation::CountSplits),
-                || e.store.count(&counted),
-            )
-            .await?;
-        }
+        e.winning.add(switchboard_engine::optimize::counted(
+            &plan,
+            &catalog.journeys,
+        ));
         e.metrics.planned(&plan, catalog.counters(&e.metrics));
         Ok(())
     }

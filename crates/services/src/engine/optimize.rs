@@ -1,14 +1,17 @@
 //! The engine's side of winner selection ([`switchboard_engine::optimize`]): a saved batch's
-//! entries and goals of optimized splits are added to the store's tallies; every
-//! [`CHECK_EVERY_MS`], one partition of the process reads each optimized journey's tally,
+//! entries and goals of optimized splits are added up in the process; every
+//! [`CHECK_EVERY_MS`], one partition of the process adds them to the store's tallies (one
+//! round trip for the period, not one per batch), reads each optimized journey's tally,
 //! adopts the winner settled there, or settles the one the verdict picks and announces it
-//! with a `winner` transition. Every process learns of a winner within one period.
+//! with a `winner` transition. Every process learns of a winner within one period; a crash
+//! loses the counts of its last period, a few seconds out of the test's days.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use switchboard_codec::JourneyTransition;
-use switchboard_engine::optimize;
+use switchboard_engine::optimize::{self, Counted};
 use switchboard_engine::{Splits, StateError};
 use switchboard_journey::{JourneySet, Winners};
 use tracing::info;
@@ -21,6 +24,8 @@ pub const CHECK_EVERY_MS: i64 = 10_000;
 pub struct Winning {
     winners: RwLock<Arc<Winners>>,
     next_check: AtomicI64,
+    /// Counts of saved batches not yet added to the store, by journey and variant.
+    pending: Mutex<BTreeMap<(String, String), Counted>>,
 }
 
 impl Winning {
@@ -29,6 +34,44 @@ impl Winning {
         self.winners
             .read()
             .map_or_else(|poisoned| poisoned.into_inner().clone(), |w| w.clone())
+    }
+
+    /// Keeps a saved batch's counts until the next [`Winning::flush`].
+    pub fn add(&self, counted: Vec<Counted>) {
+        if counted.is_empty() {
+            return;
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        for c in counted {
+            match pending.entry((c.journey.clone(), c.arm.clone())) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(c);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    let kept = o.get_mut();
+                    kept.entries += c.entries;
+                    kept.goals += c.goals;
+                    kept.first_at = kept.first_at.min(c.first_at);
+                }
+            }
+        }
+    }
+
+    /// Adds the counts kept since the last flush to the store (kept for the next one if the
+    /// store is away).
+    pub async fn flush<S: Splits>(&self, store: &S) -> Result<(), StateError> {
+        let counted: Vec<Counted> = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::take(&mut *pending).into_values().collect()
+        };
+        if counted.is_empty() {
+            return Ok(());
+        }
+        let added = store.count(&counted).await;
+        if added.is_err() {
+            self.add(counted);
+        }
+        added
     }
 
     /// Whether a check is due at `now`; the caller that gets `true` makes it, and the next
@@ -78,10 +121,7 @@ impl Winning {
             }
             winners.insert(j.id.clone(), standing);
         }
-        let mut current = self
-            .winners
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut current = self.winners.write().unwrap_or_else(PoisonError::into_inner);
         *current = Arc::new(winners);
         Ok(announced)
     }

@@ -6,8 +6,8 @@
 //! of the profile it pointed at (path compression) and a profile, once merged, forwards to its
 //! survivor, which the engine follows (a customer event of a merged profile is forwarded to
 //! the survivor). What removes pointers is an erasure (`switchboard forget`): the graph
-//! counts them, and the lane reads the count before each group it stitches and forgets
-//! everything when it changed ([`Known::after_erasures`]). Entries also expire after
+//! counts them, and the lane reads the count before the first event of a group it would
+//! stitch from the cache, and forgets everything when it changed ([`Known::after_erasures`]). Entries also expire after
 //! `identity.cache_ttl_secs`, so nothing outlives a change made to Redis by hand for long.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,19 +37,14 @@ impl Known {
         }
     }
 
-    /// Whether it remembers anything at all.
-    pub(super) fn enabled(&self) -> bool {
-        self.cache.is_some()
-    }
-
     /// The graph has seen `erasures` erasures: if that is news, forget everything (an erased
-    /// customer's identifiers must be looked up again, to start a new profile).
-    pub(super) fn after_erasures(&self, erasures: u64) {
-        if self.erasures.swap(erasures, Ordering::AcqRel) != erasures
-            && let Some(cache) = &self.cache
-        {
+    /// customer's identifiers must be looked up again, to start a new profile) and say so.
+    pub(super) fn after_erasures(&self, erasures: u64) -> bool {
+        let news = self.erasures.swap(erasures, Ordering::AcqRel) != erasures;
+        if news && let Some(cache) = &self.cache {
             cache.clear();
         }
+        news
     }
 
     /// The profile every one of `identifiers` resolved to, if they all resolved to the same
@@ -119,15 +114,15 @@ mod tests {
         let known = Known::new(100, Duration::from_secs(60));
         let p = ProfileId::from("p");
         known.learn(&ids(&[("email", "a@x.io")]), &p);
-        known.after_erasures(0);
+        assert!(!known.after_erasures(0), "no erasure yet");
         assert_eq!(
             known.profile_of(&ids(&[("email", "a@x.io")])),
             Some(p.clone())
         );
-        known.after_erasures(1);
+        assert!(known.after_erasures(1));
         assert_eq!(known.profile_of(&ids(&[("email", "a@x.io")])), None);
         known.learn(&ids(&[("email", "a@x.io")]), &p);
-        known.after_erasures(1);
+        assert!(!known.after_erasures(1), "already seen");
         assert_eq!(known.profile_of(&ids(&[("email", "a@x.io")])), Some(p));
     }
 

@@ -117,23 +117,33 @@ impl Lane {
 /// each wave's pointers, and the parents of the profiles those point at, are read in one
 /// lookup, as the events' own lookups would have read them at the same moment, and its
 /// events stitched concurrently. A retry looks up afresh.
-async fn stitch_group<R: SchemaResolver, S: IdentityStore>(
+async fn stitch_group<'a, R: SchemaResolver, S: IdentityStore>(
     s: &Stitcher<R, S>,
     stop: &CancellationToken,
-    events: &[&Pending],
+    events: &[&'a Pending],
 ) -> Result<Vec<Outcome>, Stopped> {
     let errors = s.metrics.store_error(StoreOperation::Stitch);
     let mut outcomes: Vec<Option<Outcome>> = (0..events.len()).map(|_| None).collect();
-    if s.known.enabled() {
-        let erasures = until_ok("stitch", stop, errors.clone(), || s.store.erasures()).await?;
-        s.known.after_erasures(erasures);
-    }
+    // Whether the graph's erasures were read for this group: before the first event stitched
+    // from the cache, so an erasure done before the group started is never missed.
+    let mut erasures_read = false;
     for wave in waves(events) {
         // A returning customer whose identifiers all resolved to one profile lately: found
         // as it would be in the store (the profile a root), with no lookup.
-        let (known, wave): (Vec<_>, Vec<_>) = (wave.into_iter())
-            .map(|(i, e)| (i, e, s.known.profile_of(&e.identifiers)))
-            .partition(|(_, _, p)| p.is_some());
+        let split = |wave: Vec<(usize, &'a Pending)>| -> (Vec<_>, Vec<_>) {
+            (wave.into_iter())
+                .map(|(i, e)| (i, e, s.known.profile_of(&e.identifiers)))
+                .partition(|(_, _, p)| p.is_some())
+        };
+        let (mut known, mut wave) = split(wave);
+        if !known.is_empty() && !erasures_read {
+            let erasures = until_ok("stitch", stop, errors.clone(), || s.store.erasures()).await?;
+            erasures_read = true;
+            if s.known.after_erasures(erasures) {
+                let all = known.into_iter().chain(wave).map(|(i, e, _)| (i, e));
+                (known, wave) = split(all.collect());
+            }
+        }
         s.metrics.identity_cache(known.len(), wave.len());
         let stitched = futures::future::join_all(known.into_iter().map(|(i, e, p)| {
             let pointers = vec![p.clone(); e.identifiers.len()];
