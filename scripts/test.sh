@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what is missing, then runs every test
-# against a real redis-server and a real tansu broker started by the tests themselves.
+# against a real redis-server and a real Apache Kafka broker started by the tests themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
