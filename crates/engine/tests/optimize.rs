@@ -12,28 +12,6 @@ use switchboard_journey::{JourneySet, compile};
 
 const MINUTE: i64 = 60_000;
 
-const SUBJECT_LINE: &str = r#"journey: subject-line
-version: 1
-trigger: { event: product.viewed }
-reentry: never
-goal: { event: order.completed, within: 3d }
-start: choose
-steps:
-  choose:
-    split:
-      - { variant: a, weight: 50, next: send-a }
-      - { variant: b, weight: 50, next: send-b }
-    optimize: { after: 1d, min_entries: 100 }
-  send-a:
-    send: { channel: email, template: subject-a }
-    next: done
-  send-b:
-    send: { channel: email, template: subject-b }
-    next: done
-  done:
-    exit: sent
-"#;
-
 fn views(customers: std::ops::Range<u32>, from: i64) -> Vec<Ev> {
     customers
         .map(|i| {

@@ -18,7 +18,7 @@ use switchboard_journey::{JourneySet, compile};
 use switchboard_kafka::Worker;
 use switchboard_services::catalog::Catalog;
 use switchboard_services::engine::EnginePartition;
-use switchboard_test_support::examples::{DAY, HOUR, T0, ev, policies};
+use switchboard_test_support::examples::{DAY, HOUR, SUBJECT_LINE, T0, ev, policies};
 
 const MINUTE: i64 = 60_000;
 
@@ -29,28 +29,6 @@ static CLOCK: AtomicI64 = AtomicI64::new(T0);
 fn clock() -> i64 {
     CLOCK.load(Ordering::SeqCst)
 }
-
-const SUBJECT_LINE: &str = r#"journey: subject-line
-version: 1
-trigger: { event: product.viewed }
-reentry: never
-goal: { event: order.completed, within: 3d }
-start: choose
-steps:
-  choose:
-    split:
-      - { variant: a, weight: 50, next: send-a }
-      - { variant: b, weight: 50, next: send-b }
-    optimize: { after: 1d, min_entries: 100 }
-  send-a:
-    send: { channel: email, template: subject-a }
-    next: done
-  send-b:
-    send: { channel: email, template: subject-b }
-    next: done
-  done:
-    exit: sent
-"#;
 
 /// How often each variant's customers buy within the goal window.
 fn converts(variant: &str) -> f64 {

@@ -25,6 +25,30 @@ pub fn journeys() -> JourneySet {
     )
 }
 
+/// An A/B test of two email subject lines whose split picks its winner after a day, once
+/// each variant has 100 entries (for tests of `optimize`).
+pub const SUBJECT_LINE: &str = r#"journey: subject-line
+version: 1
+trigger: { event: product.viewed }
+reentry: never
+goal: { event: order.completed, within: 3d }
+start: choose
+steps:
+  choose:
+    split:
+      - { variant: a, weight: 50, next: send-a }
+      - { variant: b, weight: 50, next: send-b }
+    optimize: { after: 1d, min_entries: 100 }
+  send-a:
+    send: { channel: email, template: subject-a }
+    next: done
+  send-b:
+    send: { channel: email, template: subject-b }
+    next: done
+  done:
+    exit: sent
+"#;
+
 /// A channel event being built.
 #[derive(Debug, Clone)]
 pub struct Ev(pub ChannelEvent);

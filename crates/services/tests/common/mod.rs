@@ -48,6 +48,13 @@ pub fn catalog() -> Catalog {
     .unwrap()
 }
 
+/// A partition, its metrics, and the sender of its catalog.
+pub type Running<R> = (
+    EnginePartition<R, MemoryStateStore, Kept>,
+    Metrics,
+    tokio::sync::watch::Sender<Arc<Catalog>>,
+);
+
 /// Partition 0 of an engine on `store` running the example journeys, publishing into
 /// `kept`, with `clock`.
 pub async fn partition<R: SchemaResolver + 'static>(
@@ -55,11 +62,7 @@ pub async fn partition<R: SchemaResolver + 'static>(
     store: Arc<MemoryStateStore>,
     kept: Kept,
     clock: fn() -> i64,
-) -> (
-    EnginePartition<R, MemoryStateStore, Kept>,
-    Metrics,
-    tokio::sync::watch::Sender<Arc<Catalog>>,
-) {
+) -> Running<R> {
     partition_running(catalog(), codec, store, kept, clock).await
 }
 
@@ -71,11 +74,7 @@ pub async fn partition_running<R: SchemaResolver + 'static>(
     store: Arc<MemoryStateStore>,
     kept: Kept,
     clock: fn() -> i64,
-) -> (
-    EnginePartition<R, MemoryStateStore, Kept>,
-    Metrics,
-    tokio::sync::watch::Sender<Arc<Catalog>>,
-) {
+) -> Running<R> {
     let (keep, catalog) = tokio::sync::watch::channel(Arc::new(catalog));
     let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
     let engine = Arc::new(Engine {
