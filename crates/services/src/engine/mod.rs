@@ -150,9 +150,12 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> Worker for EnginePa
     }
 
     /// Clears the outboxes already published, so the next owner does not publish them again,
-    /// and drops this partition's pending-timers gauge: its next owner reports it.
+    /// adds the optimized splits' pending counts, and drops this partition's pending-timers
+    /// gauge: its next owner reports it.
     async fn finish(&mut self) {
         let _ = self.clear_published().await;
+        // The counts of optimized splits kept since the last check are not lost on a stop.
+        let _ = self.shared.winning.flush(&*self.shared.store).await;
         let _ = self
             .shared
             .metrics

@@ -3,8 +3,9 @@
 //! [`CHECK_EVERY_MS`], one partition of the process adds them to the store's tallies (one
 //! round trip for the period, not one per batch), reads each optimized journey's tally,
 //! adopts the winner settled there, or settles the one the verdict picks and announces it
-//! with a `winner` transition. Every process learns of a winner within one period; a crash
-//! loses the counts of its last period, a few seconds out of the test's days.
+//! with a `winner` transition. Every process learns of a winner within one period; a stopping
+//! partition adds what is pending, a crash loses the counts of its last period, a few
+//! seconds out of the test's days.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
