@@ -126,7 +126,13 @@ struct EndIsNoError;
 
 impl rdkafka::ClientContext for EndIsNoError {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        // librdkafka reports it both as a partition's and as a global error.
+        let end = matches!(
+            error,
+            KafkaError::PartitionEOF(_)
+                | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        );
+        if !end {
             tracing::error!(error = %error, reason, "kafka client error");
         }
     }
