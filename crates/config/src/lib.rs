@@ -13,5 +13,6 @@ mod validate;
 pub use error::ConfigError;
 pub use load::{Overrides, load};
 pub use model::{
-    AdminConfig, Config, KafkaConfig, LogConfig, LogFormat, RedisConfig, SchemaConfig, TopicsConfig,
+    AdminConfig, Config, EngineConfig, KafkaConfig, LogConfig, LogFormat, RedisConfig,
+    SchemaConfig, TopicsConfig,
 };

@@ -89,8 +89,99 @@ async fn splits<S: StateStore>(store: &S) {
     assert_eq!(store.tally("other").await.unwrap(), Tally::default());
 }
 
+/// A write planned on a record the owner kept in memory lands only while that record is
+/// still the owner's last write: not after a merge marker, an erasure or another writer; and
+/// then nothing of the call lands.
+async fn kept<S: StateStore>(store: &S) {
+    let epoch = store.claim_partition(7).await.unwrap();
+    let both = [
+        write("k1", 1, vec![], vec![]),
+        write("k2", 1, vec![], vec![]),
+    ];
+    let saved = store.save(7, epoch, &[], &both).await.unwrap();
+    assert_eq!(saved, vec![Saved::Done; 2]);
+    let offsets = || async {
+        let loaded = store.load(&["k1".into(), "k2".into()]).await.unwrap();
+        loaded
+            .iter()
+            .map(|l| l.as_ref().map(|(r, _)| r.offset))
+            .collect::<Vec<_>>()
+    };
+
+    // Still the owner's: written.
+    let next = [
+        write("k1", 2, vec![], vec![]),
+        write("k2", 2, vec![], vec![]),
+    ];
+    let saved = store.save_kept(7, epoch, &[], &next, &[true, false]).await;
+    assert_eq!(saved.unwrap(), vec![Saved::Done; 2]);
+    assert_eq!(offsets().await, vec![Some(2), Some(2)]);
+
+    // Merged by the survivor's partition since: stale, and the other write of the call waits.
+    store
+        .mark_merged(&[("k1".into(), "s1".into())])
+        .await
+        .unwrap();
+    let later = [
+        write("k1", 3, vec![command("ck1")], vec![]),
+        write("k2", 3, vec![], vec![]),
+    ];
+    let saved = store.save_kept(7, epoch, &[], &later, &[true, false]).await;
+    assert_eq!(saved.unwrap(), vec![Saved::Stale; 2]);
+    assert_eq!(offsets().await, vec![Some(2), Some(2)], "nothing landed");
+    let k1 = store.load(&["k1".into()]).await.unwrap().remove(0).unwrap();
+    assert_eq!(k1.0.merged_into, Some("s1".into()));
+    assert!(k1.1.is_empty(), "the stale write's outbox did not land");
+    // Loaded again, the same write is not a kept one: it lands.
+    let saved = store
+        .save_kept(7, epoch, &[], &later, &[false, false])
+        .await;
+    assert_eq!(saved.unwrap(), vec![Saved::Done; 2]);
+
+    // Written by an older owner (a zombie before this owner's first write of it): stale.
+    let older = epoch - 1;
+    store
+        .save(7, older, &[], &[write("k3", 1, vec![], vec![])])
+        .await
+        .unwrap();
+    let saved = store
+        .save_kept(7, epoch, &[], &[write("k3", 2, vec![], vec![])], &[true])
+        .await;
+    assert_eq!(saved.unwrap(), vec![Saved::Stale]);
+
+    // Erased since: stale, and not written back.
+    store.forget(7, &["k2".into()]).await.unwrap();
+    let saved = store
+        .save_kept(7, epoch, &[], &[write("k2", 4, vec![], vec![])], &[true])
+        .await;
+    assert_eq!(saved.unwrap(), vec![Saved::Stale]);
+    assert!(store.load(&["k2".into()]).await.unwrap()[0].is_none());
+
+    // A newer owner's write fences the kept one.
+    let newer = store.claim_partition(7).await.unwrap();
+    store
+        .save(7, newer, &[], &[write("k4", 1, vec![], vec![])])
+        .await
+        .unwrap();
+    let saved = store
+        .save_kept(7, epoch, &[], &[write("k4", 2, vec![], vec![])], &[true])
+        .await;
+    assert_eq!(saved.unwrap(), vec![Saved::Fenced]);
+}
+
 async fn conformance<S: StateStore>(store: &S) {
     splits(store).await;
+    if store.checks_kept() {
+        kept(store).await;
+    } else {
+        let saved = store
+            .save_kept(7, 1, &[], &[write("k1", 1, vec![], vec![])], &[true])
+            .await;
+        assert!(
+            saved.is_err(),
+            "a kept write is refused where it cannot be checked"
+        );
+    }
     // A tick whose timers all belong to unknown profiles saves nothing: answered at once.
     let nothing = tokio::time::timeout(
         std::time::Duration::from_secs(5),

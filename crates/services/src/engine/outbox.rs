@@ -24,25 +24,27 @@ use crate::metrics::StoreOperation;
 impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, S, P> {
     /// Saves every write (clearing the outboxes published before), publishes the outboxes
     /// (and `extra`); the next save clears them. Then `done` timers leave the shard.
+    /// `kept[i]` says `writes[i]` was planned on a record kept in memory; when one of those
+    /// is stale, nothing is saved or published and this answers false.
     pub(super) async fn commit(
         &mut self,
         writes: &[Write],
+        kept: &[bool],
         extra: Vec<OutRecord>,
         consumed: Option<i64>,
         done: &[DueTimer],
         dead: &mut Vec<&'static str>,
-    ) -> Result<(), Stopped> {
+    ) -> Result<bool, Stopped> {
         let e = self.shared.clone();
+        let (partition, epoch, published) = (self.partition, self.epoch, &self.published);
         let saved = until_ok(
             "save profiles",
             &self.stop,
             e.metrics.store_error(StoreOperation::Save),
-            || {
-                e.store
-                    .save(self.partition, self.epoch, &self.published, writes)
-            },
+            || e.store.save_kept(partition, epoch, published, writes, kept),
         )
         .await?;
+        // Cleared by the save's round trip, even when it wrote nothing else.
         self.published.clear();
         if saved.contains(&Saved::Fenced) {
             e.metrics.fenced.inc();
@@ -53,6 +55,14 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
             );
             self.stop.cancel();
             return Err(Stopped::Fenced);
+        }
+        if saved.contains(&Saved::Stale) {
+            info!(
+                partition = self.partition,
+                "a record kept in memory is stale (merged, erased or written by another): \
+                 planning the batch again from Redis"
+            );
+            return Ok(false);
         }
         let mut records = extra;
         let mut with_outbox = Vec::new();
@@ -75,7 +85,7 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
             )
             .await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Clears the outboxes published since the last save.
