@@ -15,7 +15,7 @@ use switchboard_kafka::Publisher;
 use switchboard_kafka::{Worker, Workers};
 use switchboard_services::Metrics;
 use switchboard_services::catalog::CatalogSource;
-use switchboard_services::engine::{Engine, EngineWorkers, KeptRecords, Winning};
+use switchboard_services::engine::{Engine, EngineWorkers, Winning};
 use switchboard_services::services::producer;
 use switchboard_test_support::{KafkaBroker, isolated_config};
 use tokio_util::sync::CancellationToken;
@@ -81,7 +81,6 @@ async fn a_stopping_partition_clears_what_it_published_so_the_next_owner_does_no
         metrics: Metrics::register(&prometheus::Registry::new()).unwrap(),
         clock: switchboard_services::now_ms,
         winning: Winning::default(),
-        kept: KeptRecords::new(config.engine.record_cache_entries),
     }));
     let topic = config.topics.customer_events.clone();
     let start = |stop: CancellationToken| {

@@ -23,7 +23,7 @@ use switchboard_kafka::Publisher;
 use switchboard_kafka::{Stopped, Worker, Workers};
 use switchboard_redis::RedisStateStore;
 use switchboard_services::catalog::CatalogSource;
-use switchboard_services::engine::{Engine, EngineWorkers, KeptRecords, Winning};
+use switchboard_services::engine::{Engine, EngineWorkers, Winning};
 use switchboard_services::services::producer;
 use tokio_util::sync::CancellationToken;
 
@@ -279,7 +279,6 @@ async fn a_zombie_owner_is_fenced_and_publishes_nothing() {
         metrics: r.metrics.clone(),
         clock: switchboard_services::now_ms,
         winning: Winning::default(),
-        kept: KeptRecords::new(r.config.engine.record_cache_entries),
     }));
     let topic = r.config.topics.customer_events.clone();
     let publisher = || Publisher::Plain(producer(&r.config).unwrap());

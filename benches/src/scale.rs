@@ -14,7 +14,7 @@ use switchboard_redis::RedisStateStore;
 use switchboard_redis::connect;
 use switchboard_services::Metrics;
 use switchboard_services::catalog::CatalogSource;
-use switchboard_services::engine::{Engine, EngineWorkers, KeptRecords, Winning};
+use switchboard_services::engine::{Engine, EngineWorkers, Winning};
 use switchboard_services::services::producer;
 use tokio_util::sync::CancellationToken;
 
@@ -173,7 +173,6 @@ async fn engine_workers(
         metrics: Metrics::register(&prometheus::Registry::new())?,
         clock: switchboard_services::now_ms,
         winning: Winning::default(),
-        kept: KeptRecords::new(config.engine.record_cache_entries),
     }))))
 }
 

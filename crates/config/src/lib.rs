@@ -13,6 +13,5 @@ mod validate;
 pub use error::ConfigError;
 pub use load::{Overrides, load};
 pub use model::{
-    AdminConfig, Config, EngineConfig, KafkaConfig, LogConfig, LogFormat, RedisConfig,
-    SchemaConfig, TopicsConfig,
+    AdminConfig, Config, KafkaConfig, LogConfig, LogFormat, RedisConfig, SchemaConfig, TopicsConfig,
 };

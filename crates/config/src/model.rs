@@ -18,25 +18,6 @@ pub struct Config {
     pub log: LogConfig,
     /// Identifier kinds, normalisation, limits and blocked values (see `IdentityRules`).
     pub identity: IdentityRules,
-    pub engine: EngineConfig,
-}
-
-/// The engine service.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EngineConfig {
-    /// Profile records each engine process keeps in memory between batches (those its
-    /// partitions wrote last), so a returning profile's batch is planned without loading its
-    /// record; checked at save time. 0: every batch loads from Redis. Not on Redis Cluster.
-    pub record_cache_entries: u64,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            record_cache_entries: 50_000,
-        }
-    }
 }
 
 /// Kafka connection. `properties` are passed to librdkafka unchanged, so any client setting

@@ -80,25 +80,14 @@ impl Records for MemoryStateStore {
         })
     }
 
-    async fn save_kept(
+    async fn save(
         &self,
         partition: i32,
         epoch: u64,
         published: &[ProfileId],
         writes: &[Write],
-        kept: &[bool],
     ) -> Result<Vec<Saved>, StateError> {
         self.with(|i| {
-            // Written by an older owner, merged or deleted since this owner's write (a newer
-            // owner's write fences instead).
-            let stale = |w: &Write| match i.records.get(&w.profile) {
-                Some((r, e, _)) => *e < epoch || (*e == epoch && r.merged_into.is_some()),
-                None => true,
-            };
-            let stale = (writes.iter().zip(kept)).any(|(w, kept)| *kept && stale(w));
-            if stale {
-                return vec![Saved::Stale; writes.len()];
-            }
             i.clear_outbox(partition, published);
             writes
                 .iter()

@@ -79,18 +79,6 @@ impl Inputs {
         all.dedup();
         all
     }
-
-    /// The profiles the inputs are keyed by, which the partition owns: [`Inputs::profiles`]
-    /// without the losers of merges (whose records their own partitions write), unless an
-    /// input is keyed by one too.
-    pub fn keyed(&self) -> BTreeSet<ProfileId> {
-        match self {
-            Self::Events(events) => (events.iter())
-                .map(|(_, ce)| ProfileId::from(ce.profile_id.as_str()))
-                .collect(),
-            Self::Timers(timers) => timers.iter().map(|t| t.profile.clone()).collect(),
-        }
-    }
 }
 
 /// One profile's atomic write: its record, its outbox (published once saved) and the timers

@@ -19,11 +19,6 @@ pub enum Saved {
     Done,
     /// A newer owner of the partition wrote this profile: this writer is a zombie.
     Fenced,
-    /// Not written, nor anything else of the call: a record the owner kept in memory is no
-    /// longer the last one written (it was marked merged, deleted, or written by another),
-    /// so the batch was planned on a stale copy. The caller loads the records again and
-    /// plans anew.
-    Stale,
 }
 
 /// A due timer: the profile, the journey and when it was due.
@@ -60,29 +55,7 @@ pub trait Records: Send + Sync + 'static {
         epoch: u64,
         published: &[ProfileId],
         writes: &[Write],
-    ) -> impl Future<Output = Result<Vec<Saved>, StateError>> + Send {
-        self.save_kept(partition, epoch, published, writes, &[])
-    }
-
-    /// [`Records::save`], where `kept[i]` says that `writes[i]`'s profile was planned on a
-    /// record this owner kept in memory since its own last write of it, rather than loaded.
-    /// Such a write is checked at once with the others: the record stored must still be the
-    /// one this owner (`epoch`) wrote, and the profile not marked merged. If one is not,
-    /// nothing of the call is written and every write answers [`Saved::Stale`].
-    fn save_kept(
-        &self,
-        partition: i32,
-        epoch: u64,
-        published: &[ProfileId],
-        writes: &[Write],
-        kept: &[bool],
     ) -> impl Future<Output = Result<Vec<Saved>, StateError>> + Send;
-
-    /// Whether [`Records::save_kept`] can check a whole batch atomically, so that an owner
-    /// may keep records in memory. Redis Cluster cannot: a batch's profiles span slots.
-    fn checks_kept(&self) -> bool {
-        true
-    }
 
     /// Marks each `(loser, survivor)`'s loser as merged into its survivor, whoever owns the
     /// loser's partition. On Redis, one round trip.

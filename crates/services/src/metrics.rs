@@ -24,9 +24,6 @@ pub struct Metrics {
     pub profiles_created: IntCounter,
     /// `switchboard_identity_cache_total{result}`: `hit` (stitched without Redis) or `miss`.
     pub identity_cache: [IntCounter; 2],
-    /// `switchboard_record_cache_total{result}`: `hit` (planned on a record kept in memory),
-    /// `miss` (loaded from Redis) or `stale` (a kept record found stale at save time).
-    pub record_cache: [IntCounter; 3],
     pub merges: IntCounter,
     pub conflicts: IntCounterVec,
     pub transitions: IntCounterVec,
@@ -130,14 +127,6 @@ impl Metrics {
                 )?;
                 ["hit", "miss"].map(|result| by_result.with_label_values(&[result]))
             },
-            record_cache: {
-                let by_result = r.counters(
-                    "switchboard_record_cache_total",
-                    "Profiles whose batch the engine planned on the record it kept in memory (hit), on one loaded from Redis (miss), or planned again from Redis because the kept record was stale at save time: merged, erased or written by another owner (stale).",
-                    &["result"],
-                )?;
-                ["hit", "miss", "stale"].map(|result| by_result.with_label_values(&[result]))
-            },
             merges: r.counter(
                 "switchboard_identity_merges_total",
                 "Profiles merged into another.",
@@ -234,18 +223,6 @@ impl Metrics {
         let [hit, miss] = &self.identity_cache;
         hit.inc_by(hits as u64);
         miss.inc_by(misses as u64);
-    }
-
-    /// Counts the profiles of a batch planned on kept records (`hits`) and loaded (`misses`).
-    pub fn record_cache(&self, hits: usize, misses: usize) {
-        let [hit, miss, _] = &self.record_cache;
-        hit.inc_by(hits as u64);
-        miss.inc_by(misses as u64);
-    }
-
-    /// Counts kept records found stale at save time.
-    pub fn record_cache_stale(&self, records: usize) {
-        self.record_cache[2].inc_by(records as u64);
     }
 
     /// The errors of a store operation.

@@ -16,7 +16,7 @@ use switchboard_kafka::{ConsumerSettings, OutputMode, run_partitioned};
 
 use crate::Metrics;
 use crate::catalog::Catalog;
-use crate::engine::{Engine, EngineWorkers, KeptRecords, Winning};
+use crate::engine::{Engine, EngineWorkers, Winning};
 use crate::stitcher::{Stitcher, StitcherWorkers};
 use switchboard_engine::StateStore;
 
@@ -110,7 +110,6 @@ pub async fn run_engine<R: SchemaResolver + 'static, S: StateStore>(
         metrics: metrics.clone(),
         clock: crate::now_ms,
         winning: Winning::default(),
-        kept: KeptRecords::new(config.engine.record_cache_entries),
     };
     run_partitioned(
         switchboard_kafka::client_config(&config.kafka),

@@ -16,10 +16,7 @@
 //! and each read one `MGET`; on a single Redis a batch's writes are one script call and its
 //! reads one `MGET` (up to [`GROUP`] profiles each), which costs Redis a fraction of the
 //! per-profile calls, and a batch's save (with the clearing of the outboxes published since
-//! the last one, and the index entries) is one round trip. A batch with records the engine
-//! kept in memory is saved by one script however many profiles, so that its check (each kept
-//! record still this owner's last write, its profile not marked merged) holds for the whole
-//! batch or nothing is written. A record is a string rather than a hash because a hash with a
+//! the last one, and the index entries) is one round trip. A record is a string rather than a hash because a hash with a
 //! value over 64 bytes is a hash table in Redis (about 200 bytes more per profile than the
 //! value itself). The index and timer writes that go with a profile write are idempotent and
 //! happen first, so a crash leaves at worst a stale entry, which the engine ignores.
@@ -83,12 +80,7 @@ impl RedisStateStore {
     /// [`GROUP`] at once (one round trip and one script call for a batch); on a cluster, one
     /// each, as each profile's keys are in a slot of their own.
     fn groups<'a, T>(&self, items: &'a [T]) -> std::slice::Chunks<'a, T> {
-        items.chunks(self.group_size(GROUP))
-    }
-
-    /// `size` on a single Redis, 1 on a cluster.
-    fn group_size(&self, size: usize) -> usize {
-        if self.redis.is_cluster() { 1 } else { size }
+        items.chunks(if self.redis.is_cluster() { 1 } else { GROUP })
     }
 
     /// The sorted set of partition `partition`'s timers (members from [`timer_member`]).
@@ -167,10 +159,6 @@ impl Epochs for RedisStateStore {
 }
 
 impl Records for RedisStateStore {
-    fn checks_kept(&self) -> bool {
-        !self.redis.is_cluster()
-    }
-
     async fn load(&self, profiles: &[ProfileId]) -> Result<Vec<Loaded>, StateError> {
         let cmds = self
             .groups(profiles)
@@ -212,13 +200,12 @@ impl Records for RedisStateStore {
             .collect()
     }
 
-    async fn save_kept(
+    async fn save(
         &self,
         partition: i32,
         epoch: u64,
         published: &[ProfileId],
         writes: &[Write],
-        kept: &[bool],
     ) -> Result<Vec<Saved>, StateError> {
         // Clears first, then index entries: a write's own outbox is never cleared by them,
         // and a crash leaves at worst an outbox published twice or a stale entry.
@@ -249,32 +236,21 @@ impl Records for RedisStateStore {
                 &timers,
             ));
         }
-        // Kept records are checked with the whole batch at once: one script.
-        let any_kept = kept.contains(&true);
-        if any_kept && self.redis.is_cluster() {
-            return Err(StateError(
-                "records kept in memory cannot be checked atomically on Redis Cluster".into(),
-            ));
-        }
-        let group = if any_kept { writes.len().max(1) } else { GROUP };
         let mut scripts = Vec::new();
-        for (n, chunk) in writes.chunks(self.group_size(group)).enumerate() {
+        for group in self.groups(writes) {
             let mut script = SAVE.prepare_invoke();
-            for (i, w) in chunk.iter().enumerate() {
+            for w in group {
                 let outbox = if w.outbox.is_empty() {
                     Vec::new()
                 } else {
                     stored::encode_outbox(&w.outbox)?
                 };
-                let kept = kept.get(n * group + i).copied().unwrap_or(false);
                 script
                     .key(self.profile_key('r', &w.profile))
                     .key(self.profile_key('o', &w.profile))
-                    .key(self.profile_key('m', &w.profile))
                     .arg(epoch)
                     .arg(stored::encode(epoch, &w.record)?)
-                    .arg(outbox)
-                    .arg(if kept { "1" } else { "" });
+                    .arg(outbox);
             }
             scripts.push(script);
         }
@@ -292,10 +268,12 @@ impl Records for RedisStateStore {
         Ok(saved
             .into_iter()
             .flatten()
-            .map(|done| match done {
-                1 => Saved::Done,
-                0 => Saved::Fenced,
-                _ => Saved::Stale,
+            .map(|done| {
+                if done == 1 {
+                    Saved::Done
+                } else {
+                    Saved::Fenced
+                }
             })
             .collect())
     }

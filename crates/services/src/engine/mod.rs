@@ -9,7 +9,7 @@
 //! dead-letter topic; a newer owner's write fences this one ([`Stopped::Fenced`]); and the
 //! partition's end ([`Stopped::Shutdown`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rdkafka::message::{Message, OwnedMessage};
@@ -31,11 +31,9 @@ use crate::Metrics;
 use crate::catalog::Catalog;
 use crate::metrics::StoreOperation;
 
-mod kept;
 mod optimize;
 mod outbox;
 
-pub use kept::KeptRecords;
 pub use optimize::{CHECK_EVERY_MS, Winning};
 
 /// Timers fired per tick and partition, at most.
@@ -52,8 +50,6 @@ pub struct Engine<R, S> {
     pub clock: fn() -> i64,
     /// The winners of optimized splits this process knows.
     pub winning: Winning,
-    /// The records this process's partitions wrote last, kept between batches.
-    pub kept: KeptRecords,
 }
 
 /// Starts engine partitions.
@@ -90,18 +86,33 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> Worker for EnginePa
     async fn process(&mut self, batch: Vec<OwnedMessage>) -> Result<(), Stopped> {
         let e = self.shared.clone();
         e.metrics.consumed(&batch);
-        let consumed = batch.last().map(Message::offset);
-        // Read again, and planned again from Redis, when a record kept in memory was stale.
-        let dead = loop {
-            let (events, extra, mut dead) = self.read(&batch).await?;
-            if self
-                .carry_out(Inputs::Events(events), extra, consumed, &mut dead)
-                .await?
-            {
-                break dead;
-            }
-        };
+        let mut events = Vec::with_capacity(batch.len());
+        let mut extra = Vec::new();
         // Counted once the batch is durable, not per attempt (a replay would count again).
+        let mut dead: Vec<&'static str> = Vec::new();
+        let dead_letters = &e.config.topics.dead_letters;
+        for msg in &batch {
+            let Some(bytes) = msg.payload() else {
+                dead.push("empty");
+                extra.push(dead_letter(dead_letters, msg, "empty", "no value"));
+                continue;
+            };
+            match self.decode(bytes).await? {
+                Ok(ce) => events.push((msg.offset(), ce)),
+                Err(err) => {
+                    dead.push(err.reason());
+                    extra.push(dead_letter(
+                        dead_letters,
+                        msg,
+                        err.reason(),
+                        &err.to_string(),
+                    ));
+                }
+            }
+        }
+        let consumed = batch.last().map(Message::offset);
+        self.carry_out(Inputs::Events(events), extra, consumed, &mut dead)
+            .await?;
         for reason in dead {
             e.metrics.dead_letters.with_label_values(&[reason]).inc();
         }
@@ -122,11 +133,10 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> Worker for EnginePa
             self.clear_published().await?;
         } else {
             let mut dead = Vec::new();
-            // A stale kept record: the timers stay due, and fire from Redis next tick.
-            if (self.carry_out(Inputs::Timers(due), Vec::new(), None, &mut dead)).await? {
-                for reason in dead {
-                    e.metrics.dead_letters.with_label_values(&[reason]).inc();
-                }
+            self.carry_out(Inputs::Timers(due), Vec::new(), None, &mut dead)
+                .await?;
+            for reason in dead {
+                e.metrics.dead_letters.with_label_values(&[reason]).inc();
             }
         }
         self.check_winners(now).await?;
@@ -223,34 +233,6 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
         Ok(())
     }
 
-    /// The batch's customer events, with a dead letter (and its reason) for each record
-    /// that cannot be read.
-    #[allow(clippy::type_complexity)]
-    async fn read(
-        &self,
-        batch: &[OwnedMessage],
-    ) -> Result<(Vec<(i64, CustomerEvent)>, Vec<OutRecord>, Vec<&'static str>), Stopped> {
-        let dead_letters = &self.shared.config.topics.dead_letters;
-        let mut events = Vec::with_capacity(batch.len());
-        let (mut extra, mut dead) = (Vec::new(), Vec::new());
-        for msg in batch {
-            let Some(bytes) = msg.payload() else {
-                dead.push("empty");
-                extra.push(dead_letter(dead_letters, msg, "empty", "no value"));
-                continue;
-            };
-            match self.decode(bytes).await? {
-                Ok(ce) => events.push((msg.offset(), ce)),
-                Err(err) => {
-                    dead.push(err.reason());
-                    let detail = err.to_string();
-                    extra.push(dead_letter(dead_letters, msg, err.reason(), &detail));
-                }
-            }
-        }
-        Ok((events, extra, dead))
-    }
-
     /// A record of `customer.events`, or why it cannot be read. While the schema registry is
     /// away, this waits for it (backing off) rather than give up the batch.
     async fn decode(&self, bytes: &[u8]) -> Result<Result<CustomerEvent, CodecError>, Stopped> {
@@ -269,39 +251,28 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
         .await
     }
 
-    /// Load → plan → persist → publish. False when nothing was done because a record kept in
-    /// memory was stale: the caller carries the inputs out again (they then load from Redis).
+    /// Load → plan → persist → publish.
     async fn carry_out(
         &mut self,
         inputs: Inputs,
         mut extra: Vec<OutRecord>,
         consumed: Option<i64>,
         dead: &mut Vec<&'static str>,
-    ) -> Result<bool, Stopped> {
+    ) -> Result<(), Stopped> {
         let e = self.shared.clone();
-        let mut stored = if e.store.checks_kept() {
-            e.kept.take(self.partition, self.epoch, &inputs.keyed())
-        } else {
-            BTreeMap::new()
-        };
-        let kept: BTreeSet<ProfileId> = stored.keys().cloned().collect();
-        let profiles: Vec<ProfileId> = (inputs.profiles().into_iter())
-            .filter(|p| !kept.contains(p))
+        let profiles = inputs.profiles();
+        let loaded = until_ok(
+            "load profiles",
+            &self.stop,
+            e.metrics.store_error(StoreOperation::Load),
+            || e.store.load(&profiles),
+        )
+        .await?;
+        let stored: BTreeMap<ProfileId, _> = profiles
+            .into_iter()
+            .zip(loaded)
+            .filter_map(|(id, loaded)| loaded.map(|(record, _)| (id, record)))
             .collect();
-        e.metrics.record_cache(kept.len(), profiles.len());
-        if !profiles.is_empty() {
-            let loaded = until_ok(
-                "load profiles",
-                &self.stop,
-                e.metrics.store_error(StoreOperation::Load),
-                || e.store.load(&profiles),
-            )
-            .await?;
-            stored.extend(
-                (profiles.into_iter().zip(loaded))
-                    .filter_map(|(id, loaded)| loaded.map(|(record, _)| (id, record))),
-            );
-        }
         let catalog = e.catalog.borrow().clone();
         let planner = Planner::new(
             &catalog.journeys,
@@ -332,7 +303,6 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
                 || e.store.forget(self.partition, &forget.profiles),
             )
             .await?;
-            e.kept.forget(&forget.profiles);
             info!(
                 partition = self.partition,
                 profiles = forget.profiles.len(),
@@ -354,23 +324,14 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
             )
             .await?;
         }
-        let kept: Vec<bool> = (writes.iter()).map(|w| kept.contains(&w.profile)).collect();
-        if !(self.commit(writes, &kept, extra, consumed, done_timers, dead)).await? {
-            e.metrics
-                .record_cache_stale(kept.iter().filter(|k| **k).count());
-            return Ok(false);
-        }
+        self.commit(writes, extra, consumed, done_timers, dead)
+            .await?;
         e.winning.add(switchboard_engine::optimize::counted(
             &plan,
             &catalog.journeys,
         ));
         e.metrics.planned(&plan, catalog.counters(&e.metrics));
-        if e.store.checks_kept() {
-            for w in plan.writes {
-                e.kept.keep(self.partition, self.epoch, w.profile, w.record);
-            }
-        }
-        Ok(true)
+        Ok(())
     }
 
     /// `value` for `topic`, keyed by `key`. A value its schema cannot carry goes to the

@@ -24,27 +24,25 @@ use crate::metrics::StoreOperation;
 impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, S, P> {
     /// Saves every write (clearing the outboxes published before), publishes the outboxes
     /// (and `extra`); the next save clears them. Then `done` timers leave the shard.
-    /// `kept[i]` says `writes[i]` was planned on a record kept in memory; when one of those
-    /// is stale, nothing is saved or published and this answers false.
     pub(super) async fn commit(
         &mut self,
         writes: &[Write],
-        kept: &[bool],
         extra: Vec<OutRecord>,
         consumed: Option<i64>,
         done: &[DueTimer],
         dead: &mut Vec<&'static str>,
-    ) -> Result<bool, Stopped> {
+    ) -> Result<(), Stopped> {
         let e = self.shared.clone();
-        let (partition, epoch, published) = (self.partition, self.epoch, &self.published);
         let saved = until_ok(
             "save profiles",
             &self.stop,
             e.metrics.store_error(StoreOperation::Save),
-            || e.store.save_kept(partition, epoch, published, writes, kept),
+            || {
+                e.store
+                    .save(self.partition, self.epoch, &self.published, writes)
+            },
         )
         .await?;
-        // Cleared by the save's round trip, even when it wrote nothing else.
         self.published.clear();
         if saved.contains(&Saved::Fenced) {
             e.metrics.fenced.inc();
@@ -55,14 +53,6 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
             );
             self.stop.cancel();
             return Err(Stopped::Fenced);
-        }
-        if saved.contains(&Saved::Stale) {
-            info!(
-                partition = self.partition,
-                "a record kept in memory is stale (merged, erased or written by another): \
-                 planning the batch again from Redis"
-            );
-            return Ok(false);
         }
         let mut records = extra;
         let mut with_outbox = Vec::new();
@@ -85,7 +75,7 @@ impl<R: SchemaResolver + 'static, S: StateStore, P: Publish> EnginePartition<R, 
             )
             .await?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Clears the outboxes published since the last save.

@@ -14,7 +14,7 @@ use switchboard_engine::MemoryStateStore;
 use switchboard_kafka::{OutRecord, Publish, Undelivered};
 use switchboard_services::Metrics;
 use switchboard_services::catalog::{Catalog, CatalogSource};
-use switchboard_services::engine::{Engine, EnginePartition, KeptRecords, Winning};
+use switchboard_services::engine::{Engine, EnginePartition, Winning};
 use tokio_util::sync::CancellationToken;
 
 /// A publisher that keeps every record it is given, and delivers them all.
@@ -75,27 +75,13 @@ pub async fn partition_running<R: SchemaResolver + 'static>(
     kept: Kept,
     clock: fn() -> i64,
 ) -> Running<R> {
-    let config = Config::default();
-    partition_configured(config, catalog, codec, store, kept, clock).await
-}
-
-/// [`partition_running`] with `config`.
-pub async fn partition_configured<R: SchemaResolver + 'static>(
-    config: Config,
-    catalog: Catalog,
-    codec: Arc<Codec<R>>,
-    store: Arc<MemoryStateStore>,
-    kept: Kept,
-    clock: fn() -> i64,
-) -> Running<R> {
     let (keep, catalog) = tokio::sync::watch::channel(Arc::new(catalog));
     let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
     let engine = Arc::new(Engine {
         codec,
         store,
         catalog,
-        kept: KeptRecords::new(config.engine.record_cache_entries),
-        config: Arc::new(config),
+        config: Arc::new(Config::default()),
         metrics: metrics.clone(),
         clock,
         winning: Winning::default(),
