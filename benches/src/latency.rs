@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::batches::Batches;
-use crate::offer::{Offer, in_child};
+use crate::drain::backlog;
+use crate::offer::{Offer, in_child, pool_size};
 use crate::parts::{Parts, System};
 use crate::systems::{output, start};
 
@@ -69,7 +70,19 @@ async fn latency_at(
     floor_produced: Option<f64>,
 ) -> Result<LatencyRow, Error> {
     let config = parts.config().await?;
+    let returning = parts.returning;
+    let pool = pool_size(rate, parts.warmup, secs);
+    // The offered customers' other events (other seeds; the same customers, as the pool's
+    // size picks them), drained unmeasured first: their identifiers known, records stored.
+    for n in 1..=returning {
+        backlog(parts, &config, pool, seed + 1_000 * n).await?;
+    }
     let running = start(system, parts, &config, floor_produced).await?;
+    if returning > 0 {
+        running
+            .drain(pool * returning, Duration::from_secs(1800))
+            .await?;
+    }
     let outputs: Vec<String> = match system {
         System::Baseline | System::Floor => vec![output(&config, system)],
         System::Switchboard => config

@@ -109,8 +109,8 @@ struct Args {
     /// the same run.
     #[arg(long)]
     floor_produced: Option<f64>,
-    /// Before each measured drain, drain this many backlogs of the same customers
-    /// unmeasured (each about five events a customer), so that the measured events are of
+    /// Before each measured drain and each offered rate, drain this many backlogs of the same
+    /// customers unmeasured (each about five events a customer), so that the measured events are of
     /// returning customers (identifiers known, records stored) as in a deployment that has
     /// been running; 0: every customer is new.
     #[arg(long, default_value_t = 0)]

@@ -78,6 +78,12 @@ pub(crate) async fn run(spec: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The events an offer of `rate` draws from (of a fifth as many customers): enough for its
+/// warm-up and measured seconds.
+pub(crate) fn pool_size(rate: f64, warmup: Duration, secs: u64) -> u64 {
+    (rate * (warmup + Duration::from_secs(secs)).as_secs_f64()) as u64 + 1
+}
+
 async fn measure(offer: &Offer) -> Result<Offered, Error> {
     let config = &offer.config;
     let codec = Arc::new(Codec::new(LocalSchemas::embedded()?).await?);
@@ -138,7 +144,7 @@ async fn measure(offer: &Offer) -> Result<Offered, Error> {
     let p = producer(config)?;
     let warmup = Duration::from_secs_f64(offer.warmup_secs);
     let total = warmup + Duration::from_secs(offer.secs);
-    let pool = events((offer.rate * total.as_secs_f64()) as u64 + 1, offer.seed);
+    let pool = events(pool_size(offer.rate, warmup, offer.secs), offer.seed);
     let mut measured: Option<(usize, Instant)> = None;
     let t0 = Instant::now();
     let mut next = 0usize;

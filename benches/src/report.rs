@@ -37,7 +37,7 @@ pub(crate) fn markdown(
          `fetch.wait.max.ms` {}, {} partitions per channel topic.\n\n",
         if parts.returning > 0 {
             format!(
-                "returning customers (each drain after {} unmeasured backlogs of the same customers: identifiers known, records stored)",
+                "returning customers (each drain, and each offered rate, after {} unmeasured backlogs of the same customers: identifiers known, records stored)",
                 parts.returning
             )
         } else {
