@@ -24,8 +24,11 @@ fn v5(parts: &[&str]) -> Uuid {
         hash.update(part.as_bytes());
     }
     let digest = hash.finalize();
+    // The first 16 of SHA-1's 20 bytes.
     let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
+    for (b, d) in bytes.iter_mut().zip(digest) {
+        *b = d;
+    }
     Builder::from_sha1_bytes(bytes).into_uuid()
 }
 
