@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::path::Path;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use switchboard_codec::{AttrValue, ChannelEvent, Identifier};
 use switchboard_journey::{
     Customer, Effect, Input, JourneySet, Policies, Profile, apply, load_dir,
@@ -64,15 +64,11 @@ fn bench(c: &mut Criterion) {
     ] {
         let input = Input::Event(event(event_type, channel));
         group.bench_function(format!("enter/{name}"), |b| {
-            b.iter(|| {
-                apply(
-                    &journeys,
-                    &policies,
-                    black_box(fresh.clone()),
-                    black_box(&input),
-                    T0,
-                )
-            })
+            b.iter_batched(
+                || fresh.clone(),
+                |customer| drop(apply(&journeys, &policies, customer, black_box(&input), T0)),
+                BatchSize::SmallInput,
+            )
         });
         // The state after entering, and the timer it scheduled: the next step.
         let (waiting, effects) = apply(&journeys, &policies, fresh.clone(), &input, T0);
@@ -82,15 +78,11 @@ fn bench(c: &mut Criterion) {
         }) {
             let timer = Input::Timer { journey, due: at };
             group.bench_function(format!("timer/{name}"), |b| {
-                b.iter(|| {
-                    apply(
-                        &journeys,
-                        &policies,
-                        black_box(waiting.clone()),
-                        black_box(&timer),
-                        at,
-                    )
-                })
+                b.iter_batched(
+                    || waiting.clone(),
+                    |customer| drop(apply(&journeys, &policies, customer, black_box(&timer), at)),
+                    BatchSize::SmallInput,
+                )
             });
         }
     }

@@ -49,7 +49,8 @@ pub fn apply_with(
         policies,
         winners,
         customer,
-        effects: Vec::new(),
+        // Most inputs make a few effects: room for them without growing.
+        effects: Vec::with_capacity(8),
         now,
         trigger: input.trigger(),
         scope: Scope::default(),
@@ -112,7 +113,9 @@ impl<'a> Run<'a> {
     fn observe(&mut self, e: &ChannelEvent) {
         let p = &mut self.customer.profile;
         for id in &e.identifiers {
-            if let Some(channel) = self.policies.address_kinds.get(&id.kind) {
+            if let Some(channel) = self.policies.address_kinds.get(&id.kind)
+                && p.addresses.get(channel) != Some(&id.value)
+            {
                 p.addresses.insert(channel.clone(), id.value.clone());
             }
         }
@@ -122,7 +125,10 @@ impl<'a> Run<'a> {
         if e.timezone.is_some() {
             p.timezone.clone_from(&e.timezone);
         }
-        p.last_channel = Some(e.channel.clone());
+        match &mut p.last_channel {
+            Some(last) => last.clone_from(&e.channel),
+            none => *none = Some(e.channel.clone()),
+        }
         if e.event_type == "consent.changed" {
             let channel = e.attributes.get("channel");
             let granted = e.attributes.get("granted");
@@ -217,12 +223,7 @@ impl<'a> Run<'a> {
             }
         }
         let journeys: &'a JourneySet = self.journeys;
-        let entering: Vec<&Journey> = journeys
-            .newest()
-            .into_iter()
-            .filter(|j| j.trigger_event == e.event_type)
-            .collect();
-        for j in entering {
+        for j in journeys.triggered_by(&e.event_type) {
             if self.customer.instances.contains_key(&j.id) {
                 self.decide(&j.id, None, "already_in", None);
             } else {
@@ -319,11 +320,10 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        let profile_id = self.customer.profile.id.clone();
         let inst = Instance {
             journey: j.id.clone(),
             version: j.version,
-            id: ids::uuid(&[&j.id, &j.version.to_string(), &e.event_id]),
+            id: ids::uuid(&[&j.id, itoa::Buffer::new().format(j.version), &e.event_id]),
             state: j.state(j.start).map(|s| s.name.clone()).unwrap_or_default(),
             entered_at: self.now,
             variant: None,
@@ -332,13 +332,19 @@ impl<'a> Run<'a> {
             // the identifiers, locale and time zone are the profile's, and would cost every
             // instance their bytes.
             trigger: ChannelEvent {
+                event_id: e.event_id.clone(),
+                event_type: e.event_type.clone(),
+                channel: e.channel.clone(),
+                occurred_at: e.occurred_at,
+                attributes: e.attributes.clone(),
                 identifiers: Vec::new(),
                 locale: None,
                 timezone: None,
-                ..e.clone()
             },
         };
-        let holdout = ids::fraction(&[&profile_id, &j.id, "holdout"]) < j.holdout;
+        // No draw for a journey without a control group: none would fall below 0.
+        let holdout = j.holdout > 0.0
+            && ids::fraction(&[&self.customer.profile.id, &j.id, "holdout"]) < j.holdout;
         self.customer.profile.history.insert(
             j.id.clone(),
             Entry {

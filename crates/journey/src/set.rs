@@ -9,6 +9,9 @@ use crate::Journey;
 #[derive(Debug, Clone, Default)]
 pub struct JourneySet {
     by_id: BTreeMap<String, BTreeMap<u32, Journey>>,
+    /// The newest version of each journey (id and version), highest priority first: the
+    /// order in which an event's triggers are entered, worked out once.
+    by_priority: Vec<(String, u32)>,
 }
 
 impl JourneySet {
@@ -17,18 +20,28 @@ impl JourneySet {
         for j in journeys {
             by_id.entry(j.id.clone()).or_default().insert(j.version, j);
         }
-        Self { by_id }
+        let mut newest: Vec<&Journey> = (by_id.values())
+            .filter_map(|versions| versions.values().next_back())
+            .collect();
+        newest.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.id.cmp(&b.id)));
+        let by_priority = (newest.into_iter())
+            .map(|j| (j.id.clone(), j.version))
+            .collect();
+        Self { by_id, by_priority }
     }
 
     /// The newest version of each journey, highest priority first (ties by id).
     pub fn newest(&self) -> Vec<&Journey> {
-        let mut v: Vec<&Journey> = self
-            .by_id
-            .values()
-            .filter_map(|versions| versions.values().next_back())
-            .collect();
-        v.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.id.cmp(&b.id)));
-        v
+        self.by_priority().collect()
+    }
+
+    fn by_priority(&self) -> impl Iterator<Item = &Journey> {
+        (self.by_priority.iter()).filter_map(|(id, version)| self.get(id, *version))
+    }
+
+    /// The journeys (newest versions) that `event_type` triggers, highest priority first.
+    pub fn triggered_by<'s>(&'s self, event_type: &'s str) -> impl Iterator<Item = &'s Journey> {
+        self.by_priority().filter(move |j| j.trigger_event == event_type)
     }
 
     pub fn get(&self, id: &str, version: u32) -> Option<&Journey> {

@@ -169,7 +169,7 @@ pub(super) fn run(
     let command = SendCommand {
         command_id: ids::uuid(&[
             &j.id,
-            &j.version.to_string(),
+            itoa::Buffer::new().format(j.version),
             &inst.id,
             &state.name,
             &run.trigger,
