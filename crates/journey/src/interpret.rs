@@ -6,6 +6,8 @@
 //! instances see it (goal, exit, awaited event), highest journey priority first; then
 //! journeys it triggers are entered, highest priority first, so caps favour them.
 
+use std::sync::Arc;
+
 use switchboard_codec::{ChannelEvent, TransitionKind};
 
 use crate::Winners;
@@ -54,6 +56,7 @@ pub fn apply_with(
         now,
         trigger: input.trigger(),
         scope: Scope::default(),
+        entered_by: None,
     };
     run.prune();
     match input {
@@ -154,31 +157,21 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn live_by_priority(&self) -> Vec<String> {
-        let mut ids: Vec<(i32, String)> = self
-            .customer
-            .instances
-            .values()
-            .map(|i| {
-                (
-                    self.journeys
-                        .get(&i.journey, i.version)
-                        .map_or(0, |j| j.priority),
-                    i.journey.clone(),
-                )
-            })
-            .collect();
-        ids.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        ids.into_iter().map(|(_, id)| id).collect()
+    /// The live instances, taken out of the customer to see an event: highest journey
+    /// priority first, ties by journey id (the map's order, which a stable sort keeps).
+    fn take_live_by_priority(&mut self) -> Vec<(String, Instance)> {
+        let mut live = std::mem::take(&mut self.customer.instances).into_tuple_vec();
+        let journeys = self.journeys;
+        live.sort_by_key(|(_, i)| {
+            std::cmp::Reverse(journeys.get(&i.journey, i.version).map_or(0, |j| j.priority))
+        });
+        live
     }
 
     fn on_event(&mut self, e: &ChannelEvent) {
         self.observe(e);
         let converted = self.attribute_goals(e);
-        for id in self.live_by_priority() {
-            let Some(mut inst) = self.customer.instances.remove(&id) else {
-                continue;
-            };
+        for (id, mut inst) in self.take_live_by_priority() {
             let Some(j) = self.migrate(&mut inst) else {
                 continue;
             };
@@ -328,19 +321,21 @@ impl<'a> Run<'a> {
             entered_at: self.now,
             variant: None,
             wake_at: None,
-            // What steps read of the trigger (its type, channel, id, time and attributes);
-            // the identifiers, locale and time zone are the profile's, and would cost every
-            // instance their bytes.
-            trigger: ChannelEvent {
-                event_id: e.event_id.clone(),
-                event_type: e.event_type.clone(),
-                channel: e.channel.clone(),
-                occurred_at: e.occurred_at,
-                attributes: e.attributes.clone(),
-                identifiers: Vec::new(),
-                locale: None,
-                timezone: None,
-            },
+            trigger: Arc::clone(self.entered_by.get_or_insert_with(|| {
+                // What steps read of the trigger (its type, channel, id, time and
+                // attributes); the identifiers, locale and time zone are the profile's, and
+                // would cost every instance their bytes.
+                Arc::new(ChannelEvent {
+                    event_id: e.event_id.clone(),
+                    event_type: e.event_type.clone(),
+                    channel: e.channel.clone(),
+                    occurred_at: e.occurred_at,
+                    attributes: e.attributes.clone(),
+                    identifiers: Vec::new(),
+                    locale: None,
+                    timezone: None,
+                })
+            })),
         };
         // No draw for a journey without a control group: none would fall below 0.
         let holdout = j.holdout > 0.0
@@ -395,7 +390,7 @@ impl<'a> Run<'a> {
                 return;
             };
             inst.state.clone_from(&state.name);
-            path.push(state.name.clone());
+            path.push(state.name.as_str());
             let flow = steps::enter(self, j, &mut inst, state, event, &path);
             match flow {
                 Flow::Next(next) => from = Some(next),

@@ -2,7 +2,9 @@
 //! record a transition, end an instance. The interpreter ([`crate::interpret`]) drives it;
 //! the steps ([`crate::steps`]) act on it.
 
-use switchboard_codec::TransitionKind;
+use std::sync::Arc;
+
+use switchboard_codec::{ChannelEvent, TransitionKind};
 
 use crate::context::Scope;
 use crate::policy::Policies;
@@ -21,6 +23,9 @@ pub(crate) struct Run<'a> {
     pub trigger: String,
     /// Where conditions are evaluated.
     pub scope: Scope,
+    /// The event's trigger as instances keep it, once a journey was entered: every journey
+    /// the event starts shares it.
+    pub entered_by: Option<Arc<ChannelEvent>>,
 }
 
 impl<'a> Run<'a> {

@@ -33,7 +33,7 @@ pub(crate) fn enter(
     inst: &mut Instance,
     state: &State,
     event: Option<&ChannelEvent>,
-    path: &[String],
+    path: &[&str],
 ) -> Flow {
     // A split's own transition carries the variant it chose, so it says which arm the entry
     // joined; every other step's is recorded before it runs.
@@ -65,7 +65,7 @@ pub(crate) fn enter(
             wait::start(run, inst, run.now.saturating_add(*timeout_ms))
         }
         StepKind::Branch { arms, otherwise } => {
-            branch::run(run, arms, *otherwise, event.unwrap_or(&inst.trigger))
+            branch::run(run, arms, *otherwise, event.unwrap_or(inst.trigger.as_ref()))
         }
         // Run above, before its transition.
         StepKind::Split { .. } => Flow::End("split_not_run".into()),
@@ -78,7 +78,7 @@ pub(crate) fn enter(
         } => {
             update::run(
                 run,
-                event.unwrap_or(&inst.trigger),
+                event.unwrap_or(inst.trigger.as_ref()),
                 set,
                 increment,
                 add_tags,
@@ -99,7 +99,7 @@ pub(crate) fn resume(run: &mut Run<'_>, j: &Journey, inst: &mut Instance, state:
     match &state.kind {
         StepKind::Wait { next, .. } | StepKind::WaitUntil { next, .. } => Flow::Next(*next),
         StepKind::WaitFor { on_timeout, .. } => Flow::Next(*on_timeout),
-        StepKind::Send { .. } => send::run(run, j, inst, state, std::slice::from_ref(&state.name)),
+        StepKind::Send { .. } => send::run(run, j, inst, state, &[state.name.as_str()]),
         // Other states never schedule a timer: a stray one leaves the instance where it is.
         _ => Flow::Suspend,
     }

@@ -38,7 +38,7 @@ pub(super) fn run(
     j: &Journey,
     inst: &mut Instance,
     state: &State,
-    path: &[String],
+    path: &[&str],
 ) -> Flow {
     let StepKind::Send {
         channels,
@@ -142,7 +142,7 @@ pub(super) fn run(
 
     let mut rendered = std::collections::BTreeMap::new();
     for (name, expr) in vars {
-        match (run.scope).evaluate(expr, &inst.trigger, &run.customer.profile) {
+        match (run.scope).evaluate(expr, inst.trigger.as_ref(), &run.customer.profile) {
             Ok(v) => {
                 rendered.insert(name.clone(), crate::condition::render(&v));
             }
@@ -189,7 +189,7 @@ pub(super) fn run(
         not_after: quiet.map(|q| next_local_time(run.now, &tz, q.from)),
         reason: SendReason {
             trigger: run.trigger.clone(),
-            path: path.to_vec(),
+            path: path.iter().map(|s| (*s).to_owned()).collect(),
             fallback_from: skipped.into_iter().map(|(c, _)| c).collect(),
         },
         created_at: run.now,
