@@ -6,6 +6,7 @@
 //! engine's planner (`switchboard-engine`) runs it, in the engine service and in
 //! `switchboard simulate` alike.
 
+mod compact;
 pub mod compile;
 pub mod condition;
 mod context;

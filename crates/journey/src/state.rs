@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use switchboard_codec::{AttrValue, ChannelEvent, SendCommand, TransitionKind};
 
 /// One customer's state, as stored per profile.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Serialized by [`crate::compact`]: a binary format leaves out the ids it can derive.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(from = "crate::compact::CustomerIn")]
 pub struct Customer {
     pub profile: Profile,
     /// Live instances by journey id: at most one per journey. A sorted vector (stored as a
@@ -71,7 +73,9 @@ pub const DECISION_REASONS: [&str; 13] = [
 pub struct Attribution {
     pub journey: String,
     pub version: u32,
-    /// The entry's id (its instance's, for a treated customer).
+    /// The entry's id (its instance's, for a treated customer). Left out of a binary format
+    /// while that instance is live ([`crate::compact`]).
+    #[serde(default)]
     pub entry: String,
     /// The split variant, once the entry reached a split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,12 +142,14 @@ pub struct Entry {
     pub holdout: bool,
 }
 
-fn is_false(b: &bool) -> bool {
+pub(crate) fn is_false(b: &bool) -> bool {
     !b
 }
 
 /// A customer's place in one journey.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Serialized by [`crate::compact`]: a binary format leaves out the id where it is derivable.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "crate::compact::InstanceIn")]
 pub struct Instance {
     pub journey: String,
     pub version: u32,

@@ -240,6 +240,58 @@ mod tests {
         assert_eq!(rmp_serde::from_slice::<Record>(&bytes).unwrap(), record);
     }
 
+    /// The ids of `record`'s live instances, which their attributions share.
+    fn live_entry_ids(record: &Record) -> Vec<String> {
+        let c = &record.customer;
+        let attributed = |id: &String| c.attributions.iter().any(|a| a.entry == *id);
+        (c.instances.values().map(|i| i.id.clone()))
+            .filter(attributed)
+            .collect()
+    }
+
+    #[test]
+    fn ids_a_record_can_work_out_are_not_stored_and_read_back_the_same() {
+        let record = typical(12);
+        let ids = live_entry_ids(&record);
+        assert!(!ids.is_empty(), "{record:?}");
+        let bytes = packed(&record).unwrap();
+        for id in &ids {
+            let found = bytes.windows(id.len()).any(|w| w == id.as_bytes());
+            assert!(!found, "{id} stored");
+        }
+        let value = encode(4, &record).unwrap();
+        assert_eq!(decode(&value).unwrap(), record);
+        // JSON (explain, formats 0 to 2) keeps them.
+        let json = serde_json::to_string(&record).unwrap();
+        assert!(ids.iter().all(|id| json.contains(id.as_str())), "{json}");
+        // MessagePack as format 4 was written before: every id in it.
+        let mut with_ids = Vec::new();
+        let as_before = serde_json::to_value(&record).unwrap();
+        rmp_serde::encode::write_named(&mut with_ids, &as_before).unwrap();
+        assert!(with_ids.len() >= bytes.len() + 36 * 2 * ids.len());
+        assert_eq!(rmp_serde::from_slice::<Record>(&with_ids).unwrap(), record);
+    }
+
+    #[test]
+    fn ids_that_cannot_be_worked_out_are_stored() {
+        let mut record = typical(13);
+        let c = &mut record.customer;
+        // A migrated instance: its id is of the version it entered.
+        let (_, migrated) = c.instances.iter_mut().next().unwrap();
+        migrated.version += 1;
+        let migrated = migrated.id.clone();
+        // An ended instance: its attribution stays, with no instance to take the id from.
+        let ended = c.attributions.iter().find(|a| a.entry != migrated).unwrap();
+        let ended = (ended.journey.clone(), ended.entry.clone());
+        c.instances.remove(&ended.0);
+        let bytes = packed(&record).unwrap();
+        for id in [&migrated, &ended.1] {
+            let found = bytes.windows(id.len()).any(|w| w == id.as_bytes());
+            assert!(found, "{id} not stored");
+        }
+        assert_eq!(decode(&encode(4, &record).unwrap()).unwrap(), record);
+    }
+
     #[test]
     fn empty_fields_are_left_out_and_read_back_empty() {
         // Named fields, as JSON's: a record without the optional fields has no bytes of them,

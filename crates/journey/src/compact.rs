@@ -1,0 +1,187 @@
+//! A customer in a binary format (the engine's record in Redis) leaves out the ids it can
+//! work out again: an instance's id, which is the UUIDv5 of its journey, the version it
+//! entered and its trigger's event id (kept when a version migration made them differ),
+//! and an attribution's entry id while the live instance of its journey is that entry. Each
+//! is a UUID, which compresses to nothing: the two are 40 of a record's 256 stored bytes.
+//! Human-readable formats (JSON) keep both; a value without them reads either way.
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::state::{Attribution, Customer, Decision, Instance, Profile, is_false};
+use crate::ids;
+use litemap::LiteMap;
+use switchboard_codec::ChannelEvent;
+
+/// The id of the entry `event_id` makes into `journey` at `version`.
+pub(crate) fn entry_id(journey: &str, version: u32, event_id: &str) -> String {
+    ids::uuid(&[journey, itoa::Buffer::new().format(version), event_id])
+}
+
+impl Instance {
+    /// The id this instance would have if it still ran the version it entered.
+    fn derived_id(&self) -> String {
+        entry_id(&self.journey, self.version, &self.trigger.event_id)
+    }
+}
+
+/// An instance as written: the id left out of a binary format where it can be derived.
+#[derive(Serialize)]
+struct InstanceOut<'a> {
+    journey: &'a str,
+    version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    state: &'a str,
+    entered_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wake_at: Option<i64>,
+    trigger: &'a ChannelEvent,
+}
+
+impl Serialize for Instance {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let derivable = !s.is_human_readable() && self.id == self.derived_id();
+        InstanceOut {
+            journey: &self.journey,
+            version: self.version,
+            id: (!derivable).then_some(self.id.as_str()),
+            state: &self.state,
+            entered_at: self.entered_at,
+            variant: self.variant.as_deref(),
+            wake_at: self.wake_at,
+            trigger: &self.trigger,
+        }
+        .serialize(s)
+    }
+}
+
+/// An instance as read: without an id, the derived one.
+#[derive(Deserialize)]
+pub(crate) struct InstanceIn {
+    journey: String,
+    version: u32,
+    #[serde(default)]
+    id: Option<String>,
+    state: String,
+    entered_at: i64,
+    #[serde(default)]
+    variant: Option<String>,
+    #[serde(default)]
+    wake_at: Option<i64>,
+    trigger: std::sync::Arc<ChannelEvent>,
+}
+
+impl From<InstanceIn> for Instance {
+    fn from(i: InstanceIn) -> Self {
+        let mut instance = Self {
+            journey: i.journey,
+            version: i.version,
+            id: String::new(),
+            state: i.state,
+            entered_at: i.entered_at,
+            variant: i.variant,
+            wake_at: i.wake_at,
+            trigger: i.trigger,
+        };
+        instance.id = i.id.unwrap_or_else(|| instance.derived_id());
+        instance
+    }
+}
+
+/// An attribution as written: the entry id left out of a binary format while the live
+/// instance of its journey is that entry.
+#[derive(Serialize)]
+struct AttributionOut<'a> {
+    journey: &'a str,
+    version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_false")]
+    holdout: bool,
+    entered_at: i64,
+}
+
+/// A customer's attributions, written beside its instances.
+struct Attributions<'a> {
+    all: &'a [Attribution],
+    instances: &'a LiteMap<String, Instance>,
+}
+
+impl Serialize for Attributions<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let compact = !s.is_human_readable();
+        s.collect_seq(self.all.iter().map(|a| {
+            let live = (self.instances.get(&a.journey)).is_some_and(|i| i.id == a.entry);
+            AttributionOut {
+                journey: &a.journey,
+                version: a.version,
+                entry: (!(compact && live)).then_some(a.entry.as_str()),
+                variant: a.variant.as_deref(),
+                holdout: a.holdout,
+                entered_at: a.entered_at,
+            }
+        }))
+    }
+}
+
+#[derive(Serialize)]
+struct CustomerOut<'a> {
+    profile: &'a Profile,
+    instances: &'a LiteMap<String, Instance>,
+    #[serde(skip_serializing_if = "is_empty")]
+    attributions: Attributions<'a>,
+    #[serde(skip_serializing_if = "<[Decision]>::is_empty")]
+    decisions: &'a [Decision],
+}
+
+fn is_empty(a: &Attributions<'_>) -> bool {
+    a.all.is_empty()
+}
+
+impl Serialize for Customer {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CustomerOut {
+            profile: &self.profile,
+            instances: &self.instances,
+            attributions: Attributions {
+                all: &self.attributions,
+                instances: &self.instances,
+            },
+            decisions: &self.decisions,
+        }
+        .serialize(s)
+    }
+}
+
+/// A customer as read: attributions without an entry id take their journey's live
+/// instance's.
+#[derive(Deserialize)]
+pub(crate) struct CustomerIn {
+    profile: Profile,
+    instances: LiteMap<String, Instance>,
+    #[serde(default)]
+    attributions: Vec<Attribution>,
+    #[serde(default)]
+    decisions: Vec<Decision>,
+}
+
+impl From<CustomerIn> for Customer {
+    fn from(c: CustomerIn) -> Self {
+        let mut attributions = c.attributions;
+        for a in attributions.iter_mut().filter(|a| a.entry.is_empty()) {
+            if let Some(i) = c.instances.get(&a.journey) {
+                a.entry.clone_from(&i.id);
+            }
+        }
+        Self {
+            profile: c.profile,
+            instances: c.instances,
+            attributions,
+            decisions: c.decisions,
+        }
+    }
+}
