@@ -271,6 +271,17 @@ async fn scale_report(parts: &Parts, args: &Args) -> Result<(), Error> {
     for (kind, bytes) in &m.by_kind {
         md.push_str(&format!("| {kind} | {bytes:.0} |\n"));
     }
+    let lengths = &m.record_lengths;
+    let at = |q: f64| lengths.get(((lengths.len() as f64 - 1.0) * q) as usize).copied();
+    if let (Some(min), Some(median), Some(max)) = (at(0.0), at(0.5), at(1.0)) {
+        let over = lengths.iter().filter(|l| **l > 252).count();
+        let line = format!(
+            "\nEngine records as stored (`STRLEN`, epoch and format included): {min} to {max} bytes, median {median}; {over} of {} over 252 (past Redis's 256-byte size class with the string's header).\n",
+            lengths.len()
+        );
+        println!("{}", line.trim());
+        md.push_str(&line);
+    }
     save_scale(&md)?;
     let t = scale::timers(parts, args.timers).await?;
     println!(

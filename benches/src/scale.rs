@@ -183,6 +183,9 @@ pub struct Memory {
     pub per_profile: f64,
     /// Bytes per profile by key kind (MEMORY USAGE of every key).
     pub by_kind: BTreeMap<&'static str, f64>,
+    /// The stored engine records' lengths in bytes (`STRLEN`), shortest first: Redis
+    /// allocates each in a size class, so where they fall decides what they cost.
+    pub record_lengths: Vec<i64>,
 }
 
 fn in_flight(n: u64) -> [ChannelEvent; 2] {
@@ -238,6 +241,7 @@ pub async fn memory_per_profile(parts: &Parts, customers: u64) -> Result<Memory,
 
     let prefix = format!("{}:", config.redis.key_prefix);
     let mut by_kind: BTreeMap<&'static str, f64> = BTreeMap::new();
+    let mut record_lengths = Vec::new();
     let mut cursor = 0u64;
     loop {
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -253,6 +257,15 @@ pub async fn memory_per_profile(parts: &Parts, customers: u64) -> Result<Memory,
             pipe.cmd("MEMORY").arg("USAGE").arg(k).arg("SAMPLES").arg(0);
         }
         let sizes: Vec<Option<i64>> = pipe.query_async(&mut raw).await?;
+        let records: Vec<&String> = (keys.iter())
+            .filter(|k| k.strip_prefix(&prefix).is_some_and(|r| r.starts_with("r:")))
+            .collect();
+        let mut pipe = redis::pipe();
+        for k in &records {
+            pipe.cmd("STRLEN").arg(*k);
+        }
+        let lengths: Vec<i64> = pipe.query_async(&mut raw).await?;
+        record_lengths.extend(lengths);
         for (k, size) in keys.iter().zip(sizes) {
             let rest = k.strip_prefix(&prefix).unwrap_or(k);
             let kind = match rest.split(':').next().unwrap_or("") {
@@ -273,10 +286,12 @@ pub async fn memory_per_profile(parts: &Parts, customers: u64) -> Result<Memory,
     for v in by_kind.values_mut() {
         *v /= customers as f64;
     }
+    record_lengths.sort_unstable();
     Ok(Memory {
         customers,
         per_profile: (after - before) as f64 / customers as f64,
         by_kind,
+        record_lengths,
     })
 }
 
