@@ -1,13 +1,18 @@
 //! A customer in a binary format (the engine's record in Redis) leaves out the ids it can
 //! work out again: an instance's id, which is the UUIDv5 of its journey, the version it
 //! entered and its trigger's event id (kept when a version migration made them differ),
-//! and an attribution's entry id while the live instance of its journey is that entry. Each
-//! is a UUID, which compresses to nothing: the two are 40 of a record's 256 stored bytes.
-//! Human-readable formats (JSON) keep both; a value without them reads either way.
+//! and an attribution's entry id while the live instance of its journey is that entry (each
+//! a UUID, which compresses to nothing: the two are 40 of a record's 256 stored bytes); and
+//! an attribution's entry time while it is its journey's last entry in the profile's history
+//! (7 bytes more: Redis stores a string in size classes, and that takes most records of two
+//! journeys in flight from the 320-byte class to the 256). Human-readable formats (JSON)
+//! keep them all; a value without them reads either way.
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::state::{Attribution, Customer, Decision, Instance, Profile, is_false};
+use std::collections::BTreeMap;
+
+use crate::state::{Attribution, Customer, Decision, Entry, Instance, Profile, is_false};
 use crate::ids;
 use litemap::LiteMap;
 use switchboard_codec::ChannelEvent;
@@ -90,8 +95,8 @@ impl From<InstanceIn> for Instance {
     }
 }
 
-/// An attribution as written: the entry id left out of a binary format while the live
-/// instance of its journey is that entry.
+/// An attribution as written: in a binary format, the entry id left out while the live
+/// instance of its journey is that entry, the entry time while the profile's history has it.
 #[derive(Serialize)]
 struct AttributionOut<'a> {
     journey: &'a str,
@@ -102,13 +107,15 @@ struct AttributionOut<'a> {
     variant: Option<&'a str>,
     #[serde(skip_serializing_if = "is_false")]
     holdout: bool,
-    entered_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entered_at: Option<i64>,
 }
 
-/// A customer's attributions, written beside its instances.
+/// A customer's attributions, written beside what they can be worked out from.
 struct Attributions<'a> {
     all: &'a [Attribution],
     instances: &'a LiteMap<String, Instance>,
+    history: &'a BTreeMap<String, Entry>,
 }
 
 impl Serialize for Attributions<'_> {
@@ -116,16 +123,32 @@ impl Serialize for Attributions<'_> {
         let compact = !s.is_human_readable();
         s.collect_seq(self.all.iter().map(|a| {
             let live = (self.instances.get(&a.journey)).is_some_and(|i| i.id == a.entry);
+            let last = (self.history.get(&a.journey)).is_some_and(|e| e.at == a.entered_at);
             AttributionOut {
                 journey: &a.journey,
                 version: a.version,
                 entry: (!(compact && live)).then_some(a.entry.as_str()),
                 variant: a.variant.as_deref(),
                 holdout: a.holdout,
-                entered_at: a.entered_at,
+                entered_at: (!(compact && last)).then_some(a.entered_at),
             }
         }))
     }
+}
+
+/// An attribution as read: what is missing is worked out by [`CustomerIn`].
+#[derive(Deserialize)]
+struct AttributionIn {
+    journey: String,
+    version: u32,
+    #[serde(default)]
+    entry: Option<String>,
+    #[serde(default)]
+    variant: Option<String>,
+    #[serde(default)]
+    holdout: bool,
+    #[serde(default)]
+    entered_at: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -150,6 +173,7 @@ impl Serialize for Customer {
             attributions: Attributions {
                 all: &self.attributions,
                 instances: &self.instances,
+                history: &self.profile.history,
             },
             decisions: &self.decisions,
         }
@@ -157,26 +181,34 @@ impl Serialize for Customer {
     }
 }
 
-/// A customer as read: attributions without an entry id take their journey's live
-/// instance's.
+/// A customer as read: an attribution without an entry id takes its journey's live
+/// instance's, without an entry time its journey's last entry's.
 #[derive(Deserialize)]
 pub(crate) struct CustomerIn {
     profile: Profile,
     instances: LiteMap<String, Instance>,
     #[serde(default)]
-    attributions: Vec<Attribution>,
+    attributions: Vec<AttributionIn>,
     #[serde(default)]
     decisions: Vec<Decision>,
 }
 
 impl From<CustomerIn> for Customer {
     fn from(c: CustomerIn) -> Self {
-        let mut attributions = c.attributions;
-        for a in attributions.iter_mut().filter(|a| a.entry.is_empty()) {
-            if let Some(i) = c.instances.get(&a.journey) {
-                a.entry.clone_from(&i.id);
-            }
-        }
+        let attributions = (c.attributions.into_iter())
+            .map(|a| Attribution {
+                entry: a.entry.unwrap_or_else(|| {
+                    (c.instances.get(&a.journey)).map_or_else(String::new, |i| i.id.clone())
+                }),
+                entered_at: a.entered_at.unwrap_or_else(|| {
+                    (c.profile.history.get(&a.journey)).map_or(0, |e| e.at)
+                }),
+                journey: a.journey,
+                version: a.version,
+                variant: a.variant,
+                holdout: a.holdout,
+            })
+            .collect();
         Self {
             profile: c.profile,
             instances: c.instances,

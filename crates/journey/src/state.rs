@@ -73,9 +73,7 @@ pub const DECISION_REASONS: [&str; 13] = [
 pub struct Attribution {
     pub journey: String,
     pub version: u32,
-    /// The entry's id (its instance's, for a treated customer). Left out of a binary format
-    /// while that instance is live ([`crate::compact`]).
-    #[serde(default)]
+    /// The entry's id (its instance's, for a treated customer).
     pub entry: String,
     /// The split variant, once the entry reached a split.
     #[serde(default, skip_serializing_if = "Option::is_none")]

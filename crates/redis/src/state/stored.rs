@@ -273,6 +273,25 @@ mod tests {
     }
 
     #[test]
+    fn the_time_of_a_journeys_last_entry_is_stored_once() {
+        let record = typical(14);
+        let c = &record.customer;
+        assert!(!c.attributions.is_empty());
+        let mut without = record.clone();
+        without.customer.attributions.clear();
+        let count = |bytes: &[u8], at: i64| {
+            let at = rmp_serde::to_vec(&at).unwrap();
+            bytes.windows(at.len()).filter(|w| *w == at).count()
+        };
+        let (bytes, without) = (packed(&record).unwrap(), packed(&without).unwrap());
+        for a in &c.attributions {
+            assert_eq!(c.profile.history[&a.journey].at, a.entered_at);
+            assert_eq!(count(&bytes, a.entered_at), count(&without, a.entered_at));
+        }
+        assert_eq!(decode(&encode(4, &record).unwrap()).unwrap(), record);
+    }
+
+    #[test]
     fn ids_that_cannot_be_worked_out_are_stored() {
         let mut record = typical(13);
         let c = &mut record.customer;
@@ -284,7 +303,13 @@ mod tests {
         let ended = c.attributions.iter().find(|a| a.entry != migrated).unwrap();
         let ended = (ended.journey.clone(), ended.entry.clone());
         c.instances.remove(&ended.0);
+        // An entry older than the journey's last (after a merge): its time is its own.
+        let a = c.attributions.first_mut().unwrap();
+        a.entered_at -= 60_000;
+        let older = rmp_serde::to_vec(&a.entered_at).unwrap();
         let bytes = packed(&record).unwrap();
+        let found = bytes.windows(older.len()).any(|w| w == older);
+        assert!(found, "the older entry's time not stored");
         for id in [&migrated, &ended.1] {
             let found = bytes.windows(id.len()).any(|w| w == id.as_bytes());
             assert!(found, "{id} not stored");
