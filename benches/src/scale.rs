@@ -67,7 +67,7 @@ pub async fn timers(parts: &Parts, count: u64) -> Result<Timers, Error> {
             let due = now - 60_000 + (n % 60_000) as i64;
             pipe.zadd(
                 store.timers_key(partition),
-                timer_member(&format!("scale-{n:010}"), "abandoned-cart", due),
+                timer_member(&format!("scale-{n:010}"), "abandoned-cart"),
                 due,
             )
             .ignore();

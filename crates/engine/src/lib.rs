@@ -20,7 +20,7 @@ pub use memory::MemoryStateStore;
 pub use plan::{Forget, Happened, Inputs, Plan, Planner, Write};
 pub use ports::{
     DueTimer, Epochs, Loaded, Outboxes, Records, Saved, Splits, StateError, StateStore, Timers,
-    parse_timer_member, timer_member,
+    parse_timer_member, timer_member, timer_member_with_due,
 };
 pub use recent::{MAX_RECENT, RecentEvents};
 pub use record::{Absorbed, MAX_ABSORBED, Outgoing, Record};

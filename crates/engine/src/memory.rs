@@ -9,7 +9,6 @@ use crate::optimize::{Counted, Tally};
 use crate::plan::Write;
 use crate::ports::{
     DueTimer, Epochs, Loaded, Outboxes, Records, Saved, Splits, StateError, Timers,
-    parse_timer_member, timer_member,
 };
 use crate::record::{Outgoing, Record};
 
@@ -18,8 +17,40 @@ struct Inner {
     records: HashMap<ProfileId, (Record, u64, Vec<Outgoing>)>,
     epochs: HashMap<i32, u64>,
     outboxes: HashMap<i32, BTreeSet<ProfileId>>,
-    timers: HashMap<i32, BTreeSet<(i64, String)>>,
+    timers: HashMap<i32, Shard>,
     splits: HashMap<String, Tally>,
+}
+
+/// A partition's timers as Redis keeps them: one per profile and journey, by due time.
+#[derive(Debug, Default)]
+struct Shard {
+    by_due: BTreeSet<(i64, ProfileId, String)>,
+    due_of: HashMap<(ProfileId, String), i64>,
+}
+
+impl Shard {
+    /// Sets the timer of `profile` and `journey`, moving it if one was set.
+    fn set(&mut self, profile: &ProfileId, journey: &str, due: i64) {
+        let key = (profile.clone(), journey.to_owned());
+        if let Some(old) = self.due_of.insert(key, due) {
+            self.by_due.remove(&(old, profile.clone(), journey.to_owned()));
+        }
+        self.by_due.insert((due, profile.clone(), journey.to_owned()));
+    }
+
+    /// Removes `t` if it is still set for its due.
+    fn remove(&mut self, t: &DueTimer) {
+        let key = (t.profile.clone(), t.journey.clone());
+        if self.due_of.get(&key) == Some(&t.due) {
+            self.due_of.remove(&key);
+            self.by_due.remove(&(t.due, key.0, key.1));
+        }
+    }
+
+    fn forget(&mut self, profiles: &[ProfileId]) {
+        self.by_due.retain(|(_, p, _)| !profiles.contains(p));
+        self.due_of.retain(|(p, _), _| !profiles.contains(p));
+    }
 }
 
 impl Inner {
@@ -109,10 +140,7 @@ impl Records for MemoryStateStore {
                         w.outbox.clone()
                     };
                     for (journey, due) in &w.timers {
-                        i.timers
-                            .entry(partition)
-                            .or_default()
-                            .insert((*due, timer_member(w.profile.as_str(), journey, *due)));
+                        (i.timers.entry(partition).or_default()).set(&w.profile, journey, *due);
                     }
                     i.records
                         .insert(w.profile.clone(), (w.record.clone(), epoch, outbox));
@@ -149,9 +177,7 @@ impl Records for MemoryStateStore {
                 }
             }
             if let Some(shard) = i.timers.get_mut(&partition) {
-                shard.retain(|(_, m)| {
-                    parse_timer_member(m).is_none_or(|t| !profiles.contains(&t.profile))
-                });
+                shard.forget(profiles);
             }
         })
     }
@@ -183,10 +209,14 @@ impl Timers for MemoryStateStore {
             i.timers
                 .get(&partition)
                 .map(|s| {
-                    s.iter()
-                        .take_while(|(due, _)| *due <= now)
+                    (s.by_due.iter())
+                        .take_while(|(due, _, _)| *due <= now)
                         .take(limit)
-                        .filter_map(|(_, m)| parse_timer_member(m))
+                        .map(|(due, profile, journey)| DueTimer {
+                            profile: profile.clone(),
+                            journey: journey.clone(),
+                            due: *due,
+                        })
                         .collect()
                 })
                 .unwrap_or_default()
@@ -196,15 +226,13 @@ impl Timers for MemoryStateStore {
     async fn remove_timers(&self, partition: i32, timers: &[DueTimer]) -> Result<(), StateError> {
         self.with(|i| {
             if let Some(s) = i.timers.get_mut(&partition) {
-                for t in timers {
-                    s.remove(&(t.due, timer_member(t.profile.as_str(), &t.journey, t.due)));
-                }
+                timers.iter().for_each(|t| s.remove(t));
             }
         })
     }
 
     async fn pending_timers(&self, partition: i32) -> Result<u64, StateError> {
-        self.with(|i| i.timers.get(&partition).map_or(0, |s| s.len() as u64))
+        self.with(|i| i.timers.get(&partition).map_or(0, |s| s.by_due.len() as u64))
     }
 }
 

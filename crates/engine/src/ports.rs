@@ -145,18 +145,31 @@ pub trait StateStore: Records + Timers + Outboxes + Epochs + Splits {}
 
 impl<T: Records + Timers + Outboxes + Epochs + Splits> StateStore for T {}
 
-/// The member of a timer in a shard: `profile`, `journey` and `due`, so a rescheduled timer is
-/// a new member and a stale one is ignored by the interpreter.
-pub fn timer_member(profile: &str, journey: &str, due: i64) -> String {
+/// The member of a timer in a shard: `profile` and `journey`, its due time the score. An
+/// instance waits for one thing at a time, so a journey has one timer per profile: setting it
+/// again moves its score, and a timer that fired or was cancelled is removed only while its
+/// score is still the due it had (a later one set meanwhile stays). Without the due in it a
+/// member fits Redis's 48-byte size class: 32 bytes less a profile with two journeys waiting.
+pub fn timer_member(profile: &str, journey: &str) -> String {
+    format!("{profile}\u{1f}{journey}")
+}
+
+/// The member of a timer as releases before 2026-12-05 wrote it, with its due
+/// (`profile␟journey␟due`): removed with the timer, so shards written then drain.
+pub fn timer_member_with_due(profile: &str, journey: &str, due: i64) -> String {
     format!("{profile}\u{1f}{journey}\u{1f}{due}")
 }
 
-/// The timer a shard's member names, if it is one.
-pub fn parse_timer_member(member: &str) -> Option<DueTimer> {
+/// The timer a shard's member and score name, if it is one (a member with its due in it, as
+/// earlier releases wrote them, is read too).
+pub fn parse_timer_member(member: &str, score: i64) -> Option<DueTimer> {
     let mut parts = member.split('\u{1f}');
     let profile = ProfileId::from(parts.next()?);
     let journey = parts.next()?.to_owned();
-    let due = parts.next()?.parse().ok()?;
+    let due = match parts.next() {
+        Some(due) => due.parse().ok()?,
+        None => score,
+    };
     Some(DueTimer {
         profile,
         journey,

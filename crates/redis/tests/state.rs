@@ -5,7 +5,8 @@ use switchboard_codec::{SendCommand, SendReason};
 use switchboard_config::RedisConfig;
 use switchboard_engine::optimize::{ArmTally, Counted, Tally};
 use switchboard_engine::{
-    DueTimer, Epochs, MemoryStateStore, Outgoing, Record, Records, Saved, Splits, StateStore, Write,
+    DueTimer, Epochs, MemoryStateStore, Outgoing, Record, Records, Saved, Splits, StateStore,
+    Timers, Write, timer_member_with_due,
 };
 use switchboard_identity::ProfileId;
 use switchboard_redis::{RedisStateStore, connect};
@@ -240,6 +241,27 @@ async fn conformance<S: StateStore>(store: &S) {
         vec![j("j3", 10_000)]
     );
 
+    // A journey has one timer per profile: set again, it moves, and removing the timer it
+    // replaced (fired or cancelled in an earlier batch, or by the partition's previous
+    // owner) leaves it.
+    let p4 = |due: i64| DueTimer {
+        profile: "p4".into(),
+        journey: "j1".into(),
+        due,
+    };
+    let set = |due: i64| write("p4", 1, vec![], vec![("j1".into(), due)]);
+    store.save(3, new, &[], &[set(100)]).await.unwrap();
+    assert_eq!(store.due_timers(3, 150, 10).await.unwrap(), vec![p4(100)]);
+    store.save(3, new, &[], &[set(500)]).await.unwrap();
+    assert_eq!(store.pending_timers(3).await.unwrap(), 2);
+    store.remove_timers(3, &[p4(100)]).await.unwrap();
+    assert_eq!(
+        store.due_timers(3, 20_000, 10).await.unwrap(),
+        vec![p4(500), j("j3", 10_000)]
+    );
+    store.remove_timers(3, &[p4(500)]).await.unwrap();
+    assert_eq!(store.pending_timers(3).await.unwrap(), 1);
+
     // One save indexes every profile's outbox and timers, in the partition saved.
     store
         .save(
@@ -426,6 +448,22 @@ async fn redis_state_store() {
     assert_eq!(saved, vec![Saved::Done]);
     let loaded = store.load(&["r1".into()]).await.unwrap();
     assert_eq!(loaded[0].as_ref().unwrap().0.offset, 4);
+
+    // Timers an earlier release set, with their due in the member, fire and are removed.
+    let earlier = timer_member_with_due("old", "j1", 70);
+    let _: i64 = redis::Cmd::zadd(store.timers_key(3), earlier, 70)
+        .query_async(&mut redis.clone())
+        .await
+        .unwrap();
+    let due = store.due_timers(3, 100, 10).await.unwrap();
+    let old = DueTimer {
+        profile: "old".into(),
+        journey: "j1".into(),
+        due: 70,
+    };
+    assert_eq!(due, vec![old]);
+    store.remove_timers(3, &due).await.unwrap();
+    assert!(store.due_timers(3, 100, 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -39,6 +39,9 @@ pub mod stored;
 
 static SAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/save.lua")));
 
+static REMOVE_TIMERS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/remove_timers.lua")));
+
 /// Profiles read or written by one command on a single Redis: a batch's worth, few enough
 /// that the command stays short for the other clients.
 const GROUP: usize = 128;
@@ -221,7 +224,7 @@ impl Records for RedisStateStore {
             .iter()
             .flat_map(|w| {
                 (w.timers.iter())
-                    .map(|(journey, due)| (*due, timer_member(w.profile.as_str(), journey, *due)))
+                    .map(|(journey, due)| (*due, timer_member(w.profile.as_str(), journey)))
             })
             .collect();
         if !outboxes.is_empty() {
@@ -315,7 +318,9 @@ impl Records for RedisStateStore {
             let theirs: Vec<&String> = page
                 .iter()
                 .step_by(2)
-                .filter(|m| parse_timer_member(m).is_some_and(|t| profiles.contains(&t.profile)))
+                .filter(|m| {
+                    parse_timer_member(m, 0).is_some_and(|t| profiles.contains(&t.profile))
+                })
                 .collect();
             if !theirs.is_empty() {
                 redis::Cmd::zrem(&shard, theirs)
@@ -354,7 +359,7 @@ impl Timers for RedisStateStore {
         now: i64,
         limit: usize,
     ) -> Result<Vec<DueTimer>, StateError> {
-        let members: Vec<String> = redis::cmd("ZRANGE")
+        let members: Vec<(String, i64)> = redis::cmd("ZRANGE")
             .arg(self.partition_key("timers", partition))
             .arg("-inf")
             .arg(now)
@@ -362,12 +367,13 @@ impl Timers for RedisStateStore {
             .arg("LIMIT")
             .arg(0)
             .arg(limit)
+            .arg("WITHSCORES")
             .query_async(&mut self.redis.clone())
             .await
             .map_err(err)?;
         Ok(members
             .iter()
-            .filter_map(|m| parse_timer_member(m))
+            .filter_map(|(m, due)| parse_timer_member(m, *due))
             .collect())
     }
 
@@ -375,12 +381,13 @@ impl Timers for RedisStateStore {
         if timers.is_empty() {
             return Ok(());
         }
-        let members: Vec<String> = timers
-            .iter()
-            .map(|t| timer_member(t.profile.as_str(), &t.journey, t.due))
-            .collect();
-        redis::Cmd::zrem(self.partition_key("timers", partition), members)
-            .query_async::<i64>(&mut self.redis.clone())
+        let mut script = REMOVE_TIMERS.prepare_invoke();
+        script.key(self.partition_key("timers", partition));
+        for t in timers {
+            script.arg(timer_member(t.profile.as_str(), &t.journey)).arg(t.due);
+        }
+        script
+            .invoke_async::<i64>(&mut self.redis.clone())
             .await
             .map_err(err)?;
         Ok(())
