@@ -9,7 +9,10 @@
 //! carried goal attributions and decisions). Named fields keep what JSON gave: empty fields left
 //! out and read back as empty, fields added or removed by a release read by name; MessagePack
 //! reads in half the time, its strings carry their length instead of being scanned for
-//! escapes.
+//! escapes. What a customer can work out again is left out of the MessagePack (ids derived
+//! from others, an entry time the history holds: `switchboard_journey`'s `compact`), and
+//! read back the same; records written with them read as before (releases before
+//! 2026-12-05 do not read records without them: roll back past it only with the records).
 //!
 //! Most of a record is field names and the example journeys' vocabulary, the same in every
 //! record: against a dictionary trained by `benches/examples/record_dictionary.rs` on records as the
