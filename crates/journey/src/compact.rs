@@ -17,15 +17,10 @@ use crate::ids;
 use litemap::LiteMap;
 use switchboard_codec::ChannelEvent;
 
-/// The id of the entry `event_id` makes into `journey` at `version`.
-pub(crate) fn entry_id(journey: &str, version: u32, event_id: &str) -> String {
-    ids::uuid(&[journey, itoa::Buffer::new().format(version), event_id])
-}
-
 impl Instance {
     /// The id this instance would have if it still ran the version it entered.
     fn derived_id(&self) -> String {
-        entry_id(&self.journey, self.version, &self.trigger.event_id)
+        ids::entry_id(&self.journey, self.version, &self.trigger.event_id)
     }
 }
 

@@ -38,6 +38,11 @@ pub fn uuid(parts: &[&str]) -> String {
     v5(parts).hyphenated().encode_lower(&mut text).to_owned()
 }
 
+/// The id of the entry `event_id` makes into `journey` at `version` (its instance's id).
+pub fn entry_id(journey: &str, version: u32, event_id: &str) -> String {
+    uuid(&[journey, itoa::Buffer::new().format(version), event_id])
+}
+
 /// A number in `[0, 1)` drawn from the parts: the same parts, the same number.
 pub fn fraction(parts: &[&str]) -> f64 {
     let id = v5(parts);
@@ -74,6 +79,11 @@ mod tests {
     fn an_id_is_pinned() {
         assert_eq!(
             uuid(&["abandoned-cart", "3", "e-1"]),
+            "02c037ef-e429-557f-ab7c-7eb355f95690"
+        );
+        // An entry's id: of the journey, the version entered (in decimal) and the event.
+        assert_eq!(
+            entry_id("abandoned-cart", 3, "e-1"),
             "02c037ef-e429-557f-ab7c-7eb355f95690"
         );
     }

@@ -316,7 +316,7 @@ impl<'a> Run<'a> {
         let inst = Instance {
             journey: j.id.clone(),
             version: j.version,
-            id: crate::compact::entry_id(&j.id, j.version, &e.event_id),
+            id: ids::entry_id(&j.id, j.version, &e.event_id),
             state: j.state(j.start).map(|s| s.name.clone()).unwrap_or_default(),
             entered_at: self.now,
             variant: None,
