@@ -1,5 +1,5 @@
-//! A customer in a binary format (the engine's record in Redis) leaves out the ids it can
-//! work out again: an instance's id, which is the UUIDv5 of its journey, the version it
+//! A customer in a binary format (the engine's record in Redis) leaves out what it can work
+//! out again: an instance's id, which is the UUIDv5 of its journey, the version it
 //! entered and its trigger's event id (kept when a version migration made them differ),
 //! and an attribution's entry id while the live instance of its journey is that entry (each
 //! a UUID, which compresses to nothing: the two are 40 of a record's 256 stored bytes); and
@@ -8,14 +8,14 @@
 //! journeys in flight from the 320-byte class to the 256). Human-readable formats (JSON)
 //! keep them all; a value without them reads either way.
 
-use serde::{Deserialize, Serialize, Serializer};
-
 use std::collections::BTreeMap;
 
-use crate::state::{Attribution, Customer, Decision, Entry, Instance, Profile, is_false};
-use crate::ids;
 use litemap::LiteMap;
+use serde::{Deserialize, Serialize, Serializer};
 use switchboard_codec::ChannelEvent;
+
+use crate::ids;
+use crate::state::{Attribution, Customer, Decision, Entry, Instance, Profile, is_false};
 
 impl Instance {
     /// The id this instance would have if it still ran the version it entered.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_codec::{AttrValue, ChannelEvent, SendCommand, TransitionKind};
 
 /// One customer's state, as stored per profile.
-/// Serialized by [`crate::compact`]: a binary format leaves out the ids it can derive.
+/// Serialized by `compact.rs`: a binary format leaves out what it can work out again.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(from = "crate::compact::CustomerIn")]
 pub struct Customer {
@@ -145,7 +145,7 @@ pub(crate) fn is_false(b: &bool) -> bool {
 }
 
 /// A customer's place in one journey.
-/// Serialized by [`crate::compact`]: a binary format leaves out the id where it is derivable.
+/// Serialized by `compact.rs`: a binary format leaves out the id where it is derivable.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(from = "crate::compact::InstanceIn")]
 pub struct Instance {
