@@ -272,7 +272,11 @@ async fn scale_report(parts: &Parts, args: &Args) -> Result<(), Error> {
         md.push_str(&format!("| {kind} | {bytes:.0} |\n"));
     }
     let lengths = &m.record_lengths;
-    let at = |q: f64| lengths.get(((lengths.len() as f64 - 1.0) * q) as usize).copied();
+    let at = |q: f64| {
+        lengths
+            .get(((lengths.len() as f64 - 1.0) * q) as usize)
+            .copied()
+    };
     if let (Some(min), Some(median), Some(max)) = (at(0.0), at(0.5), at(1.0)) {
         let over = lengths.iter().filter(|l| **l > 252).count();
         let line = format!(

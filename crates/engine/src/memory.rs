@@ -33,9 +33,11 @@ impl Shard {
     fn set(&mut self, profile: &ProfileId, journey: &str, due: i64) {
         let key = (profile.clone(), journey.to_owned());
         if let Some(old) = self.due_of.insert(key, due) {
-            self.by_due.remove(&(old, profile.clone(), journey.to_owned()));
+            self.by_due
+                .remove(&(old, profile.clone(), journey.to_owned()));
         }
-        self.by_due.insert((due, profile.clone(), journey.to_owned()));
+        self.by_due
+            .insert((due, profile.clone(), journey.to_owned()));
     }
 
     /// Removes `t` if it is still set for its due.
@@ -232,7 +234,11 @@ impl Timers for MemoryStateStore {
     }
 
     async fn pending_timers(&self, partition: i32) -> Result<u64, StateError> {
-        self.with(|i| i.timers.get(&partition).map_or(0, |s| s.by_due.len() as u64))
+        self.with(|i| {
+            i.timers
+                .get(&partition)
+                .map_or(0, |s| s.by_due.len() as u64)
+        })
     }
 }
 

@@ -195,9 +195,9 @@ impl From<CustomerIn> for Customer {
                 entry: a.entry.unwrap_or_else(|| {
                     (c.instances.get(&a.journey)).map_or_else(String::new, |i| i.id.clone())
                 }),
-                entered_at: a.entered_at.unwrap_or_else(|| {
-                    (c.profile.history.get(&a.journey)).map_or(0, |e| e.at)
-                }),
+                entered_at: a
+                    .entered_at
+                    .unwrap_or_else(|| (c.profile.history.get(&a.journey)).map_or(0, |e| e.at)),
                 journey: a.journey,
                 version: a.version,
                 variant: a.variant,

@@ -163,7 +163,11 @@ impl<'a> Run<'a> {
         let mut live = std::mem::take(&mut self.customer.instances).into_tuple_vec();
         let journeys = self.journeys;
         live.sort_by_key(|(_, i)| {
-            std::cmp::Reverse(journeys.get(&i.journey, i.version).map_or(0, |j| j.priority))
+            std::cmp::Reverse(
+                journeys
+                    .get(&i.journey, i.version)
+                    .map_or(0, |j| j.priority),
+            )
         });
         live
     }

@@ -41,7 +41,8 @@ impl JourneySet {
 
     /// The journeys (newest versions) that `event_type` triggers, highest priority first.
     pub fn triggered_by<'s>(&'s self, event_type: &'s str) -> impl Iterator<Item = &'s Journey> {
-        self.by_priority().filter(move |j| j.trigger_event == event_type)
+        self.by_priority()
+            .filter(move |j| j.trigger_event == event_type)
     }
 
     pub fn get(&self, id: &str, version: u32) -> Option<&Journey> {

@@ -64,9 +64,12 @@ pub(crate) fn enter(
         StepKind::WaitFor { timeout_ms, .. } => {
             wait::start(run, inst, run.now.saturating_add(*timeout_ms))
         }
-        StepKind::Branch { arms, otherwise } => {
-            branch::run(run, arms, *otherwise, event.unwrap_or(inst.trigger.as_ref()))
-        }
+        StepKind::Branch { arms, otherwise } => branch::run(
+            run,
+            arms,
+            *otherwise,
+            event.unwrap_or(inst.trigger.as_ref()),
+        ),
         // Run above, before its transition.
         StepKind::Split { .. } => Flow::End("split_not_run".into()),
         StepKind::Update {

@@ -318,9 +318,7 @@ impl Records for RedisStateStore {
             let theirs: Vec<&String> = page
                 .iter()
                 .step_by(2)
-                .filter(|m| {
-                    parse_timer_member(m, 0).is_some_and(|t| profiles.contains(&t.profile))
-                })
+                .filter(|m| parse_timer_member(m, 0).is_some_and(|t| profiles.contains(&t.profile)))
                 .collect();
             if !theirs.is_empty() {
                 redis::Cmd::zrem(&shard, theirs)
@@ -384,7 +382,9 @@ impl Timers for RedisStateStore {
         let mut script = REMOVE_TIMERS.prepare_invoke();
         script.key(self.partition_key("timers", partition));
         for t in timers {
-            script.arg(timer_member(t.profile.as_str(), &t.journey)).arg(t.due);
+            script
+                .arg(timer_member(t.profile.as_str(), &t.journey))
+                .arg(t.due);
         }
         script
             .invoke_async::<i64>(&mut self.redis.clone())
