@@ -22,6 +22,16 @@ impl Instance {
     fn derived_id(&self) -> String {
         ids::entry_id(&self.journey, self.version, &self.trigger.event_id)
     }
+
+    /// Its id is the derived one (it did not move to another version since it entered).
+    fn id_is_derived(&self) -> bool {
+        ids::is_entry_id(
+            &self.id,
+            &self.journey,
+            self.version,
+            &self.trigger.event_id,
+        )
+    }
 }
 
 /// An instance as written: the id left out of a binary format where it can be derived.
@@ -42,7 +52,7 @@ struct InstanceOut<'a> {
 
 impl Serialize for Instance {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let derivable = !s.is_human_readable() && self.id == self.derived_id();
+        let derivable = !s.is_human_readable() && self.id_is_derived();
         InstanceOut {
             journey: &self.journey,
             version: self.version,
