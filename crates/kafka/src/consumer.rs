@@ -209,7 +209,8 @@ impl ConsumerContext for PartitionContext {
     }
 }
 
-/// Runs a consumer-group member until `shutdown`, with one task per assigned partition.
+/// Runs a consumer-group member until `shutdown`, serving its assigned partitions from one
+/// loop ([`crate::service_loop`]).
 pub async fn run_partitioned<W: Workers>(
     mut client: ClientConfig,
     settings: ConsumerSettings,

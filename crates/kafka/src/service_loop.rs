@@ -1,22 +1,25 @@
 //! One loop per service over every partition it owns.
 //!
 //! Each assigned partition keeps its own queue (split off in the rebalance callback), worker,
-//! epoch and offsets, but one task serves them all: whenever any partition has records, every
-//! partition's waiting records are taken, each partition's as its own batch, and the batches
-//! are made durable side by side. Their Redis round trips and produce requests leave together
-//! and their acknowledgements come back together, so at low load a fetch that brings records
-//! of several partitions costs one wake-up and one round of requests, not one per partition.
-//! A partition hands in its next batch only once its last is durable, so its order holds.
+//! epoch and offsets, but one task serves them all. Whenever it wakes, every idle partition
+//! with records waiting takes them as its batch, and the batches are made durable side by
+//! side, each as soon as it can: their Redis round trips and produce requests leave in the
+//! same turn of the loop and their replies wake it once, so a fetch that brings records of
+//! several partitions costs one wake-up and one round of requests, not one per partition. A
+//! partition takes its next batch only once its last is durable, so its order holds; a
+//! partition whose batch is done does not wait for the others'.
 //!
-//! Ticks fire every partition's timers together in the same way. A partition whose stop is
-//! cancelled (revoked, or the service stopping) is finished between batches: its worker's
-//! `finish`, then its offset committed for the next owner, then the rebalance callback
-//! waiting on it is told.
+//! A partition's tick (its timers) runs before its next batch once `tick` has passed. A
+//! partition whose stop is cancelled (revoked, or the service stopping) is finished once its
+//! batch in flight is done: its worker's `finish`, then its offset committed for the next
+//! owner, then the rebalance callback waiting on it is told.
 
 use std::sync::{Arc, mpsc};
+use std::time::Instant;
 
-use futures::FutureExt;
-use futures::future::{join_all, select_all};
+use futures::future::{BoxFuture, join_all, select_all};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
@@ -45,6 +48,10 @@ struct Owned<W> {
     last: Option<i64>,
     /// Fenced by a newer owner: its offset is not committed.
     fenced: bool,
+    /// A record taken while waiting for any partition's, the first of its next batch.
+    first: Option<OwnedMessage>,
+    /// When its tick is next due.
+    next_tick: Instant,
     span: Span,
 }
 
@@ -61,43 +68,63 @@ pub(crate) async fn serve<W: Workers>(
 ) {
     let service = settings.service;
     let owned_gauge = metrics.partitions_owned.with_label_values(&[service]);
-    let batch_records = metrics.batch_records.with_label_values(&[service]);
-    let batch_seconds = metrics.batch_seconds.with_label_values(&[service]);
+    let batches = BatchMetrics {
+        records: metrics.batch_records.with_label_values(&[service]),
+        seconds: metrics.batch_seconds.with_label_values(&[service]),
+    };
     let txn = TxnMetrics::new(&metrics);
     let produce_errors = metrics.errors.with_label_values(&["produce"]);
-    let mut owned: Vec<Owned<W::Worker>> = Vec::new();
+    // Partitions between batches, and those with a batch (or tick) in flight.
+    let mut idle: Vec<Owned<W::Worker>> = Vec::new();
+    let mut busy: FuturesUnordered<BoxFuture<'static, Owned<W::Worker>>> = FuturesUnordered::new();
     let mut starting: JoinSet<Option<Owned<W::Worker>>> = JoinSet::new();
-    let mut tick = tokio::time::interval(settings.tick);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if owned.iter().any(|o| o.stop.is_cancelled()) {
-            let (stopped, running) = owned.into_iter().partition(|o| o.stop.is_cancelled());
-            owned = running;
+        if idle.iter().any(|o| o.stop.is_cancelled()) {
+            let (stopped, running) = idle.into_iter().partition(|o| o.stop.is_cancelled());
+            idle = running;
             owned_gauge.sub(i64::try_from(stopped.len()).unwrap_or(i64::MAX));
             finish(&consumer, stopped).await;
         }
-        if end.is_cancelled() && owned.is_empty() && starting.is_empty() {
+        if end.is_cancelled() && idle.is_empty() && busy.is_empty() && starting.is_empty() {
             break;
         }
+        // Every idle partition with records waiting, or its tick due, starts its batch.
+        let now = Instant::now();
+        let mut i = 0;
+        while let Some(o) = idle.get_mut(i) {
+            let ticks = now >= o.next_tick;
+            let batch = o.waiting(settings.max_batch);
+            if batch.is_empty() && !ticks {
+                i += 1;
+                continue;
+            }
+            let mut o = idle.swap_remove(i);
+            if ticks {
+                o.next_tick = now + settings.tick;
+            }
+            busy.push(run(o, batch, ticks, consumer.clone(), batches.clone()).boxed());
+        }
         let woken = {
-            let queues: Vec<(usize, &Queue)> = (owned.iter().enumerate())
+            let queues: Vec<(usize, &Queue)> = (idle.iter().enumerate())
                 .filter(|(_, o)| !o.stop.is_cancelled())
                 .map(|(i, o)| (i, &o.queue))
                 .collect();
-            let stops: Vec<&CancellationToken> = owned.iter().map(|o| &o.stop).collect();
+            let stops: Vec<&CancellationToken> = idle.iter().map(|o| &o.stop).collect();
+            let next_tick = idle.iter().map(|o| o.next_tick).min();
             tokio::select! {
                 biased;
                 Some(p) = assigned.recv() => Woken::Assigned(p),
                 Some(started) = starting.join_next(), if !starting.is_empty() => {
                     Woken::Started(started.ok().flatten())
                 }
-                () = any_cancelled(stops) => Woken::Stopped,
-                () = end.cancelled(), if !end.is_cancelled() => Woken::Stopped,
-                _ = tick.tick() => Woken::Tick,
+                Some(o) = busy.next(), if !busy.is_empty() => Woken::Done(o),
+                () = any_cancelled(stops) => Woken::Other,
+                () = end.cancelled(), if !end.is_cancelled() => Woken::Other,
+                () = until(next_tick) => Woken::Other,
                 (at, first) = first_record(queues) => Woken::Record(at, first),
             }
         };
-        let (at, first) = match woken {
+        match woken {
             Woken::Assigned(p) => {
                 let start = start(
                     consumer.clone(),
@@ -108,75 +135,92 @@ pub(crate) async fn serve<W: Workers>(
                     produce_errors.clone(),
                 );
                 starting.spawn(start);
-                continue;
             }
             Woken::Started(started) => {
                 if let Some(o) = started {
                     owned_gauge.inc();
-                    owned.push(o);
+                    idle.push(o);
                 }
-                continue;
             }
-            Woken::Stopped => continue,
-            Woken::Tick => {
-                tick_all(&mut owned).await;
-                continue;
+            Woken::Done(o) => idle.push(o),
+            Woken::Record(at, Ok(m)) => {
+                if let Some(o) = idle.get_mut(at) {
+                    o.first = Some(m);
+                }
             }
-            Woken::Record(at, first) => (at, first),
-        };
-        let mut first = match first {
-            Ok(m) => Some((at, m)),
-            Err(e) => {
-                if let Some(o) = owned.get(at) {
+            Woken::Record(at, Err(e)) => {
+                if let Some(o) = idle.get(at) {
                     warn!(topic = o.topic, partition = o.partition, error = %e, "partition consume error");
                 }
-                None
             }
+            Woken::Other => {}
+        }
+    }
+}
+
+/// What a partition's batches count.
+#[derive(Clone)]
+struct BatchMetrics {
+    records: prometheus::Histogram,
+    seconds: prometheus::Histogram,
+}
+
+/// A partition's turn: its tick when due, then its batch made durable and its offset stored.
+/// A partition that gives up (stopped, or fenced) has its stop cancelled, and is finished
+/// once back in the loop.
+async fn run<W: Worker>(
+    mut o: Owned<W>,
+    batch: Vec<OwnedMessage>,
+    ticks: bool,
+    consumer: Arc<Consumer_>,
+    metrics: BatchMetrics,
+) -> Owned<W> {
+    let span = o.span.clone();
+    async move {
+        if ticks && let Err(stopped) = o.worker.tick().await {
+            o.give_up(stopped);
+            return o;
+        }
+        let Some(offset) = batch.last().map(Message::offset) else {
+            return o;
         };
-        // Every partition's waiting records, each partition's as its own batch.
-        let mut batches = Vec::new();
-        for (i, o) in owned.iter_mut().enumerate() {
-            if o.stop.is_cancelled() {
-                continue;
-            }
-            let mut batch = Vec::new();
-            if let Some((_, m)) = first.take_if(|(a, _)| *a == i) {
-                batch.push(m);
-            }
-            while batch.len() < settings.max_batch {
-                match o.queue.recv().now_or_never() {
-                    Some(Ok(m)) => batch.push(m.detach()),
-                    _ => break,
-                }
-            }
-            if !batch.is_empty() {
-                batches.push((o, batch));
+        metrics.records.observe(batch.len() as f64);
+        let taken = Instant::now();
+        if let Err(stopped) = o.worker.process(batch).await {
+            o.give_up(stopped);
+            return o;
+        }
+        metrics.seconds.observe(taken.elapsed().as_secs_f64());
+        debug!(offset, "batch durable");
+        if let Err(e) = consumer.store_offset(&o.topic, o.partition, offset) {
+            debug!(error = %e, "store_offset (partition revoked?)");
+        }
+        o.last = Some(offset);
+        o
+    }
+    .instrument(span)
+    .await
+}
+
+impl<W> Owned<W> {
+    /// The records waiting in the partition's queue, up to `max`.
+    fn waiting(&mut self, max: usize) -> Vec<OwnedMessage> {
+        if self.stop.is_cancelled() {
+            return Vec::new();
+        }
+        let mut batch: Vec<OwnedMessage> = self.first.take().into_iter().collect();
+        while batch.len() < max {
+            match self.queue.recv().now_or_never() {
+                Some(Ok(m)) => batch.push(m.detach()),
+                _ => break,
             }
         }
-        let taken = std::time::Instant::now();
-        join_all(batches.into_iter().map(|(o, batch)| {
-            let (batch_records, batch_seconds) = (&batch_records, &batch_seconds);
-            let consumer = &*consumer;
-            let span = o.span.clone();
-            async move {
-                batch_records.observe(batch.len() as f64);
-                let offset = batch.last().map(Message::offset);
-                if let Err(stopped) = o.worker.process(batch).await {
-                    o.fenced = stopped == Stopped::Fenced;
-                    o.stop.cancel();
-                    return;
-                }
-                batch_seconds.observe(taken.elapsed().as_secs_f64());
-                let Some(offset) = offset else { return };
-                debug!(offset, "batch durable");
-                if let Err(e) = consumer.store_offset(&o.topic, o.partition, offset) {
-                    debug!(error = %e, "store_offset (partition revoked?)");
-                }
-                o.last = Some(offset);
-            }
-            .instrument(span)
-        }))
-        .await;
+        batch
+    }
+
+    fn give_up(&mut self, stopped: Stopped) {
+        self.fenced = stopped == Stopped::Fenced;
+        self.stop.cancel();
     }
 }
 
@@ -249,6 +293,8 @@ async fn start<W: Workers>(
         done,
         last: None,
         fenced: false,
+        first: None,
+        next_tick: Instant::now(),
         span,
     })
 }
@@ -277,36 +323,25 @@ async fn finish<W: Worker>(consumer: &Consumer_, stopped: Vec<Owned<W>>) {
     .await;
 }
 
-/// Every running partition's tick, side by side; a partition whose tick gives up stops.
-async fn tick_all<W: Worker>(owned: &mut [Owned<W>]) {
-    join_all(
-        owned
-            .iter_mut()
-            .filter(|o| !o.stop.is_cancelled())
-            .map(|o| {
-                let span = o.span.clone();
-                async move {
-                    if let Err(stopped) = o.worker.tick().await {
-                        o.fenced = stopped == Stopped::Fenced;
-                        o.stop.cancel();
-                    }
-                }
-                .instrument(span)
-            }),
-    )
-    .await;
-}
-
 /// What woke the loop.
 enum Woken<W> {
     Assigned(NewPartition),
     /// A partition started, or could not (stopped first).
     Started(Option<Owned<W>>),
-    /// A partition stopped, or the service is ending.
-    Stopped,
-    Tick,
-    /// A record (or an error) of the partition at this place in the loop's list.
+    /// A partition's batch is done.
+    Done(Owned<W>),
+    /// The first record (or an error) of the idle partition at this place.
     Record(usize, rdkafka::error::KafkaResult<OwnedMessage>),
+    /// A partition stopped, the service is ending, or a tick.
+    Other,
+}
+
+/// Resolves at `instant`; never without one.
+async fn until(instant: Option<Instant>) {
+    match instant {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Resolves once any of `stops` is cancelled; never without any.
