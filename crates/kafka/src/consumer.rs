@@ -1,10 +1,9 @@
-//! A consumer-group member that serves its assigned partitions from one loop per service.
+//! A consumer-group member that runs one task per assigned partition.
 //!
 //! On assignment (inside librdkafka's rebalance callback, before anything is fetched) each
-//! partition's queue is split off and handed to the service's loop ([`crate::service_loop`]),
-//! which reads every partition's waiting records, lets each partition's [`Worker`] make its
-//! batch durable, then stores the partition's offset. On revocation the callback asks the
-//! loop to finish the partition's batch and commit, and waits for it (up to the drain
+//! partition's queue is split off and handed to its own task, which reads batches, lets the
+//! [`Worker`] make them durable, then stores the offset. On revocation the callback asks the
+//! partition's task to finish its batch and commit, and waits for it (up to the drain
 //! deadline), so the next owner starts where this one stopped. Shutdown does the same for
 //! every partition.
 
@@ -13,21 +12,22 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, Weak, mpsc};
 use std::time::Duration;
 
+use futures::FutureExt;
 use prometheus::IntGaugeVec;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka::statistics::Statistics;
-use rdkafka::{ClientConfig, ClientContext};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use rdkafka::producer::FutureProducer;
 
 use crate::metrics::KafkaMetrics;
-use crate::output::Publisher;
-use crate::service_loop::serve;
+use crate::output::{Publisher, Transactional, TxnMetrics};
+use crate::retry::until_ok;
 use crate::stopped::Stopped;
 
 /// What a service does with its partitions.
@@ -99,11 +99,11 @@ type Tp = (String, i32);
 /// How often librdkafka reports statistics (and so consumer lag), unless configured.
 const STATS_INTERVAL_MS: &str = "5000";
 
-pub(crate) struct NewPartition {
-    pub(crate) tp: Tp,
-    pub(crate) queue: Queue,
-    pub(crate) stop: CancellationToken,
-    pub(crate) done: mpsc::Sender<()>,
+struct NewPartition {
+    tp: Tp,
+    queue: Queue,
+    stop: CancellationToken,
+    done: mpsc::Sender<()>,
 }
 
 struct Assigned {
@@ -209,8 +209,7 @@ impl ConsumerContext for PartitionContext {
     }
 }
 
-/// Runs a consumer-group member until `shutdown`, serving its assigned partitions from one
-/// loop ([`crate::service_loop`]).
+/// Runs a consumer-group member until `shutdown`, with one task per assigned partition.
 pub async fn run_partitioned<W: Workers>(
     mut client: ClientConfig,
     settings: ConsumerSettings,
@@ -218,7 +217,7 @@ pub async fn run_partitioned<W: Workers>(
     metrics: KafkaMetrics,
     shutdown: CancellationToken,
 ) -> Result<(), rdkafka::error::KafkaError> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let context = PartitionContext {
         consumer: Mutex::new(Weak::new()),
         assigned: Mutex::new(HashMap::new()),
@@ -243,21 +242,24 @@ pub async fn run_partitioned<W: Workers>(
     }
     let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
-    let end = CancellationToken::new();
-    let serving = tokio::spawn(
-        serve(
-            consumer.clone(),
-            rx,
-            workers,
-            settings.clone(),
-            metrics.clone(),
-            end.clone(),
-        )
-        .instrument(info_span!("service", service = settings.service)),
-    );
+    let owned = metrics
+        .partitions_owned
+        .with_label_values(&[settings.service]);
+    let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            Some(NewPartition { tp: (topic, partition), queue, stop, done }) = rx.recv() => {
+                let (workers, consumer, settings, owned) = (workers.clone(), consumer.clone(), settings.clone(), owned.clone());
+                let partition_metrics = PartitionMetrics::new(&metrics, settings.service);
+                let span = info_span!("partition", service = settings.service, topic = topic.as_str(), partition);
+                tasks.spawn(async move {
+                    owned.inc();
+                    run_partition(&consumer, queue, &topic, partition, &*workers, &settings, partition_metrics, stop).await;
+                    owned.dec();
+                    let _ = done.send(());
+                }.instrument(span));
+            }
             message = consumer.recv() => {
                 // Every assigned partition is split off in the rebalance callback, so only
                 // errors and events arrive here.
@@ -269,6 +271,7 @@ pub async fn run_partitioned<W: Workers>(
                     Ok(m) => warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), "record on the main queue"),
                 }
             }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
     let stops: Vec<CancellationToken> = consumer
@@ -280,8 +283,11 @@ pub async fn run_partitioned<W: Workers>(
     for s in stops {
         s.cancel();
     }
-    end.cancel();
-    if tokio::time::timeout(settings.drain, serving).await.is_err() {
+    let drained = tokio::time::timeout(settings.drain, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
         warn!(
             service = settings.service,
             "partitions did not drain before the deadline"
@@ -294,4 +300,137 @@ pub async fn run_partitioned<W: Workers>(
     Ok(())
 }
 
-pub(crate) type Queue = rdkafka::consumer::stream_consumer::StreamPartitionQueue<PartitionContext>;
+type Queue = rdkafka::consumer::stream_consumer::StreamPartitionQueue<PartitionContext>;
+
+/// The metrics one partition's task writes.
+struct PartitionMetrics {
+    produce_errors: prometheus::IntCounter,
+    txn: TxnMetrics,
+    batch_seconds: prometheus::Histogram,
+    batch_records: prometheus::Histogram,
+}
+
+impl PartitionMetrics {
+    fn new(metrics: &KafkaMetrics, service: &str) -> Self {
+        Self {
+            produce_errors: metrics.errors.with_label_values(&["produce"]),
+            txn: TxnMetrics::new(metrics),
+            batch_seconds: metrics.batch_seconds.with_label_values(&[service]),
+            batch_records: metrics.batch_records.with_label_values(&[service]),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_partition<W: Workers>(
+    consumer: &StreamConsumer<PartitionContext>,
+    queue: Queue,
+    topic: &str,
+    partition: i32,
+    workers: &W,
+    settings: &ConsumerSettings,
+    metrics: PartitionMetrics,
+    stop: CancellationToken,
+) {
+    let publisher = match &settings.output {
+        OutputMode::Shared(p) => Publisher::Plain(p.clone()),
+        OutputMode::Transactional(config) => {
+            let mut config = config.clone();
+            config.set(
+                "transactional.id",
+                format!("{}-{topic}-{partition}", settings.group),
+            );
+            let Some(group) = consumer.group_metadata() else {
+                warn!(
+                    topic,
+                    partition, "no consumer group metadata for transactions"
+                );
+                return;
+            };
+            let group = Arc::new(group);
+            // The coordinator may be away for a while: retry until it answers or we stop.
+            let started = until_ok(
+                "start the transactional producer",
+                &stop,
+                metrics.produce_errors.clone(),
+                || async {
+                    tokio::select! {
+                        _ = stop.cancelled() => Err(rdkafka::error::KafkaError::Canceled),
+                        t = Transactional::start(config.clone(), group.clone(), topic, partition, metrics.txn.clone()) => t,
+                    }
+                },
+            )
+            .await;
+            match started {
+                Ok(t) => Publisher::Transactional(t),
+                Err(_) => return,
+            }
+        }
+    };
+    let Ok(mut worker) = workers
+        .start(topic, partition, publisher, stop.clone())
+        .await
+    else {
+        return;
+    };
+    let mut tick = tokio::time::interval(settings.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Option<i64> = None;
+    let mut fenced = false;
+    loop {
+        let first: BorrowedMessage<'_> = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {
+                if let Err(stopped) = worker.tick().await {
+                    fenced = stopped == Stopped::Fenced;
+                    break;
+                }
+                continue;
+            }
+            m = queue.recv() => match m {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!(topic, partition, error = %e, "partition consume error");
+                    continue;
+                }
+            },
+        };
+        let mut batch = vec![first.detach()];
+        drop(first);
+        while batch.len() < settings.max_batch {
+            match queue.recv().now_or_never() {
+                Some(Ok(m)) => batch.push(m.detach()),
+                _ => break,
+            }
+        }
+        let offset = batch.last().map(|m| m.offset());
+        metrics.batch_records.observe(batch.len() as f64);
+        let taken = std::time::Instant::now();
+        if let Err(stopped) = worker.process(batch).await {
+            fenced = stopped == Stopped::Fenced;
+            break;
+        }
+        metrics.batch_seconds.observe(taken.elapsed().as_secs_f64());
+        if let Some(o) = offset {
+            debug!(topic, partition, offset = o, "batch durable");
+            if let Err(e) = consumer.store_offset(topic, partition, o) {
+                debug!(topic, partition, error = %e, "store_offset (partition revoked?)");
+            }
+            last = Some(o);
+        }
+    }
+    worker.finish().await;
+    // Commit what this partition made durable, so the next owner starts after it; a fenced
+    // member's offset is behind its successor's, and is not committed.
+    if let Some(o) = last.filter(|_| !fenced) {
+        let mut tpl = TopicPartitionList::new();
+        if tpl
+            .add_partition_offset(topic, partition, Offset::Offset(o + 1))
+            .is_ok()
+            && let Err(e) = consumer.commit(&tpl, CommitMode::Async)
+        {
+            debug!(topic, partition, error = %e, "commit on stop");
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Switchboard's Kafka adapters: librdkafka client configuration from Switchboard's config,
-//! creation of every topic the pipeline uses, the partitioned consumer (one loop per service over
-//! its assigned partitions, offsets stored per partition once its batch is durable), the publishers (idempotent, or
+//! creation of every topic the pipeline uses, the partitioned consumer (a task per assigned
+//! partition, offsets stored once a batch is durable), the publishers (idempotent, or
 //! transactional per partition), delivery with retries and dead letters, and what they count.
 // Publishers and consumers hold librdkafka handles; their Debug output would say nothing.
 #![allow(missing_debug_implementations)]
@@ -12,7 +12,6 @@ mod delivery;
 mod metrics;
 mod output;
 mod retry;
-mod service_loop;
 mod stopped;
 mod topics;
 

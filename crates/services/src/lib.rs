@@ -1,5 +1,5 @@
-//! The two services, wired: the stitcher and the engine, each a consumer-group member serving
-//! its partitions from one loop (`switchboard-kafka`), over an identity store and a state store (Redis,
+//! The two services, wired: the stitcher and the engine, each a consumer-group member with a
+//! task per partition (`switchboard-kafka`), over an identity store and a state store (Redis,
 //! or memory in the embedded mode). Their domain logic is elsewhere and pure: identity
 //! resolution in `switchboard-identity`, the engine's planner in `switchboard-engine`.
 // Services hold librdkafka handles and generic stores; their Debug output would say nothing.
