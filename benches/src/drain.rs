@@ -12,6 +12,7 @@ use switchboard_services::generate::event;
 use switchboard_services::services::producer;
 
 use crate::Error;
+use crate::commands::{self, CommandStat};
 use crate::parts::{Broker, Parts, System};
 use crate::systems::start;
 
@@ -35,7 +36,7 @@ pub(crate) fn events(n: u64, seed: u64) -> Vec<ChannelEvent> {
 }
 
 /// What one drain of a backlog measured.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Drain {
     /// Events per second.
     pub(crate) rate: f64,
@@ -43,6 +44,8 @@ pub(crate) struct Drain {
     pub(crate) cpu: [f64; 3],
     /// Messages Switchboard's engine produced per event (0 for the others).
     pub(crate) produced: f64,
+    /// Redis's commands during the drain, the most time first.
+    pub(crate) commands: Vec<CommandStat>,
 }
 
 /// Produces `n` generated events (of `n / 5` customers, drawn with `seed`) to the channel
@@ -120,10 +123,12 @@ pub(crate) async fn throughput(
         first.stop().await;
     }
     backlog(parts, &config, n, 1).await?;
+    commands::reset(&parts.redis.url()).await?;
     let cpu0 = parts.cpu();
     let running = start(system, parts, &config, floor_produced).await?;
     let (secs, joined) = running.drain(n, Duration::from_secs(900)).await?;
     let cpu1 = parts.cpu();
+    let commands = commands::read(&parts.redis.url()).await?;
     println!(
         "{}: first event taken {joined:.2} s after the start, {n} drained {secs:.2} s later",
         system.name(),
@@ -138,6 +143,7 @@ pub(crate) async fn throughput(
         rate: n as f64 / secs,
         cpu,
         produced,
+        commands,
     })
 }
 

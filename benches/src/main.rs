@@ -12,6 +12,7 @@
 
 mod baseline;
 mod batches;
+mod commands;
 mod cpu;
 mod drain;
 mod latency;
@@ -167,6 +168,7 @@ async fn main() -> Result<(), Error> {
                 rate,
                 cpu: [f64::NAN; 3],
                 produced: f64::NAN,
+                commands: Vec::new(),
             });
         }
     }
@@ -182,6 +184,12 @@ async fn main() -> Result<(), Error> {
                 parts.broker.name(),
                 d.cpu[1],
                 d.cpu[2]
+            );
+            println!(
+                "{} (drain {}): Redis per event (a script's time includes its commands'): {}",
+                system.name(),
+                round + 1,
+                commands::per_event(&d.commands, args.events, 6)
             );
             if *system == System::Switchboard && args.floor_produced.is_none() {
                 println!(
