@@ -11,11 +11,15 @@ pub(crate) struct CommandStat {
     pub(crate) usec: u64,
 }
 
+async fn connection(url: &str) -> Result<redis::aio::MultiplexedConnection, Error> {
+    Ok(redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?)
+}
+
 /// Zeroes Redis's command statistics.
 pub(crate) async fn reset(url: &str) -> Result<(), Error> {
-    let mut redis = redis::Client::open(url)?
-        .get_multiplexed_async_connection()
-        .await?;
+    let mut redis = connection(url).await?;
     redis::cmd("CONFIG")
         .arg("RESETSTAT")
         .query_async::<()>(&mut redis)
@@ -25,9 +29,7 @@ pub(crate) async fn reset(url: &str) -> Result<(), Error> {
 
 /// Redis's command statistics since the last reset, the most time first.
 pub(crate) async fn read(url: &str) -> Result<Vec<CommandStat>, Error> {
-    let mut redis = redis::Client::open(url)?
-        .get_multiplexed_async_connection()
-        .await?;
+    let mut redis = connection(url).await?;
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(&mut redis)
