@@ -14,7 +14,7 @@ mod rules;
 mod stitch;
 pub mod store;
 
-pub use memory::{MemoryIdentityStore, check_limits};
+pub use memory::MemoryIdentityStore;
 pub use normalise::{Normalisation, Rejected};
 pub use profile_id::ProfileId;
 pub use rules::{IdentityRules, KindRule, Prepared, RulesError};

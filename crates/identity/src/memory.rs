@@ -72,13 +72,8 @@ impl MemoryIdentityStore {
     }
 }
 
-/// Checks a reservation against a root's limits: the one rule both adapters share.
-pub fn check_limits(
-    node: &Node,
-    new: &[Identifier],
-    merges: u32,
-    limits: &Limits,
-) -> Option<Refusal> {
+/// Checks a reservation against a root's limits (the Redis store's script checks the same).
+fn check_limits(node: &Node, new: &[Identifier], merges: u32, limits: &Limits) -> Option<Refusal> {
     for (kind, max) in &limits.per_kind {
         let have = node.identifiers.iter().filter(|i| &i.kind == kind).count();
         let adding = new.iter().filter(|i| &i.kind == kind).count();

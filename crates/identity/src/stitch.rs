@@ -173,8 +173,7 @@ pub async fn stitch_found<S: IdentityStore>(
             Some(a) => a.clone(),
             None => fresh.get_or_insert_with(born).clone(),
         };
-        let new = anchor.is_none();
-        if attach_all(store, limits, identifiers, &mut pointers, &target, new).await? {
+        if attach_all(store, limits, identifiers, &mut pointers, &target).await? {
             created = anchor.is_none();
             roots.0.push((target.clone(), target));
         }
@@ -221,7 +220,7 @@ pub async fn stitch_found<S: IdentityStore>(
                     // A new strongest identifier joins the profile of the event's other
                     // identifiers when the limits allow, instead of starting a profile that
                     // would be merged at once.
-                    Some(a) => match attach(store, limits, identifier, &a, false).await? {
+                    Some(a) => match attach(store, limits, identifier, &a).await? {
                         Attached::Linked => Step::Linked(a),
                         Attached::Owned(owner) => {
                             pointer = Some(owner);
@@ -237,11 +236,10 @@ pub async fn stitch_found<S: IdentityStore>(
                         }
                     },
                     None => {
-                        // Reserve on a profile nobody knows yet, then publish it by the claim.
+                        // Reserve on the profile this event makes, then publish it by the
+                        // claim.
                         let fresh = fresh.get_or_insert_with(born).clone();
-                        // Nothing points at it yet: an earlier attempt whose claim was
-                        // lost gave its reservation back.
-                        match attach(store, limits, identifier, &fresh, true).await? {
+                        match attach(store, limits, identifier, &fresh).await? {
                             Attached::Linked => {
                                 created = true;
                                 Step::Linked(fresh)
@@ -250,15 +248,20 @@ pub async fn stitch_found<S: IdentityStore>(
                                 pointer = Some(owner);
                                 Step::Retry
                             }
-                            other => {
-                                return Err(StitchError::Contended(format!(
-                                    "new profile {fresh} answered {other:?}"
-                                )));
+                            // An event of the same millisecond and first new identifier made
+                            // this profile already (the id is derived from both), and it was
+                            // merged since: join what it became.
+                            Attached::Moved(root) => {
+                                anchor = Some(root);
+                                Step::Retry
                             }
+                            // ... or filled it: this identifier stays out, as on any full
+                            // profile.
+                            Attached::Refused(refusal) => Step::Unlinked(refusal),
                         }
                     }
                 },
-                (None, Some(c)) => match attach(store, limits, identifier, c, false).await? {
+                (None, Some(c)) => match attach(store, limits, identifier, c).await? {
                     Attached::Linked => Step::Linked(c.clone()),
                     Attached::Refused(refusal) => Step::Unlinked(refusal),
                     Attached::Owned(owner) => {
@@ -343,22 +346,6 @@ enum Attached {
     Moved(ProfileId),
 }
 
-/// Reserves on `root`; `new` when `root` is a profile this stitch generated that no
-/// identifier points at yet ([`IdentityStore::reserve_new`]).
-async fn reserve<S: IdentityStore>(
-    store: &S,
-    root: &ProfileId,
-    r: &Reservation,
-    limits: &Limits,
-    new: bool,
-) -> Result<Reserved, StoreError> {
-    if new {
-        store.reserve_new(root, r, limits).await
-    } else {
-        store.reserve(root, r, limits).await
-    }
-}
-
 /// Adds an unclaimed identifier to `root`: reserve within the limits, then claim the
 /// pointer; a lost claim gives the reservation back.
 async fn attach<S: IdentityStore>(
@@ -366,10 +353,9 @@ async fn attach<S: IdentityStore>(
     limits: &Limits,
     identifier: &Identifier,
     root: &ProfileId,
-    new: bool,
 ) -> Result<Attached, StitchError> {
     let r = reservation(vec![identifier.clone()], 0);
-    match reserve(store, root, &r, limits, new).await? {
+    match store.reserve(root, &r, limits).await? {
         Reserved::Moved(parent) => Ok(Attached::Moved(find_root(store, &parent).await?)),
         Reserved::Refused(refusal) => Ok(Attached::Refused(refusal)),
         Reserved::Added(added) => match store.claim(identifier, root).await? {
@@ -394,7 +380,6 @@ async fn attach_all<S: IdentityStore>(
     identifiers: &[Identifier],
     pointers: &mut [Option<ProfileId>],
     root: &ProfileId,
-    new: bool,
 ) -> Result<bool, StitchError> {
     let (unclaimed, slots): (Vec<Identifier>, Vec<usize>) = identifiers
         .iter()
@@ -404,10 +389,7 @@ async fn attach_all<S: IdentityStore>(
         .map(|(i, (id, _))| (id.clone(), i))
         .unzip();
     let r = reservation(unclaimed, 0);
-    if !matches!(
-        reserve(store, root, &r, limits, new).await?,
-        Reserved::Added(_)
-    ) {
+    if !matches!(store.reserve(root, &r, limits).await?, Reserved::Added(_)) {
         return Ok(false);
     }
     let owners = store.claim_all(&r.identifiers, root).await?;

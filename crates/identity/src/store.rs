@@ -175,19 +175,6 @@ pub trait IdentityStore: Send + Sync {
         limits: &Limits,
     ) -> impl Future<Output = Result<Reserved, StoreError>> + Send;
 
-    /// [`IdentityStore::reserve`] on a profile id the caller generated and no identifier
-    /// points at yet: nobody else can know it, so a store may add the identifiers without the
-    /// atomic check (in Redis, a plain `HSET` instead of a script, a seventh of
-    /// its cost). Answers as `reserve` would, `Refused` included.
-    fn reserve_new(
-        &self,
-        profile: &ProfileId,
-        reservation: &Reservation,
-        limits: &Limits,
-    ) -> impl Future<Output = Result<Reserved, StoreError>> + Send {
-        self.reserve(profile, reservation, limits)
-    }
-
     /// Gives back identifiers reserved on `root` by a merge that did not commit.
     fn release(
         &self,

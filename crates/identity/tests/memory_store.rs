@@ -15,7 +15,10 @@ async fn conformance() {
     suite::two_customer_ids_never_merge(&MemoryIdentityStore::new()).await;
     suite::blocked_values_never_link(&MemoryIdentityStore::new()).await;
     suite::caps_hold(&MemoryIdentityStore::new()).await;
-    suite::a_new_profile_reserves_as_any_root_does(&MemoryIdentityStore::new()).await;
+    suite::an_event_of_the_same_millisecond_joins_the_profile_it_would_make(
+        &MemoryIdentityStore::new(),
+    )
+    .await;
     suite::forget_erases_the_group(&MemoryIdentityStore::new()).await;
     suite::stale_lookups_find_the_profile_that_claimed_them(&MemoryIdentityStore::new()).await;
     suite::the_same_events_give_the_same_profile_ids(

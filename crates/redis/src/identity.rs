@@ -6,10 +6,10 @@ use std::sync::LazyLock;
 
 use redis::{Script, Value};
 use switchboard_codec::Identifier;
+use switchboard_identity::ProfileId;
 use switchboard_identity::store::{
     Committed, IdentityStore, Limits, Node, Refusal, Reservation, Reserved, StoreError,
 };
-use switchboard_identity::{ProfileId, check_limits};
 
 use crate::{Keys, Redis};
 
@@ -232,46 +232,6 @@ impl IdentityStore for RedisIdentityStore {
             })),
             other => Err(StoreError(format!("reserve: unexpected reply {other:?}"))),
         }
-    }
-
-    /// Nobody can reserve on the profile meanwhile, so the limits are checked here and the
-    /// identifiers written with one `HSET` (and the version bumped) instead of the script;
-    /// a reservation the limits refuse goes to the script, which answers why.
-    async fn reserve_new(
-        &self,
-        profile: &ProfileId,
-        r: &Reservation,
-        limits: &Limits,
-    ) -> Result<Reserved, StoreError> {
-        let mut added: Vec<Identifier> = Vec::with_capacity(r.identifiers.len());
-        for id in &r.identifiers {
-            if !added.contains(id) {
-                added.push(id.clone());
-            }
-        }
-        let refused = check_limits(&Node::default(), &added, 0, limits).is_some();
-        if added.is_empty() || r.merges > 0 || refused {
-            return self.reserve(profile, r, limits).await;
-        }
-        let node = self.keys.node(profile);
-        let fields: Vec<(String, u8)> = added
-            .iter()
-            .map(|id| {
-                (
-                    format!("{}{}:{}", Keys::IDENTIFIER_FIELD, id.kind, id.value),
-                    1,
-                )
-            })
-            .collect();
-        let () = redis::pipe()
-            .hset_multiple(&node, &fields)
-            .ignore()
-            .hincr(&node, "version", 1)
-            .ignore()
-            .query_async(&mut self.redis.clone())
-            .await
-            .map_err(store_err)?;
-        Ok(Reserved::Added(added))
     }
 
     async fn release(&self, root: &ProfileId, ids: &[Identifier]) -> Result<(), StoreError> {

@@ -38,7 +38,8 @@ async fn conformance(config: &RedisConfig) {
     suite::two_customer_ids_never_merge(&store(config).await).await;
     suite::blocked_values_never_link(&store(config).await).await;
     suite::caps_hold(&store(config).await).await;
-    suite::a_new_profile_reserves_as_any_root_does(&store(config).await).await;
+    suite::an_event_of_the_same_millisecond_joins_the_profile_it_would_make(&store(config).await)
+        .await;
     suite::forget_erases_the_group(&store(config).await).await;
     suite::stale_lookups_find_the_profile_that_claimed_them(&store(config).await).await;
     suite::the_same_events_give_the_same_profile_ids(&store(config).await, &store(config).await)

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use switchboard_codec::Identifier;
-use switchboard_identity::store::{Node, Reservation};
+use switchboard_identity::store::Node;
 use switchboard_identity::{
-    Found, IdentityRules, IdentityStore, ProfileId, Refusal, Stitched, find_root, forget, look_up,
-    show, stitch, stitch_found,
+    Found, IdentityRules, IdentityStore, Merge, ProfileId, Refusal, Stitched, find_root, forget,
+    look_up, show, stitch, stitch_found,
 };
 
 /// The identifiers of one event, as `(kind, value)` pairs.
@@ -462,66 +462,84 @@ pub async fn caps_hold<S: IdentityStore>(store: &S) {
     assert_eq!(refused, 3);
 }
 
-/// A reservation on a profile nobody knows yet (`reserve_new`, which a store may make
-/// without its atomic check) answers what `reserve` answers on another new profile, and
-/// leaves the same node: duplicates added once, the limits refusing the same reservations.
-pub async fn a_new_profile_reserves_as_any_root_does<S: IdentityStore>(store: &S) {
+/// Two events of the same millisecond whose first new identifier is the same derive the same
+/// new profile id ([`ProfileId::derive`]). The later one, stitched from a lookup taken
+/// before the first claimed, finds that profile made already: it joins what the profile has
+/// become (merged into an older one meanwhile), and a profile made full keeps its limits.
+pub async fn an_event_of_the_same_millisecond_joins_the_profile_it_would_make<S: IdentityStore>(
+    store: &S,
+) {
     let rules = IdentityRules {
         max_identifiers_per_profile: 3,
         ..IdentityRules::default()
     };
     let limits = rules.limits();
-    let cases = [
-        ids(&[
-            ("email", "a@x.io"),
-            ("phone", "+447911123498"),
-            ("email", "a@x.io"),
-        ]),
-        ids(&[("customer_id", "C1"), ("customer_id", "C2")]),
-        ids(&[
-            ("anonymous_id", "a1"),
-            ("anonymous_id", "a2"),
-            ("anonymous_id", "a3"),
-            ("anonymous_id", "a4"),
-        ]),
-        ids(&[("device_id", "d1")]),
-    ];
-    for (i, identifiers) in cases.into_iter().enumerate() {
-        let r = Reservation {
-            identifiers,
-            merges: 0,
-        };
-        let now = 1_000 + i64::try_from(i).unwrap_or(0);
-        let (new, other) = (
-            ProfileId::derive(now, "test", "new"),
-            ProfileId::derive(now, "test", "other"),
-        );
-        let answer = store
-            .reserve_new(&new, &r, &limits)
-            .await
-            .expect("reserve_new");
-        let expected = store.reserve(&other, &r, &limits).await.expect("reserve");
-        assert_eq!(answer, expected, "case {i}: {:?}", r.identifiers);
-        let held = |p: ProfileId| async move {
-            store
-                .node(&p)
-                .await
-                .expect("node")
-                .map(|n| (n.identifiers, n.version > 0, n.parent))
-        };
-        assert_eq!(held(new).await, held(other).await, "case {i}: the node");
-    }
-    // And one that was added is a root like any other: a later event of the customer finds it.
-    let first = stitch_raw(
-        store,
-        &rules,
-        &ids(&[("email", "b@x.io"), ("phone", "+447911123499")]),
-        5,
-    )
-    .await;
-    assert!(first.created);
-    let again = stitch_raw(store, &rules, &ids(&[("phone", "+447911123499")]), 6).await;
-    assert_eq!(again.profile, first.profile);
+    let prepare = |pairs: &[(&str, &str)]| rules.prepare(&ids(pairs)).accepted;
+
+    // Made, then merged into an older profile.
+    let first = stitch(store, &limits, &prepare(&[("email", "e1@x.io")]), 5)
+        .await
+        .expect("stitch");
+    let older = stitch(store, &limits, &prepare(&[("device_id", "d9")]), 1)
+        .await
+        .expect("stitch");
+    let linking = prepare(&[("email", "e1@x.io"), ("device_id", "d9")]);
+    let merged = stitch(store, &limits, &linking, 6).await.expect("stitch");
+    assert_eq!(
+        merged.merges,
+        vec![Merge {
+            survivor: older.profile.clone(),
+            loser: first.profile.clone()
+        }]
+    );
+    let late = prepare(&[("email", "e1@x.io"), ("anonymous_id", "a2")]);
+    let stale = Found {
+        pointers: vec![None; late.len()],
+        roots: Vec::new(),
+    };
+    let again = stitch_found(store, &limits, &late, stale, 5)
+        .await
+        .expect("stitch from a lookup before the first event's claims");
+    assert_eq!(
+        find_root(store, &again.profile).await.expect("root"),
+        older.profile
+    );
+    assert!(
+        again.merges.is_empty() && again.conflicts.is_empty(),
+        "{again:?}"
+    );
+    let all: BTreeSet<Identifier> = linking.into_iter().chain(late).collect();
+    assert_eq!(
+        node_of(store, &older.profile).await.identifiers,
+        all,
+        "the survivor holds the late event's identifiers, so its limits count them"
+    );
+    assert_eq!(grouping(store, &all).await.len(), 1);
+
+    // Made and filled: the late event's extra identifier is refused, not added past the cap.
+    let full = prepare(&[
+        ("email", "b1@x.io"),
+        ("device_id", "b2"),
+        ("anonymous_id", "b3"),
+    ]);
+    let made = stitch(store, &limits, &full, 7).await.expect("stitch");
+    let late = prepare(&[("email", "b1@x.io"), ("anonymous_id", "b4")]);
+    let stale = Found {
+        pointers: vec![None; late.len()],
+        roots: Vec::new(),
+    };
+    let again = stitch_found(store, &limits, &late, stale, 7)
+        .await
+        .expect("stitch from a lookup before the first event's claims");
+    assert_eq!(again.profile, made.profile);
+    assert_eq!(
+        again.conflicts,
+        vec![("anonymous_id".to_owned(), Refusal::TooManyIdentifiers)]
+    );
+    assert_eq!(
+        node_of(store, &made.profile).await.identifiers,
+        full.into_iter().collect()
+    );
 }
 
 /// Rules without per-kind limits or caps: any grouping is the connected components.
