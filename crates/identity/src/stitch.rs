@@ -167,6 +167,8 @@ pub async fn stitch_found<S: IdentityStore>(
         .unwrap_or_default();
     let born = || ProfileId::derive(at, &seed.0, &seed.1);
     let mut created = false;
+    // The anchor is what that profile was merged into.
+    let mut joined = false;
     let unclaimed = pointers.iter().filter(|p| p.is_none()).count();
     if unclaimed >= 2 {
         let target = match &anchor {
@@ -230,6 +232,9 @@ pub async fn stitch_found<S: IdentityStore>(
                             anchor = Some(root);
                             Step::Retry
                         }
+                        // Refused, it starts a profile of its own; unless the anchor is what
+                        // that profile was merged into (it would lead back here): it stays out.
+                        Attached::Refused(refusal) if joined => Step::Unlinked(refusal),
                         Attached::Refused(_) => {
                             anchor = None;
                             Step::Retry
@@ -250,9 +255,18 @@ pub async fn stitch_found<S: IdentityStore>(
                             }
                             // An event of the same millisecond and first new identifier made
                             // this profile already (the id is derived from both), and it was
-                            // merged since: join what it became.
+                            // merged since: follow the identifier if someone claimed it, else
+                            // join what the profile became.
                             Attached::Moved(root) => {
-                                anchor = Some(root);
+                                pointer = store
+                                    .lookup(std::slice::from_ref(identifier))
+                                    .await?
+                                    .pop()
+                                    .flatten();
+                                if pointer.is_none() {
+                                    anchor = Some(root);
+                                    joined = true;
+                                }
                                 Step::Retry
                             }
                             // ... or filled it: this identifier stays out, as on any full

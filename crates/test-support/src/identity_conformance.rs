@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use switchboard_codec::Identifier;
-use switchboard_identity::store::Node;
+use switchboard_identity::store::{Node, Reservation};
 use switchboard_identity::{
     Found, IdentityRules, IdentityStore, Merge, ProfileId, Refusal, Stitched, find_root, forget,
     look_up, show, stitch, stitch_found,
@@ -465,7 +465,8 @@ pub async fn caps_hold<S: IdentityStore>(store: &S) {
 /// Two events of the same millisecond whose first new identifier is the same derive the same
 /// new profile id ([`ProfileId::derive`]). The later one, stitched from a lookup taken
 /// before the first claimed, finds that profile made already: it joins what the profile has
-/// become (merged into an older one meanwhile), and a profile made full keeps its limits.
+/// become (merged into an older one meanwhile), a profile made full keeps its limits, and an
+/// identifier that profile lost to another is found where it went.
 pub async fn an_event_of_the_same_millisecond_joins_the_profile_it_would_make<S: IdentityStore>(
     store: &S,
 ) {
@@ -540,6 +541,45 @@ pub async fn an_event_of_the_same_millisecond_joins_the_profile_it_would_make<S:
         node_of(store, &made.profile).await.identifiers,
         full.into_iter().collect()
     );
+
+    // Made, merged, and its first identifier claimed by a third profile (the first event's
+    // claim lost): the late event finds that profile, though the survivor is full.
+    let taker = stitch(store, &limits, &prepare(&[("email", "c1@x.io")]), 9)
+        .await
+        .expect("stitch");
+    let seed = prepare(&[("email", "c1@x.io")]);
+    let lost = ProfileId::derive(8, "email", "c1@x.io");
+    let device = prepare(&[("device_id", "c2")]);
+    let both: Vec<Identifier> = seed.iter().chain(&device).cloned().collect();
+    let reservation = Reservation {
+        identifiers: both,
+        merges: 0,
+    };
+    store
+        .reserve(&lost, &reservation, &limits)
+        .await
+        .expect("reserve");
+    store.claim_all(&device, &lost).await.expect("claim");
+    store.release(&lost, &seed).await.expect("release");
+    let older = stitch(store, &limits, &prepare(&[("device_id", "c3")]), 2)
+        .await
+        .expect("stitch");
+    let linking = prepare(&[
+        ("device_id", "c2"),
+        ("device_id", "c3"),
+        ("anonymous_id", "c4"),
+    ]);
+    let merged = stitch(store, &limits, &linking, 10).await.expect("stitch");
+    assert_eq!(merged.merges.len(), 1, "{merged:?}");
+    assert_eq!(node_of(store, &older.profile).await.identifiers.len(), 3);
+    let stale = Found {
+        pointers: vec![None],
+        roots: Vec::new(),
+    };
+    let again = stitch_found(store, &limits, &seed, stale, 8)
+        .await
+        .expect("stitch from a lookup before the claims");
+    assert_eq!(again.profile, taker.profile, "{again:?}");
 }
 
 /// Rules without per-kind limits or caps: any grouping is the connected components.
