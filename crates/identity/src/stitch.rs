@@ -167,7 +167,8 @@ pub async fn stitch_found<S: IdentityStore>(
         .unwrap_or_default();
     let born = || ProfileId::derive(at, &seed.0, &seed.1);
     let mut created = false;
-    // The anchor is what that profile was merged into.
+    // True once the anchor is what the profile this event would make was merged into (made
+    // by another event of the same millisecond, below).
     let mut joined = false;
     let unclaimed = pointers.iter().filter(|p| p.is_none()).count();
     if unclaimed >= 2 {
