@@ -476,6 +476,19 @@ pub async fn an_event_of_the_same_millisecond_joins_the_profile_it_would_make<S:
     };
     let limits = rules.limits();
     let prepare = |pairs: &[(&str, &str)]| rules.prepare(&ids(pairs)).accepted;
+    // Stitched from a lookup taken before the first event's claims: it found nothing.
+    let late_stitch = |identifiers: Vec<Identifier>, at: i64| {
+        let limits = &limits;
+        async move {
+            let stale = Found {
+                pointers: vec![None; identifiers.len()],
+                roots: Vec::new(),
+            };
+            stitch_found(store, limits, &identifiers, stale, at)
+                .await
+                .expect("stitch from a lookup before the first event's claims")
+        }
+    };
 
     // Made, then merged into an older profile.
     let first = stitch(store, &limits, &prepare(&[("email", "e1@x.io")]), 5)
@@ -494,13 +507,7 @@ pub async fn an_event_of_the_same_millisecond_joins_the_profile_it_would_make<S:
         }]
     );
     let late = prepare(&[("email", "e1@x.io"), ("anonymous_id", "a2")]);
-    let stale = Found {
-        pointers: vec![None; late.len()],
-        roots: Vec::new(),
-    };
-    let again = stitch_found(store, &limits, &late, stale, 5)
-        .await
-        .expect("stitch from a lookup before the first event's claims");
+    let again = late_stitch(late.clone(), 5).await;
     assert_eq!(
         find_root(store, &again.profile).await.expect("root"),
         older.profile
@@ -525,13 +532,7 @@ pub async fn an_event_of_the_same_millisecond_joins_the_profile_it_would_make<S:
     ]);
     let made = stitch(store, &limits, &full, 7).await.expect("stitch");
     let late = prepare(&[("email", "b1@x.io"), ("anonymous_id", "b4")]);
-    let stale = Found {
-        pointers: vec![None; late.len()],
-        roots: Vec::new(),
-    };
-    let again = stitch_found(store, &limits, &late, stale, 7)
-        .await
-        .expect("stitch from a lookup before the first event's claims");
+    let again = late_stitch(late, 7).await;
     assert_eq!(again.profile, made.profile);
     assert_eq!(
         again.conflicts,
@@ -572,13 +573,7 @@ pub async fn an_event_of_the_same_millisecond_joins_the_profile_it_would_make<S:
     let merged = stitch(store, &limits, &linking, 10).await.expect("stitch");
     assert_eq!(merged.merges.len(), 1, "{merged:?}");
     assert_eq!(node_of(store, &older.profile).await.identifiers.len(), 3);
-    let stale = Found {
-        pointers: vec![None],
-        roots: Vec::new(),
-    };
-    let again = stitch_found(store, &limits, &seed, stale, 8)
-        .await
-        .expect("stitch from a lookup before the claims");
+    let again = late_stitch(seed, 8).await;
     assert_eq!(again.profile, taker.profile, "{again:?}");
 }
 
